@@ -1,0 +1,131 @@
+"""Boundary conditions of the cell problem, as dolfinx_mpc constraints and Dirichlet conditions.
+
+Notation: the cell is the box :math:`Y = \\prod_i [a_i, b_i]`, the unknown a fluctuation
+:math:`\\tilde u` (or, for SUBC, the full field :math:`u`).
+
+* **periodic** -- :math:`\\tilde u(y + (b_i - a_i) e_i) = \\tilde u(y)`.  Every dof with some
+  coordinate on an upper face :math:`y_i = b_i` is a slave of the dof at the point obtained by
+  moving *all* upper coordinates to the lower faces at once.  An edge or corner dof therefore
+  maps straight to its image on the lower corner/edge, never to another slave, which is what makes
+  corners and edges right in 2D and 3D without chains of constraints.  The constant mode (the
+  fluctuation is defined up to a constant, which changes no average) is removed by pinning the
+  interior dof nearest the cell centre: an interior dof is neither slave nor master, whereas a
+  Dirichlet condition on a master shared by several slaves (the lower corner) is not handled
+  consistently by dolfinx_mpc and breaks the Hill–Mandel identity.
+* **kubc** -- :math:`\\tilde u = 0` on :math:`\\partial Y` (affine Dirichlet data for the total
+  field).
+* **subc** -- pure traction/flux problem: only the rigid modes are removed, by pinning the minimal
+  set of components at box corners (scalar: one value; 2D: both components at :math:`a`, the
+  second at :math:`a + L_1 e_1`; 3D: additionally :math:`u_2, u_3` at :math:`a + L_1 e_1` and
+  :math:`u_3` at :math:`a + L_2 e_2`).  For self-equilibrated boundary data the reactions are zero,
+  so the pins do not change the solution beyond a rigid motion, which leaves every strain
+  average unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import dolfinx
+import dolfinx_mpc
+import numpy as np
+from mpi4py import MPI
+
+__all__ = ["BCS", "build_constraint"]
+
+#: The boundary conditions the cell solver knows.
+BCS = ("periodic", "kubc", "subc")
+
+
+def _corner_marker(point: np.ndarray, tol: float) -> Callable[[np.ndarray], np.ndarray]:
+    def marker(x: np.ndarray) -> np.ndarray:
+        return np.all(np.abs(x[: len(point)] - point[:, None]) < tol, axis=0)
+
+    return marker
+
+
+def _zero(V: dolfinx.fem.FunctionSpace):
+    return np.float64(0.0) if V.num_sub_spaces == 0 else np.zeros(V.num_sub_spaces)
+
+
+def _pin(
+    V: dolfinx.fem.FunctionSpace, point: np.ndarray, components: list[int] | None, tol: float
+) -> list[dolfinx.fem.DirichletBC]:
+    """Homogeneous Dirichlet conditions on ``components`` (``None``: all) at ``point``."""
+    marker = _corner_marker(point, tol)
+    if components is None:
+        dofs = dolfinx.fem.locate_dofs_geometrical(V, marker)
+        return [dolfinx.fem.dirichletbc(_zero(V), dofs, V)]
+    out = []
+    for c in components:
+        Vc, _ = V.sub(c).collapse()
+        dofs = dolfinx.fem.locate_dofs_geometrical((V.sub(c), Vc), marker)
+        out.append(dolfinx.fem.dirichletbc(np.float64(0.0), dofs[0], V.sub(c)))
+    return out
+
+
+def _interior_point_near_centre(V: dolfinx.fem.FunctionSpace, lo: np.ndarray, hi: np.ndarray):
+    """Coordinates of the owned dof nearest the box centre that lies off the boundary, agreed on
+    by all ranks (collective)."""
+    dim = V.mesh.geometry.dim
+    nowned = V.dofmap.index_map.size_local
+    x = V.tabulate_dof_coordinates()[:nowned, :dim]
+    tol = 1e-8 * float((hi - lo).max())
+    interior = np.all((x > lo + tol) & (x < hi - tol), axis=1)
+    dist = np.linalg.norm(x - 0.5 * (lo + hi), axis=1)
+    dist[~interior] = np.inf
+    k = int(np.argmin(dist)) if len(dist) else -1
+    best = (float(dist[k]) if k >= 0 else np.inf, V.mesh.comm.rank)
+    dmin, owner = V.mesh.comm.allreduce(best, op=MPI.MINLOC)
+    if not np.isfinite(dmin):
+        raise ValueError("the cell mesh has no interior node to fix the constant mode; refine it")
+    return V.mesh.comm.bcast(x[k] if V.mesh.comm.rank == owner else None, root=owner)
+
+
+def build_constraint(
+    V: dolfinx.fem.FunctionSpace, box: np.ndarray, bc: str
+) -> tuple[dolfinx_mpc.MultiPointConstraint, list[dolfinx.fem.DirichletBC]]:
+    """The multipoint constraint and the (homogeneous) Dirichlet conditions of ``bc``.
+
+    Collective on the mesh communicator.  For ``kubc`` and ``subc`` the constraint is empty, so
+    all three conditions share one assembly and solve path.
+    """
+    if bc not in BCS:
+        raise ValueError(f"unknown boundary condition {bc!r}; expected one of {BCS}")
+    mesh = V.mesh
+    lo, hi = np.asarray(box[0], dtype=float), np.asarray(box[1], dtype=float)
+    dim = mesh.geometry.dim
+    L = hi - lo
+    tol = 1e-8 * float(L.max())
+    bcs: list[dolfinx.fem.DirichletBC]
+    mpc = dolfinx_mpc.MultiPointConstraint(V)
+    if bc == "periodic":
+        bcs = _pin(V, _interior_point_near_centre(V, lo, hi), None, tol)
+
+        def on_upper(x: np.ndarray) -> np.ndarray:
+            return np.any(np.abs(x[:dim] - hi[:, None]) < tol, axis=0)
+
+        def to_lower(x: np.ndarray) -> np.ndarray:
+            out = x.copy()
+            for i in range(dim):
+                upper = np.abs(x[i] - hi[i]) < tol
+                out[i, upper] = x[i, upper] - L[i]
+            return out
+
+        mpc.create_periodic_constraint_geometrical(V, on_upper, to_lower, bcs)
+    elif bc == "kubc":
+        fdim = dim - 1
+        mesh.topology.create_connectivity(fdim, dim)
+        facets = dolfinx.mesh.exterior_facet_indices(mesh.topology)
+        dofs = dolfinx.fem.locate_dofs_topological(V, fdim, facets)
+        bcs = [dolfinx.fem.dirichletbc(_zero(V), dofs, V)]
+    else:  # subc: remove rigid modes only
+        if V.num_sub_spaces == 0:
+            bcs = _pin(V, lo, None, tol)
+        else:
+            e = np.eye(dim)
+            bcs = _pin(V, lo, None, tol) + _pin(V, lo + L[0] * e[0], list(range(1, dim)), tol)
+            if dim == 3:
+                bcs += _pin(V, lo + L[1] * e[1], [2], tol)
+    mpc.finalize()
+    return mpc, bcs

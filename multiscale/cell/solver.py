@@ -1,0 +1,387 @@
+"""Linear cell problems: effective conductivity and stiffness tensors of a unit cell.
+
+For a macroscopic gradient :math:`G` (conductivity) or strain :math:`E` (elasticity) the
+cell problem seeks :math:`u = G\\cdot y + \\tilde u` with
+
+.. math::
+    \\int_Y q\\big(G + g(\\tilde u)\\big) \\cdot g(v)\\,dy = 0 \\quad \\forall v,
+
+where :math:`g` is the gradient or the symmetric gradient, :math:`q` the phase law, and
+:math:`\\tilde u` periodic (``periodic``) or zero on :math:`\\partial Y` (``kubc``).  The effective
+tensor maps :math:`G` to the mean flux: column :math:`j` of :math:`A^{hom}` (or :math:`C^{hom}` in
+Voigt form) is :math:`\\langle q\\rangle` for the unit load :math:`G = e_j`.
+
+For ``subc`` the macro *flux* :math:`\\Sigma` is imposed instead:
+
+.. math::
+    \\int_Y q(g(u))\\cdot g(v)\\,dy = \\int_{\\partial Y} (\\Sigma n)\\cdot v\\,ds,
+
+the mean gradient :math:`\\langle g(u)\\rangle` of each unit :math:`\\Sigma = e_j` is a column of
+the apparent compliance :math:`S`, and :math:`C^{SUBC} = S^{-1}`.
+
+The operator is assembled once per boundary condition and its factorization (or its algebraic
+multigrid hierarchy) is reused for all :math:`d` (conductivity) or :math:`3`/:math:`6` (elasticity)
+right-hand sides.  Every form is compiled once per :class:`CellProblem`; a load case only changes
+the values of :class:`dolfinx.fem.Constant` objects.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import dolfinx
+import dolfinx.fem.petsc
+import dolfinx_mpc
+import numpy as np
+import ufl
+from mpi4py import MPI
+from petsc4py import PETSc
+
+from multiscale.mesh.cell import CellMesh
+from multiscale.physics.base import Material, generalized_gradient, kind_of
+from multiscale.physics.elasticity import voigt_pairs
+
+from .constraints import BCS, build_constraint
+from .result import HomogenizationResult
+
+__all__ = ["CellProblem", "default_petsc_options", "homogenize", "unit_loads"]
+
+log = logging.getLogger(__name__)
+
+_instances = itertools.count()
+
+
+def default_petsc_options(dim: int, ndofs: int, kind: str) -> dict[str, Any]:
+    """The solver chosen by measurement (see ``benchmarks/cell.py``).
+
+    Sparse direct LU (MUMPS) for 2D cells and small 3D ones; conjugate gradients with smoothed
+    aggregation AMG (GAMG, with the rigid-body or constant near-null space attached) for 3D cells
+    above 30k dofs, where fill-in makes LU slow and memory hungry.  The AMG hierarchy is built once
+    and reused for every right-hand side; the tolerance is tight enough for Hill–Mandel residuals
+    far below 1e-10.
+    """
+    if dim == 3 and ndofs > 30_000:
+        return {
+            "ksp_type": "cg",
+            "ksp_rtol": 1.0e-12,
+            "ksp_atol": 1.0e-50,
+            "ksp_max_it": 2000,
+            "pc_type": "gamg",
+            "pc_gamg_type": "agg",
+            "pc_gamg_threshold": 0.02,
+            "pc_gamg_square_graph": 1,
+            "mg_levels_ksp_type": "chebyshev",
+            "mg_levels_pc_type": "jacobi",
+            "mg_levels_ksp_max_it": 3,
+        }
+    return {"ksp_type": "preonly", "pc_type": "lu", "pc_factor_mat_solver_type": "mumps"}
+
+
+def unit_loads(kind: str, dim: int) -> list[np.ndarray]:
+    """Unit macro loads: the vectors :math:`e_j` (scalar) or the strain tensors of the unit Voigt
+    vectors with engineering shears (:math:`E_{ij} = E_{ji} = 1/2` for the shear columns)."""
+    if kind == "scalar":
+        return [np.eye(dim)[j] for j in range(dim)]
+    loads = []
+    for i, j in voigt_pairs(dim):
+        E = np.zeros((dim, dim))
+        E[i, j] = E[j, i] = 1.0 if i == j else 0.5
+        loads.append(E)
+    return loads
+
+
+def _unit_fluxes(kind: str, dim: int) -> list[np.ndarray]:
+    """Unit macro fluxes (stress tensors of the unit Voigt stress vectors)."""
+    if kind == "scalar":
+        return [np.eye(dim)[j] for j in range(dim)]
+    out = []
+    for i, j in voigt_pairs(dim):
+        S = np.zeros((dim, dim))
+        S[i, j] = S[j, i] = 1.0
+        out.append(S)
+    return out
+
+
+def _clear_options(prefix: str, options: Mapping[str, Any]) -> None:
+    """Remove this solver's entries from the global PETSc options database."""
+    opts = PETSc.Options()
+    for key in options:
+        del opts[f"{prefix}{key}"]
+
+
+class _Timer:
+    def __init__(self, timings: dict[str, float], key: str) -> None:
+        self.timings, self.key = timings, key
+
+    def __enter__(self) -> None:
+        self.t0 = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        self.timings[self.key] = self.timings.get(self.key, 0.0) + time.perf_counter() - self.t0
+
+
+class CellProblem:
+    """Linear cell problems of one microstructure with one set of phase laws.
+
+    Parameters
+    ----------
+    cell:
+        The periodic cell mesh with its phase tags.
+    materials:
+        Phase name or tag -> material law (all of one kind: conductivity or elasticity).  Every
+        phase of the mesh needs a law.
+    degree:
+        Lagrange degree of the unknown.
+    petsc_options:
+        Overrides of :func:`default_petsc_options`, applied under this problem's options prefix.
+    options_prefix:
+        PETSc options prefix; by default ``multiscale_cell_<n>_`` with ``n`` counting the
+        problems created (identical on all ranks, since construction is collective).
+
+    Every method is collective on ``cell.mesh.comm``.
+    """
+
+    def __init__(
+        self,
+        cell: CellMesh,
+        materials: Mapping[str | int, Material],
+        *,
+        degree: int = 1,
+        petsc_options: Mapping[str, Any] | None = None,
+        options_prefix: str | None = None,
+    ) -> None:
+        self.cell = cell
+        mesh = cell.mesh
+        self.comm: MPI.Comm = mesh.comm
+        self.dim = mesh.geometry.dim
+        self.kind = kind_of(dict(materials))
+        self.physics = "conductivity" if self.kind == "scalar" else "elasticity"
+        self.materials: dict[int, Material] = {}
+        for key, law in materials.items():
+            tag = cell.tag(key)
+            if tag in self.materials:
+                raise ValueError(f"phase {key!r} (tag {tag}) given twice")
+            self.materials[tag] = law
+        missing = sorted(set(cell.phases.values()) - set(self.materials))
+        if missing:
+            names = [n for n, t in cell.phases.items() if t in missing]
+            raise ValueError(f"no material given for phase(s) {names} (tags {missing})")
+        self._check_tags_cover_mesh()
+        self.prefix = options_prefix or f"multiscale_cell_{next(_instances)}_"
+        self._user_options = dict(petsc_options or {})
+
+        shape = () if self.kind == "scalar" else (self.dim,)
+        self.V = dolfinx.fem.functionspace(mesh, ("Lagrange", degree, shape))
+        imap = self.V.dofmap.index_map
+        self.ndofs = imap.size_global * self.V.dofmap.index_map_bs
+        self.volume = float(np.prod(cell.box[1] - cell.box[0]))
+
+        self._dx = ufl.Measure("dx", domain=mesh, subdomain_data=cell.cell_tags)
+        gshape = (self.dim,) if self.kind == "scalar" else (self.dim, self.dim)
+        # Macro load (gradient/strain), macro flux (SUBC) and a test direction for averages.
+        self._G = dolfinx.fem.Constant(mesh, np.zeros(gshape))
+        self._Q = dolfinx.fem.Constant(mesh, np.zeros(gshape))
+        self._T = dolfinx.fem.Constant(mesh, np.zeros(gshape))
+        w, v = ufl.TrialFunction(self.V), ufl.TestFunction(self.V)
+        self._a = dolfinx.fem.form(self._energy_density(w, v))
+        g_v = generalized_gradient(self.kind, v)
+        self._L_affine = dolfinx.fem.form(
+            -sum(
+                ufl.inner(law.flux(self._G), g_v) * self._dx(t) for t, law in self.materials.items()
+            )
+        )
+        n = ufl.FacetNormal(mesh)
+        Qn = ufl.dot(self._Q, n)
+        self._L_subc = dolfinx.fem.form(ufl.inner(Qn, v) * ufl.ds)
+        self.volume_fractions = cell.volume_fractions()
+
+    # -- forms -------------------------------------------------------------------------------
+    def _energy_density(self, w: Any, v: Any) -> ufl.Form:
+        gw, gv = generalized_gradient(self.kind, w), generalized_gradient(self.kind, v)
+        return sum(ufl.inner(law.flux(gw), gv) * self._dx(t) for t, law in self.materials.items())
+
+    def _average_forms(self, u: dolfinx.fem.Function) -> tuple[Any, Any, Any]:
+        """Forms of :math:`\\int q\\cdot T`, :math:`\\int g\\cdot T` and :math:`\\int q\\cdot g` for
+        the total gradient :math:`g = G + g(u)`; compiled once per function space."""
+        g = self._G + generalized_gradient(self.kind, u)
+        flux = [(t, law.flux(g)) for t, law in self.materials.items()]
+        q_T = dolfinx.fem.form(sum(ufl.inner(q, self._T) * self._dx(t) for t, q in flux))
+        g_T = dolfinx.fem.form(ufl.inner(g, self._T) * self._dx)
+        q_g = dolfinx.fem.form(sum(ufl.inner(q, g) * self._dx(t) for t, q in flux))
+        return q_T, g_T, q_g
+
+    def _check_tags_cover_mesh(self) -> None:
+        mesh, tags = self.cell.mesh, self.cell.cell_tags
+        nlocal = mesh.topology.index_map(self.dim).size_local
+        tagged = np.zeros(nlocal, dtype=bool)
+        owned = tags.indices < nlocal
+        tagged[tags.indices[owned]] = True
+        n_untagged = self.comm.allreduce(int(nlocal - tagged.sum()), op=MPI.SUM)
+        if n_untagged:
+            raise ValueError(
+                f"{n_untagged} cells of the cell mesh carry no phase tag; every cell must belong "
+                f"to one of the phases {sorted(self.cell.phases)}"
+            )
+
+    # -- solve -------------------------------------------------------------------------------
+    def solve(self, bc: str = "periodic") -> HomogenizationResult:
+        """Effective (``periodic``) or apparent (``kubc``, ``subc``) tensor of the cell."""
+        if bc not in BCS:
+            raise ValueError(f"unknown boundary condition {bc!r}; expected one of {BCS}")
+        timings: dict[str, float] = {}
+        with _Timer(timings, "constraint"):
+            mpc, bcs = build_constraint(self.V, self.cell.box, bc)
+        W = mpc.function_space
+        u = dolfinx.fem.Function(W)
+        with _Timer(timings, "compile"):
+            q_T, g_T, q_g = self._average_forms(u)
+        options = default_petsc_options(self.dim, self.ndofs, self.kind)
+        options.update(self._user_options)
+        prefix = f"{self.prefix}{bc}_"
+        A = b = ksp = None
+        try:
+            with _Timer(timings, "assembly"):
+                A = dolfinx_mpc.assemble_matrix(self._a, mpc, bcs=bcs)
+            ksp = self._make_ksp(A, W, prefix, options)
+            with _Timer(timings, "factorization"):
+                ksp.setUp()
+            _clear_options(prefix, options)
+            subc = bc == "subc"
+            loads = _unit_fluxes(self.kind, self.dim) if subc else unit_loads(self.kind, self.dim)
+            L = self._L_subc if subc else self._L_affine
+            ncase = len(loads)
+            mean_q = np.zeros((ncase, ncase))
+            mean_g = np.zeros((ncase, ncase))
+            hill = np.zeros(ncase)
+            # q : T picks the Voigt stress component for T = unit_loads (E_ij = E_ji = 1/2 on
+            # shears); g : T the engineering strain for T = _unit_fluxes (S_ij = S_ji = 1).
+            flux_dirs = unit_loads(self.kind, self.dim)
+            grad_dirs = _unit_fluxes(self.kind, self.dim)
+            iterations = []
+            for j, load in enumerate(loads):
+                self._G.value[...] = 0.0 if subc else load
+                self._Q.value[...] = load if subc else 0.0
+                with _Timer(timings, "assembly"):
+                    if b is None:
+                        b = dolfinx_mpc.assemble_vector(L, mpc)
+                    else:
+                        with b.localForm() as b_local:
+                            b_local.set(0.0)
+                        dolfinx_mpc.assemble_vector(L, mpc, b)
+                    b.ghostUpdate(addv=PETSc.InsertMode.ADD_VALUES, mode=PETSc.ScatterMode.REVERSE)
+                    dolfinx.fem.petsc.set_bc(b, bcs)
+                with _Timer(timings, "solve"):
+                    ksp.solve(b, u.x.petsc_vec)
+                    reason = ksp.getConvergedReason()
+                    if reason < 0:
+                        raise RuntimeError(
+                            f"cell solver {prefix!r} ({bc}, load case {j}) did not converge: "
+                            f"KSP reason {reason} after {ksp.getIterationNumber()} iterations"
+                        )
+                    iterations.append(ksp.getIterationNumber())
+                    u.x.scatter_forward()
+                    mpc.backsubstitution(u)
+                with _Timer(timings, "postprocess"):
+                    mq, mg, energy = self._averages(q_T, g_T, q_g, flux_dirs, grad_dirs)
+                mean_q[:, j], mean_g[:, j] = mq, mg
+                work = float(mq @ mg)  # <q>.<g> with Voigt engineering shears
+                hill[j] = abs(energy - work) / abs(work)
+        finally:
+            for obj in (ksp, A, b):
+                if obj is not None:
+                    obj.destroy()
+        tensor = np.linalg.inv(mean_g) if subc else mean_q
+        timings = {k: self.comm.allreduce(v, op=MPI.MAX) for k, v in timings.items()}
+        log.info(
+            "%s %s cell, %d dofs: %s in %.2f s",
+            bc,
+            self.physics,
+            self.ndofs,
+            options.get("pc_type"),
+            sum(timings.values()),
+        )
+        return HomogenizationResult(
+            tensor=tensor,
+            notation="matrix" if self.kind == "scalar" else "voigt",
+            bc=bc,
+            physics=self.physics,
+            dim=self.dim,
+            ndofs=self.ndofs,
+            volume_fractions=dict(self.volume_fractions),
+            mean_flux=mean_q,
+            mean_gradient=mean_g,
+            hill_mandel=hill,
+            timings=timings,
+            solver={"prefix": prefix, "options": options, "iterations": iterations},
+        )
+
+    def _averages(
+        self, q_T, g_T, q_g, flux_dirs, grad_dirs
+    ) -> tuple[np.ndarray, np.ndarray, float]:
+        """:math:`\\langle q\\rangle`, :math:`\\langle g\\rangle` (Voigt, engineering shears) and
+        :math:`\\langle q\\cdot g\\rangle`, reduced over ranks."""
+        n = len(flux_dirs)
+        vals = np.zeros(2 * n + 1)
+        for i in range(n):
+            self._T.value[...] = flux_dirs[i]
+            vals[i] = dolfinx.fem.assemble_scalar(q_T)
+            self._T.value[...] = grad_dirs[i]
+            vals[n + i] = dolfinx.fem.assemble_scalar(g_T)
+        vals[-1] = dolfinx.fem.assemble_scalar(q_g)
+        vals = self.comm.allreduce(vals, op=MPI.SUM) / self.volume
+        return vals[:n], vals[n : 2 * n], float(vals[-1])
+
+    def _make_ksp(self, A: PETSc.Mat, W, prefix: str, options: Mapping[str, Any]) -> PETSc.KSP:
+        opts = PETSc.Options()
+        for key, value in options.items():
+            opts[f"{prefix}{key}"] = value
+        if options.get("pc_type") in ("gamg", "ml", "hypre"):
+            A.setNearNullSpace(self._near_nullspace(W))
+        ksp = PETSc.KSP().create(self.comm)
+        ksp.setOptionsPrefix(prefix)
+        ksp.setOperators(A)
+        ksp.setFromOptions()
+        A.setOptionsPrefix(prefix)
+        A.setFromOptions()
+        return ksp
+
+    def _near_nullspace(self, W) -> PETSc.NullSpace:
+        """Constants (scalar) or rigid-body modes (elasticity), orthonormalized."""
+        dim = self.dim
+        if self.kind == "scalar":
+            modes = [lambda x: np.ones(x.shape[1])]
+        else:
+            modes = [
+                lambda x, i=i: np.vstack([np.full(x.shape[1], float(i == k)) for k in range(dim)])
+                for i in range(dim)
+            ]
+            rot = [(0, 1)] if dim == 2 else [(0, 1), (1, 2), (0, 2)]
+            for i, k in rot:
+
+                def mode(x, i=i, k=k):
+                    out = np.zeros((dim, x.shape[1]))
+                    out[i], out[k] = -x[k], x[i]
+                    return out
+
+                modes.append(mode)
+        funcs = []
+        for m in modes:
+            f = dolfinx.fem.Function(W)
+            f.interpolate(m)
+            funcs.append(f)
+        dolfinx.la.orthonormalize([f.x for f in funcs])
+        return PETSc.NullSpace().create(vectors=[f.x.petsc_vec for f in funcs], comm=self.comm)
+
+
+def homogenize(
+    cell: CellMesh,
+    materials: Mapping[str | int, Material],
+    bc: str = "periodic",
+    **kwargs: Any,
+) -> HomogenizationResult:
+    """Effective tensor of ``cell`` with ``materials`` under ``bc`` (see :class:`CellProblem`)."""
+    return CellProblem(cell, materials, **kwargs).solve(bc)

@@ -1,0 +1,40 @@
+"""The one place where dolfinx 0.9 and dolfinx 0.11 differ for this package.
+
+Everything else imports these names instead of testing versions itself.  Supported:
+
+* dolfinx 0.9 (Debian trixie): ``dolfinx.io.gmshio``, ``LinearProblem`` without an options prefix,
+  Newton through ``dolfinx.nls.petsc.NewtonSolver``;
+* dolfinx 0.10/0.11 (Debian sid): ``dolfinx.io.gmsh`` returning ``MeshData``, a mandatory
+  ``petsc_options_prefix``, SNES-based ``NonlinearProblem``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dolfinx
+from mpi4py import MPI
+
+__all__ = ["DOLFINX_VERSION", "model_to_mesh"]
+
+#: (major, minor) of the running dolfinx.
+DOLFINX_VERSION: tuple[int, int] = tuple(int(p) for p in dolfinx.__version__.split(".")[:2])  # type: ignore[assignment]
+
+if DOLFINX_VERSION >= (0, 10):
+    from dolfinx.io import gmsh as _gmshio
+else:  # pragma: no cover - exercised on the trixie flavour
+    from dolfinx.io import gmshio as _gmshio
+
+
+def model_to_mesh(
+    model: Any, comm: MPI.Comm, rank: int, gdim: int
+) -> tuple[dolfinx.mesh.Mesh, dolfinx.mesh.MeshTags, dolfinx.mesh.MeshTags]:
+    """Distribute the gmsh ``model`` held on ``rank`` of ``comm``.
+
+    Returns ``(mesh, cell_tags, facet_tags)`` on every dolfinx version; the tags are the
+    physical-group numbers of the model.
+    """
+    out = _gmshio.model_to_mesh(model, comm, rank, gdim=gdim)
+    if DOLFINX_VERSION >= (0, 10):
+        return out.mesh, out.cell_tags, out.facet_tags
+    return out[0], out[1], out[2]
