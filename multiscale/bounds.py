@@ -320,7 +320,8 @@ def hashin_shtrikman_elastic(
     Returns
     -------
     dict
-        ``{"kappa_lower", "kappa_upper", "mu_lower", "mu_upper"}`` (floats).
+        ``{"bulk_lower", "bulk_upper", "shear_lower", "shear_upper"}`` (floats): the bounds
+        on :math:`\kappa^*` (2D bulk modulus in 2D) and on :math:`\mu^*`.
     """
     d = _dim(dim, (2, 3))
     ka = np.asarray(kappa, dtype=float)
@@ -331,10 +332,10 @@ def hashin_shtrikman_elastic(
     kmin, kmax = float(ka[present].min()), float(ka[present].max())
     mmin, mmax = float(mm[present].min()), float(mm[present].max())
     return {
-        "kappa_lower": _shifted_harmonic(f, ka, _bulk_shift(mmin, d)),
-        "kappa_upper": _shifted_harmonic(f, ka, _bulk_shift(mmax, d)),
-        "mu_lower": _shifted_harmonic(f, mm, _shear_shift(kmin, mmin, d)),
-        "mu_upper": _shifted_harmonic(f, mm, _shear_shift(kmax, mmax, d)),
+        "bulk_lower": _shifted_harmonic(f, ka, _bulk_shift(mmin, d)),
+        "bulk_upper": _shifted_harmonic(f, ka, _bulk_shift(mmax, d)),
+        "shear_lower": _shifted_harmonic(f, mm, _shear_shift(kmin, mmin, d)),
+        "shear_upper": _shifted_harmonic(f, mm, _shear_shift(kmax, mmax, d)),
     }
 
 

@@ -451,7 +451,7 @@ def is_spd(C: ArrayLike, tol: float = 1e-10) -> bool:
     if symmetry_defect(a) > tol:
         return False
     w = np.linalg.eigvalsh(0.5 * (a + a.T))
-    return bool(w[0] > tol * max(float(np.max(np.abs(w))), 0.0)) and bool(w[-1] > 0.0)
+    return bool(w[-1] > 0.0 and w[0] > tol * float(np.max(np.abs(w))))
 
 
 def energy_order(A: ArrayLike, B: ArrayLike) -> float:

@@ -10,21 +10,55 @@ from __future__ import annotations
 import gc
 import os
 import sys
+import tempfile
 
 import pytest
 from mpi4py import MPI
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    outcome = yield
+    if outcome.get_result().failed:
+        item._multiscale_failed = True  # type: ignore[attr-defined]
+
+
 @pytest.fixture(autouse=True)
-def _collect_and_sync():
+def _collect_and_sync(request: pytest.FixtureRequest):
+    """After each test: collect garbage on all ranks and agree on the outcome.
+
+    The allreduce doubles as the barrier.  A test that failed on some ranks but not on others
+    leaves the ranks at different collectives, which would hang the run, so it is aborted here
+    with a message instead.
+    """
     yield
     gc.collect()
-    MPI.COMM_WORLD.barrier()
+    world = MPI.COMM_WORLD
+    failed = world.allreduce(int(getattr(request.node, "_multiscale_failed", False)), op=MPI.SUM)
+    if 0 < failed < world.size:
+        sys.stderr.write(
+            f"[rank {world.rank}] {request.node.nodeid} failed on {failed} of {world.size} "
+            "ranks: aborting the run rather than letting the other ranks wait forever\n"
+        )
+        sys.stderr.flush()
+        world.Abort(1)
 
 
 @pytest.fixture
 def comm() -> MPI.Comm:
     return MPI.COMM_WORLD
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    """Under MPI, give each rank a base temporary directory of its own, so that the ranks do not
+    clean up each other's folders; tests that need one path on all ranks broadcast rank 0's."""
+    world = MPI.COMM_WORLD
+    if world.size > 1 and config.option.basetemp is None:
+        tag = world.bcast(os.getpid(), root=0)
+        parent = os.path.join(tempfile.gettempdir(), f"pytest-multiscale-{tag}")
+        os.makedirs(parent, exist_ok=True)
+        config.option.basetemp = os.path.join(parent, f"rank{world.rank}")
 
 
 @pytest.hookimpl(trylast=True)

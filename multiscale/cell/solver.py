@@ -42,8 +42,9 @@ from mpi4py import MPI
 from petsc4py import PETSc
 
 from multiscale.mesh.cell import CellMesh
+from multiscale.mesh.periodicity import check_fills_box, check_periodic
 from multiscale.physics.base import Material, generalized_gradient, kind_of
-from multiscale.physics.elasticity import voigt_pairs
+from multiscale.tensors import voigt_index
 
 from .constraints import BCS, build_constraint
 from .result import HomogenizationResult
@@ -87,7 +88,7 @@ def unit_loads(kind: str, dim: int) -> list[np.ndarray]:
     if kind == "scalar":
         return [np.eye(dim)[j] for j in range(dim)]
     loads = []
-    for i, j in voigt_pairs(dim):
+    for i, j in voigt_index(dim):
         E = np.zeros((dim, dim))
         E[i, j] = E[j, i] = 1.0 if i == j else 0.5
         loads.append(E)
@@ -99,7 +100,7 @@ def _unit_fluxes(kind: str, dim: int) -> list[np.ndarray]:
     if kind == "scalar":
         return [np.eye(dim)[j] for j in range(dim)]
     out = []
-    for i, j in voigt_pairs(dim):
+    for i, j in voigt_index(dim):
         S = np.zeros((dim, dim))
         S[i, j] = S[j, i] = 1.0
         out.append(S)
@@ -171,6 +172,8 @@ class CellProblem:
             names = [n for n, t in cell.phases.items() if t in missing]
             raise ValueError(f"no material given for phase(s) {names} (tags {missing})")
         self._check_tags_cover_mesh()
+        check_fills_box(cell)
+        self._periodic_checked = False
         self.prefix = options_prefix or f"multiscale_cell_{next(_instances)}_"
         self._user_options = dict(petsc_options or {})
 
@@ -233,6 +236,9 @@ class CellProblem:
         if bc not in BCS:
             raise ValueError(f"unknown boundary condition {bc!r}; expected one of {BCS}")
         timings: dict[str, float] = {}
+        if bc == "periodic" and not self._periodic_checked:
+            check_periodic(self.cell)  # a clear error before any solve, never a wrong answer
+            self._periodic_checked = True
         with _Timer(timings, "constraint"):
             mpc, bcs = build_constraint(self.V, self.cell.box, bc)
         W = mpc.function_space

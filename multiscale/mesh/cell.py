@@ -1,12 +1,12 @@
-"""The periodic unit cell as a distributed mesh with named phases.
+r"""The periodic unit cell as a distributed mesh with named phases.
 
 A *cell* (unit cell, representative volume element) is the axis-aligned box
 
 .. math::
 
-    Y = [a_1, b_1] \\times \\dots \\times [a_d, b_d] \\subset \\mathbb{R}^d, \\qquad d = 2, 3,
+    Y = [a_1, b_1] \times \dots \times [a_d, b_d] \subset \mathbb{R}^d, \qquad d = 2, 3,
 
-partitioned into phases :math:`Y = \\bigcup_p Y_p`, each the union of the mesh cells carrying the
+partitioned into phases :math:`Y = \bigcup_p Y_p`, each the union of the mesh cells carrying the
 phase's tag.  :class:`CellMesh` bundles the dolfinx mesh, the cell tags, the phase names and the
 box; everything but the mesh and tags (which are distributed) is the same on every rank.
 """
@@ -53,12 +53,12 @@ class CellMesh:
 
     @property
     def lengths(self) -> np.ndarray:
-        """Edge lengths :math:`\\ell_i = b_i - a_i` of the box, shape ``(d,)``."""
+        r"""Edge lengths :math:`\ell_i = b_i - a_i` of the box, shape ``(d,)``."""
         return np.asarray(self.box[1] - self.box[0], dtype=np.float64)
 
     @property
     def volume(self) -> float:
-        """Volume :math:`|Y| = \\prod_i (b_i - a_i)` of the box (area in 2D)."""
+        r"""Volume :math:`|Y| = \prod_i (b_i - a_i)` of the box (area in 2D)."""
         return float(np.prod(self.lengths))
 
     @property
@@ -98,10 +98,10 @@ class CellMesh:
         )
 
     def phase_volumes(self) -> dict[str, float]:
-        """Volume :math:`|Y_p| = \\int_{Y_p} 1\\,dx` of each phase, summed over all ranks.
+        r"""Volume :math:`|Y_p| = \int_{Y_p} 1\,dx` of each phase, summed over all ranks.
 
         Collective on ``mesh.comm``.  The integral is assembled once as the vector of cell volumes
-        :math:`(\\int_K v_K\\,dx)_K` for the piecewise-constant basis :math:`v_K` and summed per tag
+        :math:`(\int_K v_K\,dx)_K` for the piecewise-constant basis :math:`v_K` and summed per tag
         over the owned cells.
         """
         mesh = self.mesh

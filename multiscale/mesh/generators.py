@@ -1,20 +1,20 @@
-"""Periodic unit-cell meshes built with gmsh's OpenCASCADE kernel.
+r"""Periodic unit-cell meshes built with gmsh's OpenCASCADE kernel.
 
-Every generator builds, on rank 0 of ``comm``, the box :math:`Y = \\prod_i [0, \\ell_i]` split into
+Every generator builds, on rank 0 of ``comm``, the box :math:`Y = \prod_i [0, \ell_i]` split into
 phases by ``occ.fragment`` (so phase interfaces are conforming), declares opposite faces periodic
-with ``gmsh.model.mesh.setPeriodic`` (the face :math:`x_i = \\ell_i` is the image of the face
-:math:`x_i = 0` under the translation by :math:`\\ell_i e_i`, so both carry the same nodes), meshes it
-with first-order simplices of characteristic length :math:`h` (``Mesh.MeshSizeMax``), optionally
-writes it as text MSH 4.1, and distributes it on ``comm`` as a :class:`CellMesh` whose phases are
-the model's physical groups.
+with ``gmsh.model.mesh.setPeriodic`` (the face :math:`x_i = \ell_i` is the image of the face
+:math:`x_i = 0` under the translation by :math:`\ell_i e_i`, so both carry the same nodes),
+meshes it with first-order simplices of characteristic length :math:`h` (``Mesh.MeshSizeMax``),
+optionally writes it as text MSH 4.1, and distributes it on ``comm`` as a :class:`CellMesh` whose
+phases are the model's physical groups.
 
 Inclusions (disks, spheres) that cross the boundary of the box are wrapped periodically: every
-translate :math:`c + \\sum_i s_i \\ell_i e_i`, :math:`s \\in \\{-1, 0, 1\\}^d`, of an inclusion that
+translate :math:`c + \sum_i s_i \ell_i e_i`, :math:`s \in \{-1, 0, 1\}^d`, of an inclusion that
 meets the box is clipped to the box and added, so the geometry itself is periodic.  Inclusions
 (with their translates) must not overlap or touch each other or be tangent to a face.
 
 The realized volume fraction of a curved inclusion is that of its inscribed polygon/polyhedron:
-for a disk of radius :math:`r` meshed with chords of length :math:`\\approx h` the relative area
+for a disk of radius :math:`r` meshed with chords of length :math:`\approx h` the relative area
 deficit is about :math:`(h/r)^2/6`, so it decreases as :math:`O(h^2)`.
 """
 
@@ -24,7 +24,7 @@ import itertools
 import logging
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import gmsh
 import numpy as np
@@ -67,7 +67,7 @@ def inclusions_2d(
     path: str | os.PathLike | None = None,
     verbose: bool = False,
 ) -> CellMesh:
-    """Rectangle :math:`[0, \\ell_1] \\times [0, \\ell_2]` with circular inclusions, periodic.
+    r"""Rectangle :math:`[0, \ell_1] \times [0, \ell_2]` with circular inclusions, periodic.
 
     Phases ``"matrix"`` (tag 1) and ``"inclusion"`` (tag 2).  The disks
     :math:`|x - c_k| < r_k` are taken modulo the cell: centres are wrapped into the cell and disks
@@ -82,7 +82,7 @@ def inclusions_2d(
     radii:
         One radius for all disks, or one per disk.
     size:
-        Cell edge lengths :math:`(\\ell_1, \\ell_2)`.
+        Cell edge lengths :math:`(\ell_1, \ell_2)`.
     h:
         Characteristic element size.
     path:
@@ -109,7 +109,7 @@ def inclusions_3d(
     path: str | os.PathLike | None = None,
     verbose: bool = False,
 ) -> CellMesh:
-    """Box :math:`\\prod_i [0, \\ell_i]` with spherical inclusions, periodic (see
+    r"""Box :math:`\prod_i [0, \ell_i]` with spherical inclusions, periodic (see
     :func:`inclusions_2d`; centres have shape ``(n, 3)``)."""
     return _inclusions(comm, 3, centers, radii, size, h, path, verbose, "inclusions_3d")
 
@@ -122,10 +122,10 @@ def circular_inclusion(
     path: str | os.PathLike | None = None,
     verbose: bool = False,
 ) -> CellMesh:
-    """Unit square with one centred disk of area fraction :math:`\\phi`.
+    r"""Unit square with one centred disk of area fraction :math:`\phi`.
 
-    The radius is :math:`r = \\sqrt{\\phi / \\pi}`; the disk must fit strictly inside the square,
-    :math:`0 < \\phi < \\pi/4`.  Phases ``"matrix"`` and ``"inclusion"``.
+    The radius is :math:`r = \sqrt{\phi / \pi}`; the disk must fit strictly inside the square,
+    :math:`0 < \phi < \pi/4`.  Phases ``"matrix"`` and ``"inclusion"``.
     """
     phi = _fraction(volume_fraction, math.pi / 4, "a disk in the unit square")
     r = math.sqrt(phi / math.pi)
@@ -140,10 +140,10 @@ def spherical_inclusion(
     path: str | os.PathLike | None = None,
     verbose: bool = False,
 ) -> CellMesh:
-    """Unit cube with one centred sphere of volume fraction :math:`\\phi`.
+    r"""Unit cube with one centred sphere of volume fraction :math:`\phi`.
 
-    The radius is :math:`r = (3\\phi / 4\\pi)^{1/3}`; the sphere must fit strictly inside the cube,
-    :math:`0 < \\phi < \\pi/6`.  Phases ``"matrix"`` and ``"inclusion"``.
+    The radius is :math:`r = (3\phi / 4\pi)^{1/3}`; the sphere must fit strictly inside the cube,
+    :math:`0 < \phi < \pi/6`.  Phases ``"matrix"`` and ``"inclusion"``.
     """
     phi = _fraction(volume_fraction, math.pi / 6, "a sphere in the unit cube")
     r = (3.0 * phi / (4.0 * math.pi)) ** (1.0 / 3.0)
@@ -159,11 +159,11 @@ def cylindrical_fibre(
     axis: int = 2,
     verbose: bool = False,
 ) -> CellMesh:
-    """Unit cube crossed by a centred circular fibre along ``axis`` (0, 1 or 2), periodic.
+    r"""Unit cube crossed by a centred circular fibre along ``axis`` (0, 1 or 2), periodic.
 
-    The fibre is the cylinder :math:`\\{x : |x - x_c|_\\perp < r\\}` with :math:`x_c` the cube's
-    centre, :math:`|\\cdot|_\\perp` the distance orthogonal to :math:`e_{\\text{axis}}` and
-    :math:`r = \\sqrt{\\phi/\\pi}`, :math:`0 < \\phi < \\pi/4`.  Phases ``"matrix"`` and
+    The fibre is the cylinder :math:`\{x : |x - x_c|_\perp < r\}` with :math:`x_c` the cube's
+    centre, :math:`|\cdot|_\perp` the distance orthogonal to :math:`e_{\text{axis}}` and
+    :math:`r = \sqrt{\phi/\pi}`, :math:`0 < \phi < \pi/4`.  Phases ``"matrix"`` and
     ``"inclusion"``.
     """
     phi = _fraction(volume_fraction, math.pi / 4, "a fibre in the unit cube")
@@ -183,7 +183,7 @@ def cylindrical_fibre(
         fibre = occ.addCylinder(*start, *direction, r)
         clipped, _ = occ.intersect([(3, fibre)], [(3, _add_box(lo, hi))])
         _, fmap = occ.fragment([(3, box)], clipped)
-        _finish_two_phase(fmap, 3, lo, hi, h, path)
+        _finish_two_phase(fmap, 3, lo, hi, path)
 
     return _distribute(comm, build, lo, hi, h, verbose, f"cylindrical fibre (phi={phi:g})")
 
@@ -199,10 +199,10 @@ def laminate(
     path: str | os.PathLike | None = None,
     verbose: bool = False,
 ) -> CellMesh:
-    """Layered cell with layers normal to :math:`x_1`, periodic.
+    r"""Layered cell with layers normal to :math:`x_1`, periodic.
 
-    Layer :math:`k` is :math:`\\{\\ell_1 t_{k} < x_1 < \\ell_1 t_{k+1}\\}`, :math:`t_k =
-    \\sum_{j<k} f_j`, and consists of material ``phases[k]`` (physical group ``"phase<p>"``, tag
+    Layer :math:`k` is :math:`\{\ell_1 t_{k} < x_1 < \ell_1 t_{k+1}\}`, :math:`t_k =
+    \sum_{j<k} f_j`, and consists of material ``phases[k]`` (physical group ``"phase<p>"``, tag
     :math:`p + 1`).  Layer interfaces are conforming planes/lines.
 
     Parameters
@@ -214,7 +214,7 @@ def laminate(
     fractions:
         Thickness fractions :math:`f_k > 0` of the layers, summing to 1.
     phases:
-        Material index :math:`p \\ge 0` of each layer; default alternating ``0, 1, 0, ...``.
+        Material index :math:`p \ge 0` of each layer; default alternating ``0, 1, 0, ...``.
     h:
         Characteristic element size.
     size:
@@ -253,7 +253,7 @@ def laminate(
         groups: dict[int, list[int]] = {}
         for k, children in enumerate(fmap):
             groups.setdefault(phase_of[k], []).extend(t for d, t in children if d == dim)
-        _finish({f"phase{p}": (p + 1, groups[p]) for p in sorted(groups)}, dim, lo, hi, h, path)
+        _finish({f"phase{p}": (p + 1, groups[p]) for p in sorted(groups)}, dim, lo, hi, path)
 
     return _distribute(comm, build, lo, hi, h, verbose, f"{dim}D laminate {f.tolist()}")
 
@@ -267,10 +267,10 @@ def checkerboard(
     path: str | os.PathLike | None = None,
     verbose: bool = False,
 ) -> CellMesh:
-    """2D :math:`n \\times n` checkerboard, periodic for even :math:`n`.
+    r"""2D :math:`n \times n` checkerboard, periodic for even :math:`n`.
 
-    Square :math:`(i, j)`, :math:`0 \\le i, j < n`, is
-    :math:`[i\\ell_1/n, (i+1)\\ell_1/n] \\times [j\\ell_2/n, (j+1)\\ell_2/n]` and belongs to
+    Square :math:`(i, j)`, :math:`0 \le i, j < n`, is
+    :math:`[i\ell_1/n, (i+1)\ell_1/n] \times [j\ell_2/n, (j+1)\ell_2/n]` and belongs to
     ``"phase<(i+j) mod 2>"`` (tags 1 and 2); interfaces follow the square edges.
     """
     if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 2 or n % 2:
@@ -294,7 +294,7 @@ def checkerboard(
         groups: dict[int, list[int]] = {0: [], 1: []}
         for k, children in enumerate(fmap):
             groups[colour[k]].extend(t for d, t in children if d == 2)
-        _finish({f"phase{p}": (p + 1, groups[p]) for p in (0, 1)}, 2, lo, hi, h, path)
+        _finish({f"phase{p}": (p + 1, groups[p]) for p in (0, 1)}, 2, lo, hi, path)
 
     return _distribute(comm, build, lo, hi, h, verbose, f"{n}x{n} checkerboard")
 
@@ -348,7 +348,7 @@ def _mesh_options(h: float) -> dict[str, float]:
 
 def _distribute(
     comm: MPI.Comm,
-    build,
+    build: Callable[[], None],
     lo: np.ndarray,
     hi: np.ndarray,
     h: float,
@@ -380,11 +380,11 @@ def _add_box(lo: np.ndarray, hi: np.ndarray) -> int:
 def _inclusions(
     comm: MPI.Comm,
     dim: int,
-    centers,
-    radii,
+    centers: Sequence[Sequence[float]] | np.ndarray,
+    radii: float | Sequence[float],
     size: Sequence[float],
     h: float,
-    path,
+    path: str | os.PathLike | None,
     verbose: bool,
     name: str,
 ) -> CellMesh:
@@ -424,7 +424,7 @@ def _inclusions(
                 clipped, _ = occ.intersect([(dim, t)], [(dim, _add_box(lo, hi))])
                 pieces.extend(clipped)
         _, fmap = occ.fragment([(dim, box)], pieces)
-        _finish_two_phase(fmap, dim, lo, hi, h, path)
+        _finish_two_phase(fmap, dim, lo, hi, path)
 
     return _distribute(comm, build, lo, hi, h, verbose, f"{name} ({c.shape[0]} {shape}s)")
 
@@ -432,10 +432,10 @@ def _inclusions(
 def _periodic_images(
     centers: np.ndarray, radii: np.ndarray, lo: np.ndarray, hi: np.ndarray, name: str
 ) -> list[tuple[int, np.ndarray, float]]:
-    """All translates ``(k, centre, radius)`` of the balls that meet the open box; checked.
+    r"""All translates ``(k, centre, radius)`` of the balls that meet the open box; checked.
 
-    Centres are first wrapped into the box; the translates by :math:`s_i \\ell_i`,
-    :math:`s \\in \\{-1,0,1\\}^d`, whose distance to the box is below the radius are kept.  A
+    Centres are first wrapped into the box; the translates by :math:`s_i \ell_i`,
+    :math:`s \in \{-1,0,1\}^d`, whose distance to the box is below the radius are kept.  A
     translate at distance equal to its radius (tangent to a face) or two kept translates closer
     than the sum of their radii (overlapping or touching) are errors.
     """
@@ -470,11 +470,13 @@ def _periodic_images(
     return images
 
 
-def _finish_two_phase(fmap: list, dim: int, lo: np.ndarray, hi: np.ndarray, h: float, path) -> None:
+def _finish_two_phase(
+    fmap: list, dim: int, lo: np.ndarray, hi: np.ndarray, path: str | os.PathLike | None
+) -> None:
     """Phases from ``fragment([box], pieces)``: children of the pieces are the inclusion."""
     inclusion = sorted({t for children in fmap[1:] for d, t in children if d == dim})
     matrix = sorted({t for d, t in fmap[0] if d == dim} - set(inclusion))
-    _finish({"matrix": (MATRIX, matrix), "inclusion": (INCLUSION, inclusion)}, dim, lo, hi, h, path)
+    _finish({"matrix": (MATRIX, matrix), "inclusion": (INCLUSION, inclusion)}, dim, lo, hi, path)
 
 
 def _finish(
@@ -482,8 +484,7 @@ def _finish(
     dim: int,
     lo: np.ndarray,
     hi: np.ndarray,
-    h: float,
-    path,
+    path: str | os.PathLike | None,
 ) -> None:
     """Synchronize, make periodic, add the phase groups, mesh and optionally write."""
     gmsh.model.occ.synchronize()
@@ -498,10 +499,10 @@ def _finish(
 
 
 def _set_periodic(dim: int, lo: np.ndarray, hi: np.ndarray) -> None:
-    """Declare each face entity on :math:`x_i = \\ell_i` the translate of one on :math:`x_i = 0`.
+    r"""Declare each face entity on :math:`x_i = \ell_i` the translate of one on :math:`x_i = 0`.
 
     Entities of dimension ``dim - 1`` lying in a thin slab around each face are paired by their
-    centre of mass (shifted by :math:`\\ell_i e_i`) and their size.
+    centre of mass (shifted by :math:`\ell_i e_i`) and their size.
     """
     lengths = hi - lo
     eps = 1e-6 * float(lengths.max())

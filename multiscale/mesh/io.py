@@ -170,7 +170,8 @@ def model_to_cell_mesh(
     build:
         Called on rank 0 only, inside :func:`gmsh_session`.
     gdim:
-        Geometric dimension of the dolfinx mesh; default the model's top dimension.
+        Geometric dimension of the dolfinx mesh, checked to equal the model's top dimension
+        (the default) if given.
     box:
         Lower and upper corner of the cell, shape ``(2, gdim)``; default the global bounding box
         of the distributed mesh.
@@ -215,8 +216,11 @@ def model_to_cell_mesh(
 def _check_gdim(gdim: int | None, dim: int) -> int:
     if gdim is None:
         return dim
-    if gdim not in (2, 3) or gdim < dim:
-        raise ValueError(f"gdim must be 2 or 3 and at least the mesh dimension {dim}, got {gdim}")
+    if gdim != dim:
+        raise ValueError(
+            f"a cell mesh of dimension {dim} fills a box in R^{dim}, so gdim must be {dim} "
+            f"(got gdim={gdim})"
+        )
     return int(gdim)
 
 
@@ -241,7 +245,7 @@ def read_cell_mesh(
     comm:
         Communicator to distribute the mesh on.
     gdim:
-        Geometric dimension; default :math:`d`.
+        Geometric dimension, checked to equal :math:`d` if given (a cell is a full box).
     check:
         Also check that the mesh fills its bounding box (:func:`check_fills_box`); periodicity is
         checked separately with :func:`~multiscale.mesh.periodicity.check_periodic`.

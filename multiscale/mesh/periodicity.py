@@ -1,12 +1,12 @@
-"""Checks that a cell mesh is a box and that opposite faces of the box carry matching nodes.
+r"""Checks that a cell mesh is a box and that opposite faces of the box carry matching nodes.
 
-A mesh of the box :math:`Y = \\prod_i [a_i, b_i]` is *periodic* when, for every direction
-:math:`i`, translation by :math:`\\ell_i e_i` (:math:`\\ell_i = b_i - a_i`) maps the set of mesh
+A mesh of the box :math:`Y = \prod_i [a_i, b_i]` is *periodic* when, for every direction
+:math:`i`, translation by :math:`\ell_i e_i` (:math:`\ell_i = b_i - a_i`) maps the set of mesh
 nodes on the face :math:`x_i = a_i` onto the set of mesh nodes on the face :math:`x_i = b_i`:
 
 .. math::
 
-    \\{x \\in \\mathcal{N} : x_i = a_i\\} + \\ell_i e_i = \\{x \\in \\mathcal{N} : x_i = b_i\\}.
+    \{x \in \mathcal{N} : x_i = a_i\} + \ell_i e_i = \{x \in \mathcal{N} : x_i = b_i\}.
 
 That is what periodic boundary conditions (``dolfinx_mpc`` periodic constraints, periodic
 function spaces) need to tie each node to exactly one partner.  All functions here are collective
@@ -72,18 +72,18 @@ def bounding_box(mesh: dolfinx.mesh.Mesh, comm: MPI.Comm) -> np.ndarray:
 
 
 def mesh_volume(mesh: dolfinx.mesh.Mesh) -> float:
-    """:math:`\\int_\\Omega 1\\,dx` over the whole mesh, summed over ranks (collective)."""
+    r""":math:`\int_\Omega 1\,dx` over the whole mesh, summed over ranks (collective)."""
     one = dolfinx.fem.Constant(mesh, dolfinx.default_scalar_type(1.0))
     local = dolfinx.fem.assemble_scalar(dolfinx.fem.form(one * ufl.dx(domain=mesh)))
     return float(mesh.comm.allreduce(float(np.real(local)), op=MPI.SUM))
 
 
 def check_fills_box(cell: CellMesh, tol: float = 1e-8) -> None:
-    """Check that ``cell.box`` is the mesh's bounding box and that the mesh fills it.
+    r"""Check that ``cell.box`` is the mesh's bounding box and that the mesh fills it.
 
-    With :math:`\\ell = b - a` the box edge lengths, the corners must agree with the global
-    bounding box of the geometry to :math:`\\mathrm{tol}\\,\\max_i \\ell_i`, and the mesh volume must
-    equal :math:`|Y| = \\prod_i \\ell_i` to :math:`\\mathrm{tol}\\,|Y|` (a mesh with a hole, or of a
+    With :math:`\ell = b - a` the box edge lengths, the corners must agree with the global
+    bounding box of the geometry to :math:`\mathrm{tol}\,\max_i \ell_i`, and the mesh volume must
+    equal :math:`|Y| = \prod_i \ell_i` to :math:`\mathrm{tol}\,|Y|` (a mesh with a hole, or of a
     non-rectangular domain, fails the second test).  Collective.
 
     Raises
@@ -116,12 +116,12 @@ def check_fills_box(cell: CellMesh, tol: float = 1e-8) -> None:
 
 
 def check_periodic(cell: CellMesh, tol: float = 1e-8) -> None:
-    """Raise unless the mesh is a box whose opposite faces carry matching nodes.
+    r"""Raise unless the mesh is a box whose opposite faces carry matching nodes.
 
-    For each direction :math:`i` the geometry nodes within :math:`\\delta = \\mathrm{tol}
-    \\max_j \\ell_j` of the face :math:`x_i = a_i` are gathered from all ranks, as are those near
-    :math:`x_i = b_i` shifted by :math:`-\\ell_i e_i`; each node of either set must have a node of
-    the other within :math:`\\delta`.  :func:`check_fills_box` runs first.  Collective: every rank
+    For each direction :math:`i` the geometry nodes within :math:`\delta = \mathrm{tol}
+    \max_j \ell_j` of the face :math:`x_i = a_i` are gathered from all ranks, as are those near
+    :math:`x_i = b_i` shifted by :math:`-\ell_i e_i`; each node of either set must have a node of
+    the other within :math:`\delta`.  :func:`check_fills_box` runs first.  Collective: every rank
     must call it and all ranks raise the same error.
 
     Parameters

@@ -15,18 +15,11 @@ from typing import ClassVar
 import numpy as np
 import ufl
 
+from multiscale.tensors import isotropic_stiffness, voigt_index
+
 from .base import Kind, check_positive
 
-__all__ = ["AnisotropicElasticity", "IsotropicElasticity", "voigt_pairs"]
-
-
-def voigt_pairs(dim: int) -> list[tuple[int, int]]:
-    """Index pairs of the Voigt components: (11, 22, 12) in 2D, (11, 22, 33, 23, 13, 12) in 3D."""
-    if dim == 2:
-        return [(0, 0), (1, 1), (0, 1)]
-    if dim == 3:
-        return [(0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)]
-    raise ValueError(f"elasticity needs dim 2 or 3, got {dim}")
+__all__ = ["AnisotropicElasticity", "IsotropicElasticity"]
 
 
 @dataclass(slots=True, frozen=True)
@@ -73,12 +66,7 @@ class IsotropicElasticity:
 
     def tensor(self, dim: int) -> np.ndarray:
         """Voigt stiffness matrix (plane strain in 2D)."""
-        n = 3 if dim == 2 else 6
-        C = np.zeros((n, n))
-        C[:dim, :dim] = self.lmbda
-        C[range(dim), range(dim)] += 2.0 * self.mu
-        C[range(dim, n), range(dim, n)] = self.mu
-        return C
+        return isotropic_stiffness(dim, lmbda=self.lmbda, mu=self.mu)
 
 
 @dataclass(slots=True, frozen=True)
@@ -107,7 +95,7 @@ class AnisotropicElasticity:
         return 2 if self.C.shape[0] == 3 else 3
 
     def flux(self, g: ufl.core.expr.Expr) -> ufl.core.expr.Expr:
-        pairs = voigt_pairs(self.dim)
+        pairs = voigt_index(self.dim)
         # strain in Voigt form with engineering shears
         e = [g[i, j] if i == j else 2 * g[i, j] for i, j in pairs]
         s = [sum(float(self.C[a, b]) * e[b] for b in range(len(pairs))) for a in range(len(pairs))]
