@@ -28,7 +28,7 @@ from multiscale.mesh import read_cell_mesh, spherical_inclusion
 from multiscale.physics import IsotropicElasticity
 
 #: characteristic lengths giving about 10k, 50k and 200k displacement dofs (calibrated here)
-H_FOR_DOFS = {10_000: 0.075, 50_000: 0.04, 200_000: 0.025}
+H_FOR_DOFS = {10_000: 0.075, 50_000: 0.04, 200_000: 0.023}
 
 
 def _peak_rss_mb() -> float:
