@@ -181,7 +181,7 @@ class CellProblem:
         self.V = dolfinx.fem.functionspace(mesh, ("Lagrange", degree, shape))
         imap = self.V.dofmap.index_map
         self.ndofs = imap.size_global * self.V.dofmap.index_map_bs
-        self.volume = float(np.prod(cell.box[1] - cell.box[0]))
+        self.volume = cell.volume
 
         self._dx = ufl.Measure("dx", domain=mesh, subdomain_data=cell.cell_tags)
         gshape = (self.dim,) if self.kind == "scalar" else (self.dim, self.dim)
