@@ -37,7 +37,7 @@ __all__ = ["BCS", "build_constraint"]
 BCS = ("periodic", "kubc", "subc")
 
 
-def _corner_marker(point: np.ndarray, tol: float) -> Callable[[np.ndarray], np.ndarray]:
+def _point_marker(point: np.ndarray, tol: float) -> Callable[[np.ndarray], np.ndarray]:
     def marker(x: np.ndarray) -> np.ndarray:
         return np.all(np.abs(x[: len(point)] - point[:, None]) < tol, axis=0)
 
@@ -52,7 +52,7 @@ def _pin(
     V: dolfinx.fem.FunctionSpace, point: np.ndarray, components: list[int] | None, tol: float
 ) -> list[dolfinx.fem.DirichletBC]:
     """Homogeneous Dirichlet conditions on ``components`` (``None``: all) at ``point``."""
-    marker = _corner_marker(point, tol)
+    marker = _point_marker(point, tol)
     if components is None:
         dofs = dolfinx.fem.locate_dofs_geometrical(V, marker)
         return [dolfinx.fem.dirichletbc(_zero(V), dofs, V)]
@@ -64,13 +64,14 @@ def _pin(
     return out
 
 
-def _interior_point_near_centre(V: dolfinx.fem.FunctionSpace, lo: np.ndarray, hi: np.ndarray):
+def _interior_point_near_centre(
+    V: dolfinx.fem.FunctionSpace, lo: np.ndarray, hi: np.ndarray, tol: float
+) -> np.ndarray:
     """Coordinates of the owned dof nearest the box centre that lies off the boundary, agreed on
     by all ranks (collective)."""
     dim = V.mesh.geometry.dim
     nowned = V.dofmap.index_map.size_local
     x = V.tabulate_dof_coordinates()[:nowned, :dim]
-    tol = 1e-8 * float((hi - lo).max())
     interior = np.all((x > lo + tol) & (x < hi - tol), axis=1)
     dist = np.linalg.norm(x - 0.5 * (lo + hi), axis=1)
     dist[~interior] = np.inf
@@ -100,7 +101,7 @@ def build_constraint(
     bcs: list[dolfinx.fem.DirichletBC]
     mpc = dolfinx_mpc.MultiPointConstraint(V)
     if bc == "periodic":
-        bcs = _pin(V, _interior_point_near_centre(V, lo, hi), None, tol)
+        bcs = _pin(V, _interior_point_near_centre(V, lo, hi, tol), None, tol)
 
         def on_upper(x: np.ndarray) -> np.ndarray:
             return np.any(np.abs(x[:dim] - hi[:, None]) < tol, axis=0)
@@ -120,11 +121,10 @@ def build_constraint(
         dofs = dolfinx.fem.locate_dofs_topological(V, fdim, facets)
         bcs = [dolfinx.fem.dirichletbc(_zero(V), dofs, V)]
     else:  # subc: remove rigid modes only
-        if V.num_sub_spaces == 0:
-            bcs = _pin(V, lo, None, tol)
-        else:
+        bcs = _pin(V, lo, None, tol)
+        if V.num_sub_spaces > 0:  # rotations: u_2.. at a + L_1 e_1, and u_3 at a + L_2 e_2
             e = np.eye(dim)
-            bcs = _pin(V, lo, None, tol) + _pin(V, lo + L[0] * e[0], list(range(1, dim)), tol)
+            bcs += _pin(V, lo + L[0] * e[0], list(range(1, dim)), tol)
             if dim == 3:
                 bcs += _pin(V, lo + L[1] * e[1], [2], tol)
     mpc.finalize()
