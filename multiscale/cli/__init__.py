@@ -18,7 +18,7 @@ from multiscale import __version__
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: Modules (relative to this package) holding ``add_parser`` and ``run``, in ``--help`` order.
-COMMANDS: tuple[str, ...] = (".mesh", ".homogenize", ".demo")
+COMMANDS: tuple[str, ...] = (".mesh", ".homogenize", ".fe2", ".hmm", ".rve_size", ".demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,12 +4,22 @@
 * :mod:`~multiscale.mesh.generators`: periodic cells built with gmsh/OpenCASCADE (inclusions,
   laminates, checkerboards, fibres);
 * :mod:`~multiscale.mesh.io`: reading a user's ``.msh`` of a box cell;
-* :mod:`~multiscale.mesh.periodicity`: checking that a cell is a box with matching opposite faces.
+* :mod:`~multiscale.mesh.periodicity`: checking that a cell is a box with matching opposite faces;
+* :mod:`~multiscale.mesh.random`: random microstructures (RSA disks/spheres, level-cut Gaussian
+  fields on voxel meshes);
+* :mod:`~multiscale.mesh.descriptors`: realized volume fraction, two-point correlation function.
 """
 
 from __future__ import annotations
 
 from multiscale.mesh.cell import CellMesh
+from multiscale.mesh.descriptors import (
+    TwoPointCorrelation,
+    rasterize,
+    realized_volume_fraction,
+    two_point_correlation,
+    two_point_correlation_map,
+)
 from multiscale.mesh.generators import (
     checkerboard,
     circular_inclusion,
@@ -28,24 +38,45 @@ from multiscale.mesh.periodicity import (
     check_periodic,
     mesh_volume,
 )
+from multiscale.mesh.random import (
+    InclusionLayout,
+    PixelMicrostructure,
+    gaussian_random_field,
+    random_inclusion_cell,
+    random_sequential_addition,
+    thresholded_gaussian_field,
+    voxel_cell,
+)
 
 __all__ = [
     "CellMesh",
+    "InclusionLayout",
     "NonPeriodicMeshError",
     "NotABoxError",
+    "PixelMicrostructure",
+    "TwoPointCorrelation",
     "bounding_box",
     "check_fills_box",
     "check_periodic",
     "checkerboard",
     "circular_inclusion",
     "cylindrical_fibre",
+    "gaussian_random_field",
     "gmsh_session",
     "inclusions_2d",
     "inclusions_3d",
     "laminate",
     "mesh_volume",
     "model_to_cell_mesh",
+    "random_inclusion_cell",
+    "random_sequential_addition",
+    "rasterize",
     "read_cell_mesh",
+    "realized_volume_fraction",
     "spherical_inclusion",
+    "thresholded_gaussian_field",
+    "two_point_correlation",
+    "two_point_correlation_map",
+    "voxel_cell",
     "write_msh",
 ]

@@ -1,16 +1,31 @@
 """Constitutive laws as small classes returning UFL expressions (see :mod:`.base`)."""
 
-from .base import Kind, Material, generalized_gradient, kind_of
+from .base import (
+    HistoryMaterial,
+    Kind,
+    Material,
+    generalized_gradient,
+    has_state,
+    is_linear,
+    kind_of,
+)
 from .diffusion import AnisotropicConductivity, Conductivity
 from .elasticity import AnisotropicElasticity, IsotropicElasticity
+from .hyperelasticity import NeoHookean
+from .plasticity import J2Plasticity
 
 __all__ = [
     "AnisotropicConductivity",
     "AnisotropicElasticity",
     "Conductivity",
+    "HistoryMaterial",
     "IsotropicElasticity",
+    "J2Plasticity",
     "Kind",
     "Material",
+    "NeoHookean",
     "generalized_gradient",
+    "has_state",
+    "is_linear",
     "kind_of",
 ]

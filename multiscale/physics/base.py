@@ -3,12 +3,21 @@
 A *material* is the law of one phase.  It says which kind of field it acts on and returns the flux
 as a UFL expression of the field's generalized gradient:
 
-================  ===========================  ===================================
-``kind``          generalized gradient ``g``    flux
-================  ===========================  ===================================
-``"scalar"``      :math:`\\nabla u`             heat / electric flux :math:`q(g)`
-``"strain"``      :math:`\\varepsilon(u)`        Cauchy stress :math:`\\sigma(\\varepsilon)`
-================  ===========================  ===================================
+=================  ===========================  ===================================
+``kind``           generalized gradient ``g``    flux
+=================  ===========================  ===================================
+``"scalar"``       :math:`\\nabla u`             heat / electric flux :math:`q(g)`
+``"strain"``       :math:`\\varepsilon(u)`        Cauchy stress :math:`\\sigma(\\varepsilon)`
+``"deformation"`` :math:`F = I + \\nabla u`     first Piola stress :math:`P(F)`
+=================  ===========================  ===================================
+
+A law with internal variables (plasticity, damage) additionally declares them with
+``state_shapes(dim)``, takes their *committed* values as UFL coefficients in
+``flux(g, state)`` and returns their updated values with ``updated_state(g, state)``; the RVE
+solver stores them in quadrature spaces, one value per micro quadrature point, and commits them
+only when the macro step converges (:class:`HistoryMaterial`).  A law whose flux is linear in
+``g`` and has no state sets ``linear = True``; FE² then solves its RVE once and reuses the
+effective tensor.
 
 The solvers only ever call :meth:`Material.flux` (and, for the SUBC and tangent computations, let
 UFL differentiate it), so a new law is a new small class: no solver changes.  Sign convention:
@@ -23,9 +32,18 @@ from typing import ClassVar, Literal, Protocol, runtime_checkable
 
 import ufl
 
-__all__ = ["Kind", "Material", "check_positive", "generalized_gradient", "kind_of"]
+__all__ = [
+    "HistoryMaterial",
+    "Kind",
+    "Material",
+    "check_positive",
+    "generalized_gradient",
+    "has_state",
+    "is_linear",
+    "kind_of",
+]
 
-Kind = Literal["scalar", "strain"]
+Kind = Literal["scalar", "strain", "deformation"]
 
 
 @runtime_checkable
@@ -41,14 +59,50 @@ class Material(Protocol):
     def flux(self, g: ufl.core.expr.Expr) -> ufl.core.expr.Expr: ...
 
 
+@runtime_checkable
+class HistoryMaterial(Protocol):
+    """A law with internal variables :math:`\\alpha` stored per quadrature point.
+
+    ``state_shapes(dim)`` names them with their value shapes; ``flux(g, state)`` is the flux for
+    the gradient ``g`` given the committed values ``state[name]`` (UFL coefficients) and is
+    differentiated by UFL to give the algorithmic (consistent) tangent;
+    ``updated_state(g, state)`` returns the values after the increment, as UFL expressions.
+    Initial values are zero.
+    """
+
+    kind: ClassVar[Kind]
+
+    def state_shapes(self, dim: int) -> dict[str, tuple[int, ...]]: ...
+
+    def flux(self, g: ufl.core.expr.Expr, state: dict) -> ufl.core.expr.Expr: ...
+
+    def updated_state(
+        self, g: ufl.core.expr.Expr, state: dict
+    ) -> dict[str, ufl.core.expr.Expr]: ...
+
+
+def has_state(law: object) -> bool:
+    """Whether ``law`` carries internal variables (see :class:`HistoryMaterial`)."""
+    return callable(getattr(law, "state_shapes", None))
+
+
+def is_linear(law: object) -> bool:
+    """Whether ``law`` declares a flux linear in the gradient and no state."""
+    return bool(getattr(law, "linear", False)) and not has_state(law)
+
+
 def generalized_gradient(kind: Kind, u: ufl.core.expr.Expr) -> ufl.core.expr.Expr:
     """:math:`\\nabla u` for ``"scalar"``, :math:`\\varepsilon(u) = \\mathrm{sym}\\,\\nabla u` for
-    ``"strain"``."""
+    ``"strain"``, :math:`F = I + \\nabla u` for ``"deformation"``."""
     if kind == "scalar":
         return ufl.grad(u)
     if kind == "strain":
         return ufl.sym(ufl.grad(u))
-    raise ValueError(f"unknown material kind {kind!r}; expected 'scalar' or 'strain'")
+    if kind == "deformation":
+        return ufl.Identity(u.ufl_shape[0]) + ufl.grad(u)
+    raise ValueError(
+        f"unknown material kind {kind!r}; expected 'scalar', 'strain' or 'deformation'"
+    )
 
 
 def kind_of(materials: dict) -> Kind:

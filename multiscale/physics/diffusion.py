@@ -19,6 +19,7 @@ class Conductivity:
 
     k: float
     kind: ClassVar[Kind] = "scalar"
+    linear: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "k", check_positive("conductivity k", self.k))
@@ -38,6 +39,7 @@ class AnisotropicConductivity:
 
     K: np.ndarray = field(repr=True)
     kind: ClassVar[Kind] = "scalar"
+    linear: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         K = np.array(self.K, dtype=float)

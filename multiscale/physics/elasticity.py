@@ -33,6 +33,7 @@ class IsotropicElasticity:
     lmbda: float
     mu: float
     kind: ClassVar[Kind] = "strain"
+    linear: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         lmbda, mu = float(self.lmbda), check_positive("shear modulus mu", self.mu)
@@ -76,6 +77,7 @@ class AnisotropicElasticity:
 
     C: np.ndarray = field(repr=True)
     kind: ClassVar[Kind] = "strain"
+    linear: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         C = np.array(self.C, dtype=float)

@@ -1,0 +1,247 @@
+"""``multiscale hmm CONFIG``: an FE-HMM solve from a YAML or TOML file, with optional DNS and
+homogenized references, and a JSON summary of the errors.
+
+The configuration (see ``examples/hmm.yaml``)::
+
+    dim: 2
+    eps: 0.0625
+    coefficient: {type: checkerboard, k1: 1, k2: 10}   # laminate, smooth_layers,
+                                                       # smooth_periodic, random; optional
+                                                       # slow: {amplitude, axis} for c(x) and
+                                                       # beta > 0 for the monotone nonlinear law
+    macro: {n: 16, f: 1.0, boundary_value: 0.0, quadrature_degree: 1}
+    micro: {delta: 0.0625, n: 16, coupling: periodic, freeze_x: true, inner: 1.0, snap: true}
+    dns: {n: 512}                  # optional: fine-scale reference
+    homogenized: {n: 512}          # optional: homogenized reference (x-independent or
+                                   # separable linear coefficients)
+    output: results/hmm.json
+
+The summary is written by rank 0, atomically (temporary file, then rename).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import time
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from mpi4py import MPI
+
+__all__ = ["add_parser", "build_coefficient", "load_config", "run"]
+
+log = logging.getLogger(__name__)
+
+_TYPES = ("laminate", "checkerboard", "smooth_layers", "smooth_periodic", "random")
+
+
+def load_config(path: Path) -> dict[str, Any]:
+    """Read a ``.yaml``/``.yml`` or ``.toml`` file into a dict."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"configuration file {path} not found")
+    text = path.read_text()
+    if path.suffix in (".yaml", ".yml"):
+        import yaml
+
+        data = yaml.safe_load(text)
+    elif path.suffix == ".toml":
+        data = tomllib.loads(text)
+    else:
+        raise ValueError(f"configuration {path} must be .yaml, .yml or .toml")
+    if not isinstance(data, dict):
+        raise ValueError(f"configuration {path} must be a mapping")
+    return data
+
+
+def _section(cfg: dict[str, Any], key: str, allowed: set[str]) -> dict[str, Any]:
+    sec = cfg.get(key) or {}
+    if not isinstance(sec, dict):
+        raise ValueError(f"config section {key!r} must be a mapping")
+    unknown = set(sec) - allowed
+    if unknown:
+        raise ValueError(f"unknown key(s) {sorted(unknown)} in section {key!r}")
+    return sec
+
+
+def build_coefficient(spec: dict[str, Any], dim: int) -> tuple[Any, Any]:
+    """The coefficient of a ``coefficient`` section and its homogenized tensor (a constant
+    ``d x d`` matrix, a function of points, or ``None`` where not known)."""
+    import ufl
+
+    from multiscale import hmm
+
+    spec = dict(spec)
+    kind = spec.pop("type", None)
+    if kind not in _TYPES:
+        raise ValueError(f"coefficient type must be one of {_TYPES}, got {kind!r}")
+    slow = spec.pop("slow", None)
+    beta = float(spec.pop("beta", 0.0))
+    A_hom: Any = None
+    if kind == "laminate":
+        k1, k2 = float(spec.pop("k1")), float(spec.pop("k2"))
+        coef = hmm.laminate(k1, k2, dim)
+        A_hom = np.eye(dim) * 0.5 * (k1 + k2)
+        A_hom[0, 0] = 2 * k1 * k2 / (k1 + k2)
+    elif kind == "checkerboard":
+        if dim != 2:
+            raise ValueError("the checkerboard coefficient is two-dimensional")
+        k1, k2 = float(spec.pop("k1")), float(spec.pop("k2"))
+        coef = hmm.checkerboard(k1, k2)
+        n_cell = int(spec.pop("cell_n", 64))
+        A_hom = hmm.two_phase_cell_tensor(
+            MPI.COMM_SELF, 2, n_cell, hmm.checkerboard_phase(), k1, k2
+        )
+    elif kind == "smooth_layers":
+        amp, mean = float(spec.pop("amplitude", 0.9)), float(spec.pop("mean", 2.0))
+        coef = hmm.smooth_layers(dim, amp, mean)
+        A_hom = hmm.smooth_layers_tensor(dim, amp, mean)
+    elif kind == "smooth_periodic":
+        coef = hmm.smooth_periodic(dim, float(spec.pop("amplitude", 0.5)))
+        n_cell = int(spec.pop("cell_n", 64))
+        cell = hmm.MicroProblem(MPI.COMM_SELF, coef, hmm.MicroSettings(1.0, 1.0, n=n_cell))
+        A_hom = cell.effective_tensor(np.zeros(dim))
+        cell.destroy()
+    else:
+        coef = hmm.RandomStationary(
+            dim,
+            seed=int(spec.pop("seed", 0)),
+            sigma=float(spec.pop("sigma", 0.5)),
+            correlation_length=float(spec.pop("correlation_length", 0.25)),
+            modes=int(spec.pop("modes", 24)),
+        )
+    if spec:
+        raise ValueError(f"unknown key(s) {sorted(spec)} for coefficient type {kind!r}")
+    if slow is not None:
+        amp = float(slow.get("amplitude", 0.5))
+        axis = int(slow.get("axis", 0))
+        if not 0.0 <= amp < 1.0 or not 0 <= axis < dim:
+            raise ValueError("slow: need 0 <= amplitude < 1 and a valid axis")
+
+        def c(x):
+            return 1.0 + amp * ufl.sin(2.0 * math.pi * x[axis])
+
+        coef = hmm.separable(c, coef)
+        if A_hom is not None:
+            B = np.asarray(A_hom)
+            A_hom = lambda pts: (1.0 + amp * np.sin(2 * np.pi * pts[:, axis]))[:, None, None] * B  # noqa: E731
+    if beta > 0.0:
+        coef = hmm.MonotoneFlux(coef, beta)
+        A_hom = None
+    return coef, A_hom
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "hmm",
+        help="FE-HMM for -div(a(x, x/eps) grad u) = f, with DNS and homogenized references",
+        description="Solve an elliptic multiscale problem with the heterogeneous multiscale "
+        "method (YAML or TOML configuration) and write a JSON summary.",
+    )
+    p.add_argument("config", type=Path, help="configuration file (.yaml, .yml or .toml)")
+    p.add_argument("--json", type=Path, help="summary file (overrides 'output' of the config)")
+    return p
+
+
+def run(args: argparse.Namespace, comm: MPI.Comm) -> int:
+    from multiscale import hmm
+
+    t0 = time.perf_counter()
+    cfg = load_config(args.config)
+    unknown = set(cfg) - {
+        "dim",
+        "eps",
+        "coefficient",
+        "macro",
+        "micro",
+        "dns",
+        "homogenized",
+        "output",
+    }
+    if unknown:
+        raise ValueError(f"unknown top-level key(s) {sorted(unknown)} in {args.config}")
+    dim = int(cfg.get("dim", 2))
+    eps = float(cfg["eps"]) if "eps" in cfg else None
+    if eps is None:
+        raise ValueError("the configuration needs eps")
+    coef, A_hom = build_coefficient(dict(cfg.get("coefficient") or {}), dim)
+    macro = _section(cfg, "macro", {"n", "f", "boundary_value", "quadrature_degree"})
+    micro = _section(
+        cfg, "micro", {"delta", "n", "coupling", "freeze_x", "inner", "snap", "quadrature_degree"}
+    )
+    settings = hmm.MicroSettings(eps=eps, delta=float(micro.pop("delta", eps)), **micro)
+    n_macro = int(macro.get("n", 16))
+    f = float(macro.get("f", 1.0))
+    bv = float(macro.get("boundary_value", 0.0))
+    solver = hmm.HMM(
+        hmm.unit_mesh(comm, dim, n_macro),
+        coef,
+        settings,
+        f=f,
+        boundary_value=bv,
+        quadrature_degree=int(macro.get("quadrature_degree", 1)),
+    )
+    t_hmm = time.perf_counter()
+    u_H = solver.solve()
+    t_hmm = comm.allreduce(time.perf_counter() - t_hmm, op=MPI.MAX)
+    summary: dict[str, Any] = {
+        "coefficient": coef.name,
+        "dim": dim,
+        "H": 1.0 / n_macro,
+        "eps": eps,
+        "micro": settings.to_dict(),
+        "hmm_time_s": t_hmm,
+        "statistics": solver.statistics(),
+    }
+    if solver.tensors is not None:
+        summary["mean_effective_tensor"] = (
+            comm.allreduce(solver.tensors.sum(axis=0), op=MPI.SUM)
+            / comm.allreduce(len(solver.tensors), op=MPI.SUM)
+        ).tolist()
+    dns_cfg = _section(cfg, "dns", {"n"})
+    if dns_cfg:
+        dns = hmm.DNS(comm, coef, eps, int(dns_cfg["n"]), f=f, boundary_value=bv)
+        u_eps = dns.solve()
+        err = hmm.compare(u_H, n_macro, u_eps)
+        summary["dns"] = {"n": dns.n, "time_s": dns.seconds, "iterations": dns.iterations}
+        summary["error_vs_dns"] = {
+            "L2": err["L2"],
+            "L2_relative": err["L2"] / err["L2_ref"],
+            "H1": err["H1"],
+        }
+        log.info("error vs DNS: L2 %.3e (relative %.3e)", err["L2"], err["L2"] / err["L2_ref"])
+    hom_cfg = _section(cfg, "homogenized", {"n"})
+    if hom_cfg:
+        if A_hom is None:
+            log.warning("no homogenized tensor is known for %s: skipping that reference", coef.name)
+        else:
+            n_ref = int(hom_cfg["n"])
+            ref = hmm.MacroProblem(
+                hmm.unit_mesh(comm, dim, n_ref), f, boundary_value=bv, quadrature_degree=2
+            )
+            u0 = ref.solve_homogenized(A_hom)
+            err = hmm.compare(u_H, n_macro, u0)
+            summary["error_vs_homogenized"] = {
+                "n": n_ref,
+                "L2": err["L2"],
+                "L2_relative": err["L2"] / err["L2_ref"],
+                "H1": err["H1"],
+                "H1_relative": err["H1"] / err["H1_ref"],
+            }
+            log.info("error vs homogenized: L2 %.3e, H1 %.3e", err["L2"], err["H1"])
+    summary["wall_time_s"] = comm.allreduce(time.perf_counter() - t0, op=MPI.MAX)
+    solver.destroy()
+    out = args.json or (Path(cfg["output"]) if cfg.get("output") else None)
+    if out is not None and comm.rank == 0:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_suffix(out.suffix + ".tmp")
+        tmp.write_text(json.dumps(summary, indent=2))
+        tmp.replace(out)
+        log.info("wrote %s", out)
+    comm.Barrier()
+    return 0

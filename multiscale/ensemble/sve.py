@@ -1,0 +1,550 @@
+r"""Ensembles of statistical volume elements (SVEs): apparent tensors under KUBC, SUBC and PBC.
+
+A window of size :math:`L` (in units :math:`u` of the inclusion diameter or of the correlation
+length) cut from a random medium is a *statistical volume element*: its apparent tensor
+:math:`Z_{bc}(\omega; L)` depends on the realization :math:`\omega` and on the boundary
+condition.  For every realization the apparent tensors are ordered in the energy sense (Huet 1990;
+Hazanov & Huet 1994),
+
+.. math:: C^{SUBC}(\omega) \preceq C^{PBC}(\omega) \preceq C^{KUBC}(\omega),
+
+and as :math:`L \to \infty` all three converge to the effective tensor while their scatter
+vanishes.  :func:`run_ensemble` computes, for each size :math:`L_m` and realization
+:math:`i = 0 \dots n-1`, the three apparent tensors of one microstructure drawn with the seed
+:func:`realization_seed` ``(seed, m, i)``; the realizations are independent tasks distributed over
+the ranks by :class:`~multiscale.coupling.pool.MicroPool` (each solved on ``COMM_SELF`` with
+groups of one), and the results are gathered on every rank in task order, so the statistics do
+not depend on the number of ranks.
+
+For a scalar property :math:`Z` (the mean conductivity :math:`\operatorname{tr}A/d`, or the bulk
+modulus of the isotropic projection of :math:`C`) the statistics per size and boundary condition
+are the sample mean :math:`\bar Z`, the standard deviation :math:`D_Z` (with :math:`n-1`), the
+coefficient of variation :math:`D_Z/\bar Z` and the Student-:math:`t` confidence interval
+:math:`\bar Z \pm t_{n-1, (1+c)/2}\, D_Z/\sqrt n` (:func:`describe`).
+
+References
+----------
+Huet, C. (1990). Application of variational concepts to size effects in elastic heterogeneous
+    bodies. J. Mech. Phys. Solids 38, 813-841.
+Kanit, T., Forest, S., Galliet, I., Mounoury, V. & Jeulin, D. (2003). Determination of the size of
+    the representative volume element for random composites: statistical and numerical approach.
+    Int. J. Solids Struct. 40, 3647-3679.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from mpi4py import MPI
+from scipy import stats
+
+from multiscale.cell import CellProblem
+from multiscale.coupling.pool import MicroPool
+from multiscale.mesh.cell import CellMesh
+from multiscale.mesh.random import (
+    random_inclusion_cell,
+    random_sequential_addition,
+    thresholded_gaussian_field,
+    voxel_cell,
+)
+from multiscale.physics import Conductivity, IsotropicElasticity
+from multiscale.physics.base import Material
+from multiscale.tensors import bulk_shear_from_stiffness, energy_order
+
+__all__ = [
+    "BCS_ORDER",
+    "MICROSTRUCTURES",
+    "EnsembleConfig",
+    "EnsembleResult",
+    "Microstructure",
+    "PhaseLaw",
+    "Realization",
+    "Statistics",
+    "build_realization",
+    "describe",
+    "realization_seed",
+    "run_ensemble",
+    "solve_realization",
+]
+
+_log = logging.getLogger(__name__)
+
+#: The boundary conditions of an ensemble, from the softest to the stiffest.
+BCS_ORDER: tuple[str, ...] = ("subc", "periodic", "kubc")
+
+#: Microstructure kinds: RSA disks (2D), RSA spheres (3D), level-cut Gaussian field (2D or 3D).
+MICROSTRUCTURES: tuple[str, ...] = ("disks", "spheres", "gaussian")
+
+
+# --------------------------------------------------------------------------------------------
+# Configuration
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True, frozen=True)
+class Microstructure:
+    r"""How to draw one realization of the random medium in a window of size :math:`L u`.
+
+    Attributes
+    ----------
+    kind:
+        ``"disks"`` / ``"spheres"`` (random sequential addition, unit :math:`u` = mean diameter) or
+        ``"gaussian"`` (level-cut Gaussian field, unit :math:`u` = correlation length
+        :math:`\ell`).
+    volume_fraction:
+        Target inclusion fraction :math:`\phi`.
+    dim:
+        2 or 3 (fixed by ``kind`` for disks and spheres).
+    resolution:
+        Elements per unit: mesh size :math:`h = u/\text{resolution}` (RSA) or pixels per
+        :math:`\ell` (Gaussian).
+    gap:
+        Minimum gap between inclusions, in units of the diameter (RSA).
+    polydispersity:
+        Relative half-width of the uniform radius distribution (RSA).
+    fraction_tol:
+        Largest accepted :math:`|\phi_h - \phi|` of a meshed realization.
+    match_fraction:
+        Re-mesh RSA cells once with radii scaled to remove the polygonal volume deficit.
+    """
+
+    kind: str = "disks"
+    volume_fraction: float = 0.3
+    dim: int = 2
+    resolution: float = 8.0
+    gap: float = 0.05
+    polydispersity: float = 0.0
+    fraction_tol: float = 0.01
+    match_fraction: bool = True
+
+    def __post_init__(self) -> None:
+        if self.kind not in MICROSTRUCTURES:
+            raise ValueError(f"unknown microstructure {self.kind!r}; expected {MICROSTRUCTURES}")
+        dim = {"disks": 2, "spheres": 3}.get(self.kind, self.dim)
+        if dim not in (2, 3):
+            raise ValueError(f"dim must be 2 or 3, got {self.dim!r}")
+        object.__setattr__(self, "dim", int(dim))
+        if not 0.0 < self.volume_fraction < 1.0:
+            raise ValueError(f"volume_fraction must lie in (0, 1), got {self.volume_fraction!r}")
+        if not (math.isfinite(self.resolution) and self.resolution > 0):
+            raise ValueError(f"resolution must be positive, got {self.resolution!r}")
+        if not (0.0 <= self.gap < 1.0):
+            raise ValueError(f"gap (in diameters) must lie in [0, 1), got {self.gap!r}")
+        if not 0.0 <= self.polydispersity < 1.0:
+            raise ValueError(f"polydispersity must lie in [0, 1), got {self.polydispersity!r}")
+        if not self.fraction_tol > 0:
+            raise ValueError(f"fraction_tol must be positive, got {self.fraction_tol!r}")
+
+    @property
+    def unit(self) -> str:
+        """What one length unit is."""
+        return "correlation length" if self.kind == "gaussian" else "inclusion diameter"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__slots__}
+
+
+@dataclass(slots=True, frozen=True)
+class PhaseLaw:
+    """Phase laws of a two-phase medium: ``{"k": ...}`` or ``{"E": ..., "nu": ...}`` each."""
+
+    physics: str
+    matrix: Mapping[str, float]
+    inclusion: Mapping[str, float]
+
+    def __post_init__(self) -> None:
+        keys = {"conductivity": {"k"}, "elasticity": {"E", "nu"}}
+        if self.physics not in keys:
+            raise ValueError(f"physics must be one of {sorted(keys)}, got {self.physics!r}")
+        for name in ("matrix", "inclusion"):
+            law = dict(getattr(self, name))
+            if set(law) != keys[self.physics]:
+                raise ValueError(
+                    f"{self.physics}: the {name} law needs exactly the keys "
+                    f"{sorted(keys[self.physics])}, got {sorted(law)}"
+                )
+            object.__setattr__(self, name, {k: float(v) for k, v in law.items()})
+        self.materials()  # validates the values
+
+    def materials(self) -> dict[str, Material]:
+        make = (
+            (lambda p: Conductivity(p["k"]))
+            if self.physics == "conductivity"
+            else (lambda p: IsotropicElasticity.from_young(p["E"], p["nu"]))
+        )
+        return {"matrix": make(self.matrix), "inclusion": make(self.inclusion)}
+
+    @property
+    def property_name(self) -> str:
+        """The scalar property :func:`scalar_property` extracts."""
+        return "k" if self.physics == "conductivity" else "bulk"
+
+    def phase_values(self, dim: int) -> tuple[float, float]:
+        """:math:`(Z_{matrix}, Z_{inclusion})`: conductivities or bulk moduli of the phases."""
+        if self.physics == "conductivity":
+            return self.matrix["k"], self.inclusion["k"]
+        m = self.materials()
+        return tuple(
+            bulk_shear_from_stiffness(m[p].tensor(dim), dim)[0] for p in ("matrix", "inclusion")
+        )
+
+    def scalar_property(self, tensor: np.ndarray, dim: int) -> float:
+        r""":math:`\operatorname{tr}A/d` (conductivity) or the bulk modulus :math:`\kappa` of the
+        isotropic projection of the Voigt stiffness (2D: the area bulk modulus)."""
+        if self.physics == "conductivity":
+            return float(np.trace(tensor)) / dim
+        return float(bulk_shear_from_stiffness(tensor, dim)[0])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "physics": self.physics,
+            "matrix": dict(self.matrix),
+            "inclusion": dict(self.inclusion),
+        }
+
+
+@dataclass(slots=True, frozen=True)
+class EnsembleConfig:
+    """An SVE study: window sizes (in units), realizations per size, laws, microstructure.
+
+    Attributes
+    ----------
+    microstructure, laws:
+        What to draw and with which phase laws.
+    sizes:
+        Window edge lengths :math:`L_m` in units (increasing, positive).
+    realizations:
+        Realizations :math:`n \\ge 2` per size (one number for all sizes, or one per size).
+    seed:
+        Base seed; realization ``i`` of size ``m`` uses :func:`realization_seed`.
+    bcs:
+        Boundary conditions to solve (a subset of :data:`BCS_ORDER`).
+    confidence:
+        Level of the confidence intervals.
+    """
+
+    microstructure: Microstructure
+    laws: PhaseLaw
+    sizes: tuple[float, ...]
+    realizations: tuple[int, ...] | int = 10
+    seed: int = 0
+    bcs: tuple[str, ...] = BCS_ORDER
+    confidence: float = 0.95
+
+    def __post_init__(self) -> None:
+        sizes = tuple(float(s) for s in np.atleast_1d(np.asarray(self.sizes, dtype=float)))
+        if not sizes or any(not (math.isfinite(s) and s > 0) for s in sizes):
+            raise ValueError(f"sizes must be positive numbers, got {self.sizes!r}")
+        if any(b <= a for a, b in itertools.pairwise(sizes)):
+            raise ValueError(f"sizes must be strictly increasing, got {list(sizes)}")
+        object.__setattr__(self, "sizes", sizes)
+        n = self.realizations
+        counts = (int(n),) * len(sizes) if np.isscalar(n) else tuple(int(v) for v in n)
+        if len(counts) != len(sizes) or any(c < 2 for c in counts):
+            raise ValueError(
+                f"realizations must be an integer >= 2 or one per size ({len(sizes)}), got {n!r}"
+            )
+        object.__setattr__(self, "realizations", counts)
+        bcs = tuple(self.bcs)
+        if not bcs or any(b not in BCS_ORDER for b in bcs) or len(set(bcs)) != len(bcs):
+            raise ValueError(f"bcs must be distinct entries of {BCS_ORDER}, got {self.bcs!r}")
+        object.__setattr__(self, "bcs", tuple(b for b in BCS_ORDER if b in bcs))
+        if not 0.0 < self.confidence < 1.0:
+            raise ValueError(f"confidence must lie in (0, 1), got {self.confidence!r}")
+        if int(self.seed) < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+        object.__setattr__(self, "seed", int(self.seed))
+
+    def tasks(self) -> list[tuple[int, int]]:
+        """``(size index, realization index)`` of every realization, largest windows first (the
+        order of :meth:`MicroPool.map_tasks`, which balances better with the big ones first)."""
+        return [
+            (m, i) for m in reversed(range(len(self.sizes))) for i in range(self.realizations[m])
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "microstructure": self.microstructure.to_dict(),
+            "laws": self.laws.to_dict(),
+            "sizes": list(self.sizes),
+            "realizations": list(self.realizations),
+            "seed": self.seed,
+            "bcs": list(self.bcs),
+            "confidence": self.confidence,
+        }
+
+
+def realization_seed(seed: int, size_index: int, realization: int) -> np.random.SeedSequence:
+    """Independent seed of realization ``realization`` of size ``size_index`` (no rank in it)."""
+    return np.random.SeedSequence(entropy=int(seed), spawn_key=(int(size_index), int(realization)))
+
+
+# --------------------------------------------------------------------------------------------
+# One realization
+# --------------------------------------------------------------------------------------------
+
+
+def build_realization(
+    comm: MPI.Comm, micro: Microstructure, size: float, seed: int | np.random.SeedSequence
+) -> CellMesh:
+    """Mesh of one realization of ``micro`` in the window :math:`[0, L]^d` (units of
+    :attr:`Microstructure.unit`), checked against ``fraction_tol``.  Collective on ``comm``."""
+    L = float(size)
+    box = (L,) * micro.dim
+    if micro.kind == "gaussian":
+        pixels = max(2, round(L * micro.resolution))
+        image = thresholded_gaussian_field(pixels, box, 1.0, micro.volume_fraction, seed=seed)
+        cell = voxel_cell(comm, image)
+    else:
+        layout = random_sequential_addition(
+            box,
+            micro.volume_fraction,
+            0.5,
+            gap=micro.gap,
+            polydispersity=micro.polydispersity,
+            seed=seed,
+        )
+        cell = random_inclusion_cell(
+            comm, layout, h=1.0 / micro.resolution, match_fraction=micro.match_fraction
+        )
+    achieved = cell.volume_fractions()["inclusion"]
+    if abs(achieved - micro.volume_fraction) > micro.fraction_tol:
+        raise ValueError(
+            f"realized volume fraction {achieved:.5f} of a window of size {L:g} misses the target "
+            f"{micro.volume_fraction:g} by more than fraction_tol={micro.fraction_tol:g}; refine "
+            "the mesh (resolution) or the grid, or enlarge the window"
+        )
+    return cell
+
+
+@dataclass(slots=True, frozen=True)
+class Realization:
+    """Apparent tensors of one realization (identical on every rank after gathering).
+
+    ``order`` holds :func:`~multiscale.tensors.energy_order` of consecutive boundary conditions
+    (``"subc<=periodic"``, ``"periodic<=kubc"``), relative to the spectral radius of the larger
+    tensor; :math:`\\ge 0` up to round-off when the energy ordering holds.
+    """
+
+    size_index: int
+    index: int
+    size: float
+    seed: int
+    volume_fraction: float
+    tensors: dict[str, np.ndarray]
+    properties: dict[str, float]
+    order: dict[str, float]
+    hill_mandel: float
+    ndofs: int
+    seconds: float
+
+
+def solve_realization(
+    config: EnsembleConfig, size_index: int, index: int, comm: MPI.Comm
+) -> Realization:
+    """Build and solve realization ``index`` of size ``size_index`` on ``comm`` (collective)."""
+    t0 = time.perf_counter()
+    ss = realization_seed(config.seed, size_index, index)
+    size = config.sizes[size_index]
+    micro = config.microstructure
+    cell = build_realization(comm, micro, size, ss)
+    prefix = f"multiscale_sve_{size_index}_{index}_"
+    problem = CellProblem(cell, config.laws.materials(), options_prefix=prefix)
+    tensors, properties, hill = {}, {}, 0.0
+    for bc in config.bcs:
+        result = problem.solve(bc)
+        tensors[bc] = np.asarray(result.tensor)
+        properties[bc] = config.laws.scalar_property(result.tensor, micro.dim)
+        hill = max(hill, result.hill_mandel_residual)
+    order = {}
+    for lo, hi in zip(config.bcs, config.bcs[1:], strict=False):
+        scale = float(np.max(np.abs(np.linalg.eigvalsh(tensors[hi]))))
+        order[f"{lo}<={hi}"] = energy_order(tensors[lo], tensors[hi]) / scale
+    return Realization(
+        size_index=size_index,
+        index=index,
+        size=size,
+        seed=int(ss.generate_state(1, np.uint64)[0]),
+        volume_fraction=problem.volume_fractions["inclusion"],
+        tensors=tensors,
+        properties=properties,
+        order=order,
+        hill_mandel=hill,
+        ndofs=problem.ndofs,
+        seconds=comm.allreduce(time.perf_counter() - t0, op=MPI.MAX),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Statistics
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True, frozen=True)
+class Statistics:
+    r"""Sample statistics of :math:`n` values: mean, standard deviation (:math:`n-1`), coefficient
+    of variation, and the Student-:math:`t` confidence interval of the mean at ``confidence``."""
+
+    n: int
+    mean: float
+    std: float
+    cv: float
+    ci_low: float
+    ci_high: float
+    confidence: float
+
+    def __post_init__(self) -> None:
+        if self.n < 2:
+            raise ValueError(f"statistics need at least 2 values, got {self.n}")
+
+    def to_dict(self) -> dict[str, float]:
+        return {k: getattr(self, k) for k in self.__slots__}
+
+
+def describe(values: Sequence[float] | np.ndarray, confidence: float = 0.95) -> Statistics:
+    r"""Statistics of ``values``: :math:`\bar x`, :math:`s = \sqrt{\sum(x_i-\bar x)^2/(n-1)}`,
+    :math:`s/\bar x`, :math:`\bar x \pm t_{n-1,(1+c)/2}\,s/\sqrt n`."""
+    x = np.asarray(values, dtype=float).reshape(-1)
+    if x.size < 2 or not np.all(np.isfinite(x)):
+        raise ValueError(f"need at least 2 finite values, got {x.tolist()}")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence!r}")
+    mean = float(x.mean())
+    std = float(x.std(ddof=1))
+    half = float(stats.t.ppf(0.5 * (1.0 + confidence), x.size - 1)) * std / math.sqrt(x.size)
+    cv = std / abs(mean) if mean != 0 else math.inf
+    return Statistics(x.size, mean, std, cv, mean - half, mean + half, float(confidence))
+
+
+@dataclass(slots=True)
+class EnsembleResult:
+    """All realizations of an :class:`EnsembleConfig` and their statistics per size and BC.
+
+    ``realizations[m]`` lists the realizations of size ``config.sizes[m]`` in index order;
+    ``statistics[m][bc]`` describes the scalar property, ``mean_tensor[m][bc]`` is the sample mean
+    of the tensors.  Identical on every rank.
+    """
+
+    config: EnsembleConfig
+    realizations: list[list[Realization]]
+    statistics: list[dict[str, Statistics]] = field(default_factory=list)
+    mean_tensor: list[dict[str, np.ndarray]] = field(default_factory=list)
+    wall_time: float = 0.0
+    ranks: int = 1
+
+    def __post_init__(self) -> None:
+        if len(self.realizations) != len(self.config.sizes):
+            raise ValueError("one list of realizations per size is needed")
+        c = self.config
+        self.statistics = [
+            {bc: describe([r.properties[bc] for r in reals], c.confidence) for bc in c.bcs}
+            for reals in self.realizations
+        ]
+        self.mean_tensor = [
+            {bc: np.mean([r.tensors[bc] for r in reals], axis=0) for bc in c.bcs}
+            for reals in self.realizations
+        ]
+
+    @property
+    def sizes(self) -> np.ndarray:
+        return np.asarray(self.config.sizes)
+
+    def series(self, bc: str, what: str = "mean") -> np.ndarray:
+        """One statistic (``mean``, ``std``, ``cv``, ...) of one BC against the sizes."""
+        return np.array([getattr(s[bc], what) for s in self.statistics])
+
+    def volume_fraction_series(self) -> np.ndarray:
+        """Mean realized volume fraction per size."""
+        return np.array(
+            [np.mean([r.volume_fraction for r in reals]) for reals in self.realizations]
+        )
+
+    def worst_order(self) -> float:
+        """The most negative relative energy-order margin over all realizations (>= -1e-10
+        when :math:`C^{SUBC} \\preceq C^{PBC} \\preceq C^{KUBC}` holds everywhere)."""
+        margins = [v for reals in self.realizations for r in reals for v in r.order.values()]
+        return float(min(margins)) if margins else math.inf
+
+    def table(self) -> str:
+        """A plain-text table of the statistics (one row per size)."""
+        c = self.config
+        head = f"{'L':>7} {'n':>4} " + " ".join(
+            f"{bc + ' mean':>13} {'std':>9} {'CV':>8}" for bc in c.bcs
+        )
+        lines = [head]
+        for m, size in enumerate(c.sizes):
+            row = f"{size:7.3g} {c.realizations[m]:4d} "
+            row += " ".join(
+                f"{s.mean:13.6g} {s.std:9.3g} {s.cv:8.3g}"
+                for s in (self.statistics[m][bc] for bc in c.bcs)
+            )
+            lines.append(row)
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serializable summary: per size the statistics and the per-realization values."""
+        out = []
+        for m, reals in enumerate(self.realizations):
+            out.append(
+                {
+                    "size": self.config.sizes[m],
+                    "statistics": {bc: s.to_dict() for bc, s in self.statistics[m].items()},
+                    "mean_tensor": {bc: t.tolist() for bc, t in self.mean_tensor[m].items()},
+                    "realizations": [
+                        {
+                            "index": r.index,
+                            "seed": r.seed,
+                            "volume_fraction": r.volume_fraction,
+                            "properties": r.properties,
+                            "tensors": {bc: t.tolist() for bc, t in r.tensors.items()},
+                            "energy_order": r.order,
+                            "hill_mandel": r.hill_mandel,
+                            "ndofs": r.ndofs,
+                            "seconds": r.seconds,
+                        }
+                        for r in reals
+                    ],
+                }
+            )
+        return {
+            "config": self.config.to_dict(),
+            "sizes": out,
+            "worst_energy_order": self.worst_order(),
+            "wall_time_s": self.wall_time,
+            "ranks": self.ranks,
+        }
+
+
+def run_ensemble(comm: MPI.Comm, config: EnsembleConfig, *, group_size: int = 1) -> EnsembleResult:
+    """Solve every realization of ``config``, distributed over the ranks of ``comm``.
+
+    The tasks of :meth:`EnsembleConfig.tasks` go through :meth:`MicroPool.map_tasks`: with
+    ``group_size = 1`` each realization is meshed and solved on ``COMM_SELF`` of one rank, with
+    larger groups on a sub-communicator of ``group_size`` ranks.  Every realization depends on its
+    seed only, so the result is the same on any number of ranks.  Collective; the result is
+    returned on every rank.
+    """
+    t0 = time.perf_counter()
+    tasks = config.tasks()
+    pool = MicroPool(comm, group_size=group_size)
+    try:
+        done = pool.map_tasks(
+            lambda t, micro_comm: solve_realization(config, *tasks[t], micro_comm), len(tasks)
+        )
+        pool.log_statistics("SVE realizations")
+    finally:
+        pool.destroy()
+    realizations: list[list[Realization]] = [[] for _ in config.sizes]
+    for r in sorted(done, key=lambda r: (r.size_index, r.index)):
+        realizations[r.size_index].append(r)
+    wall = comm.allreduce(time.perf_counter() - t0, op=MPI.MAX)
+    result = EnsembleResult(config, realizations, wall_time=wall, ranks=comm.size)
+    _log.info("SVE ensemble (%d realizations, %.1f s):\n%s", len(tasks), wall, result.table())
+    return result

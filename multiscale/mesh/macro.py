@@ -1,0 +1,241 @@
+"""Macroscopic meshes with named boundaries: generated boxes, a plate with a hole, gmsh files.
+
+A :class:`MacroMesh` is a distributed dolfinx mesh with facet tags and a map from boundary
+names to tags, so that boundary conditions of the macro problem are given by name (``"left"``,
+``"top"``, ``"hole"``, or a physical-group name of a gmsh file).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dolfinx
+import gmsh
+import numpy as np
+from mpi4py import MPI
+
+from multiscale.compat import model_to_mesh
+from multiscale.mesh.io import gmsh_session
+
+__all__ = ["MacroMesh", "box", "plate_with_hole", "read_macro_mesh", "rectangle"]
+
+log = logging.getLogger(__name__)
+
+_SIDES = ("left", "right", "bottom", "top", "back", "front")
+
+
+@dataclass(slots=True)
+class MacroMesh:
+    """A macro mesh with named boundary facets (``boundaries[name]`` is a tag of
+    ``facet_tags``)."""
+
+    mesh: dolfinx.mesh.Mesh
+    facet_tags: dolfinx.mesh.MeshTags
+    boundaries: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def dim(self) -> int:
+        return self.mesh.geometry.dim
+
+    def facets(self, name: str) -> np.ndarray:
+        """Local facet indices of the boundary ``name``; a clear error for an unknown name."""
+        if name not in self.boundaries:
+            raise ValueError(f"unknown boundary {name!r}; the mesh has {sorted(self.boundaries)}")
+        return self.facet_tags.find(self.boundaries[name])
+
+
+def _tag_sides(
+    mesh: dolfinx.mesh.Mesh,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    extra: dict[str, Callable[[np.ndarray], np.ndarray]] | None = None,
+) -> MacroMesh:
+    """Tag the boundary facets on the faces of the box ``[lo, hi]`` (and ``extra`` markers)."""
+    d = mesh.geometry.dim
+    tol = 1e-8 * float(np.max(hi - lo))
+    markers: dict[str, Callable[[np.ndarray], np.ndarray]] = {}
+    for axis in range(d):
+        for side, value in ((0, lo[axis]), (1, hi[axis])):
+            markers[_SIDES[2 * axis + side]] = lambda x, a=axis, v=value: np.abs(x[a] - v) < tol
+    markers.update(extra or {})
+    fdim = d - 1
+    mesh.topology.create_connectivity(fdim, d)
+    indices, values, boundaries = [], [], {}
+    for tag, (name, marker) in enumerate(markers.items(), start=1):
+        facets = dolfinx.mesh.locate_entities_boundary(mesh, fdim, marker)
+        indices.append(facets)
+        values.append(np.full(len(facets), tag, dtype=np.int32))
+        boundaries[name] = tag
+    idx = np.concatenate(indices).astype(np.int32)
+    val = np.concatenate(values)
+    order = np.argsort(idx, kind="stable")
+    idx, val = idx[order], val[order]
+    # a facet on two faces (edges in 3D are not facets; corners do not occur) keeps its first tag
+    keep = np.ones(len(idx), dtype=bool)
+    keep[1:] = idx[1:] != idx[:-1]
+    tags = dolfinx.mesh.meshtags(mesh, fdim, idx[keep], val[keep])
+    return MacroMesh(mesh, tags, boundaries)
+
+
+def rectangle(
+    comm: MPI.Comm,
+    lengths: Sequence[float] = (1.0, 1.0),
+    n: Sequence[int] = (8, 8),
+    *,
+    origin: Sequence[float] = (0.0, 0.0),
+    diagonal: str = "crossed",
+) -> MacroMesh:
+    """Triangulated rectangle ``origin + [0, L1] x [0, L2]`` with ``n`` cells per side;
+    boundaries ``left``, ``right``, ``bottom``, ``top``."""
+    lo = np.asarray(origin, dtype=float)
+    hi = lo + np.asarray(lengths, dtype=float)
+    if np.any(hi <= lo) or min(n) < 1:
+        raise ValueError(f"rectangle needs positive lengths and cell counts, got {lengths}, {n}")
+    diag = {
+        "crossed": dolfinx.mesh.DiagonalType.crossed,
+        "right": dolfinx.mesh.DiagonalType.right,
+        "left": dolfinx.mesh.DiagonalType.left,
+    }[diagonal]
+    mesh = dolfinx.mesh.create_rectangle(
+        comm, [lo, hi], [int(n[0]), int(n[1])], dolfinx.mesh.CellType.triangle, diagonal=diag
+    )
+    return _tag_sides(mesh, lo, hi)
+
+
+def box(
+    comm: MPI.Comm,
+    lengths: Sequence[float] = (1.0, 1.0, 1.0),
+    n: Sequence[int] = (4, 4, 4),
+    *,
+    origin: Sequence[float] = (0.0, 0.0, 0.0),
+) -> MacroMesh:
+    """Tetrahedral box; boundaries ``left``/``right`` (x), ``bottom``/``top`` (y),
+    ``back``/``front`` (z)."""
+    lo = np.asarray(origin, dtype=float)
+    hi = lo + np.asarray(lengths, dtype=float)
+    if np.any(hi <= lo) or min(n) < 1:
+        raise ValueError(f"box needs positive lengths and cell counts, got {lengths}, {n}")
+    mesh = dolfinx.mesh.create_box(
+        comm, [lo, hi], [int(k) for k in n], dolfinx.mesh.CellType.tetrahedron
+    )
+    return _tag_sides(mesh, lo, hi)
+
+
+def plate_with_hole(
+    comm: MPI.Comm,
+    *,
+    width: float = 1.0,
+    height: float = 1.0,
+    radius: float = 0.3,
+    h: float = 0.1,
+    h_hole: float | None = None,
+) -> MacroMesh:
+    """Quarter of a plate with a central circular hole (symmetry planes ``left`` at x = 0 and
+    ``bottom`` at y = 0), the hole's arc named ``hole``; ``h_hole`` refines at the hole.
+
+    The gmsh model is built on rank 0 and distributed over ``comm``.
+    """
+    if not (0.0 < radius < min(width, height)):
+        raise ValueError(
+            f"hole radius must lie in (0, min(width, height)) = (0, {min(width, height)}), "
+            f"got {radius}"
+        )
+    if h <= 0.0:
+        raise ValueError(f"mesh size h must be positive, got {h}")
+    h_hole = h if h_hole is None else h_hole
+    error = None
+    if comm.rank == 0:
+        with gmsh_session():
+            try:
+                occ = gmsh.model.occ
+                rect = occ.addRectangle(0.0, 0.0, 0.0, width, height)
+                disk = occ.addDisk(0.0, 0.0, 0.0, radius, radius)
+                occ.cut([(2, rect)], [(2, disk)])
+                occ.synchronize()
+                surfaces = gmsh.model.getEntities(2)
+                gmsh.model.addPhysicalGroup(2, [s for _, s in surfaces], 1, "plate")
+                gmsh.option.setNumber("Mesh.MeshSizeMax", h)
+                gmsh.option.setNumber("Mesh.MeshSizeMin", min(h, h_hole))
+                points = gmsh.model.getEntities(0)
+                near = [
+                    p
+                    for p in points
+                    if np.linalg.norm(gmsh.model.getValue(0, p[1], [])[:2]) < radius * 1.01
+                ]
+                gmsh.model.mesh.setSize(near, h_hole)
+                gmsh.model.mesh.generate(2)
+            except Exception as err:
+                error = f"gmsh failed to mesh the plate with a hole: {err}"
+            comm.bcast(error, root=0)
+            if error is None:
+                mesh, _, _ = model_to_mesh(gmsh.model, comm, 0, 2)
+    else:
+        error = comm.bcast(None, root=0)
+        if error is None:
+            mesh, _, _ = model_to_mesh(gmsh.model, comm, 0, 2)
+    if error is not None:
+        raise RuntimeError(error)
+    lo, hi = np.zeros(2), np.array([width, height])
+    tol = 1e-6 * radius
+
+    def on_hole(x: np.ndarray) -> np.ndarray:
+        return np.abs(np.hypot(x[0], x[1]) - radius) < max(tol, 1e-3 * h_hole)
+
+    return _tag_sides(mesh, lo, hi, {"hole": on_hole})
+
+
+def read_macro_mesh(path: str | os.PathLike, comm: MPI.Comm, *, gdim: int = 2) -> MacroMesh:
+    """Read a gmsh ``.msh`` macro mesh; its named physical groups of dimension ``gdim - 1``
+    become the boundaries (facets of the bounding-box faces are also named ``left``, ...
+    unless a physical group already uses that name)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"macro mesh file {str(path)!r} does not exist")
+    error, names = None, {}
+    if comm.rank == 0:
+        with gmsh_session():
+            try:
+                gmsh.merge(str(path))
+                for dim, tag in gmsh.model.getPhysicalGroups(gdim - 1):
+                    names[gmsh.model.getPhysicalName(dim, tag) or f"group{tag}"] = tag
+            except Exception as err:
+                error = f"could not read macro mesh {str(path)!r}: {err}"
+            comm.bcast((error, names), root=0)
+            if error is None:
+                mesh, _, facet_tags = model_to_mesh(gmsh.model, comm, 0, gdim)
+    else:
+        error, names = comm.bcast(None, root=0)
+        if error is None:
+            mesh, _, facet_tags = model_to_mesh(gmsh.model, comm, 0, gdim)
+    if error is not None:
+        raise ValueError(error)
+    x = mesh.geometry.x[:, :gdim]
+    lo = comm.allreduce(x.min(axis=0), op=MPI.MIN)
+    hi = comm.allreduce(x.max(axis=0), op=MPI.MAX)
+    sides = _tag_sides(mesh, lo, hi)
+    if not names:
+        return sides
+    # physical groups first; box faces added under their names where free
+    offset = max(names.values()) + 1
+    idx = [facet_tags.indices]
+    val = [facet_tags.values]
+    boundaries = dict(names)
+    for name, tag in sides.boundaries.items():
+        if name in boundaries:
+            continue
+        f = sides.facet_tags.find(tag)
+        f = f[~np.isin(f, facet_tags.indices)]
+        idx.append(f)
+        val.append(np.full(len(f), offset, dtype=np.int32))
+        boundaries[name] = offset
+        offset += 1
+    i = np.concatenate(idx).astype(np.int32)
+    v = np.concatenate(val).astype(np.int32)
+    order = np.argsort(i, kind="stable")
+    tags = dolfinx.mesh.meshtags(mesh, gdim - 1, i[order], v[order])
+    log.info("macro mesh %s: boundaries %s", path, sorted(boundaries))
+    return MacroMesh(mesh, tags, boundaries)

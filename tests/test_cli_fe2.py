@@ -1,0 +1,111 @@
+"""``multiscale fe2 CONFIG``: a TOML run writes its fields and summary; bad configs fail clearly."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mpi4py import MPI
+
+from multiscale.cli import main
+from multiscale.fe2.config import FE2Config, build_law
+from multiscale.physics import IsotropicElasticity, J2Plasticity, NeoHookean
+
+CONFIG = """
+[macro]
+mesh = {{ type = "rectangle", lengths = [1.0, 1.0], n = [2, 2] }}
+degree = 1
+bcs = [
+  {{ boundary = "bottom", value = [0.0, 0.0] }},
+  {{ boundary = "top", component = 1, value = 0.02 }},
+]
+
+[micro]
+mesh = {{ type = "circular_inclusion", vf = 0.4, h = 0.15 }}
+materials.matrix = {{ law = "j2", E = 1.0, nu = 0.3, sigma_y = 0.01, H = 0.1 }}
+materials.inclusion = {{ law = "elastic", E = 10.0, nu = 0.3 }}
+
+[loading]
+factors = [0.5, 1.0, 0.5]
+
+[output]
+directory = "{out}"
+summary = "run.json"
+probes = [[0.5, 0.5]]
+"""
+
+
+def _shared(tmp_path: Path) -> Path:
+    return Path(MPI.COMM_WORLD.bcast(str(tmp_path), root=0))
+
+
+@pytest.mark.mpi
+def test_fe2_cli_writes_summary_and_fields(tmp_path):
+    base = _shared(tmp_path)
+    cfg = base / "run.toml"
+    if MPI.COMM_WORLD.rank == 0:
+        cfg.write_text(CONFIG.format(out=base / "out"))
+    MPI.COMM_WORLD.barrier()
+    assert main(["fe2", str(cfg)]) == 0
+    out = base / "out"
+    data = json.loads((out / "run.json").read_text())
+    assert data["status"] == "ok"
+    curve = data["load_displacement"]
+    assert [round(p["factor"], 12) for p in curve] == [0.5, 1.0, 0.5]
+    assert np.isclose(curve[1]["displacement"], 0.02)
+    # plastic loading then partial unloading: the unloading branch is stiffer (elastic) and
+    # lies below the loading one at the same displacement
+    assert curve[2]["reaction"] < curve[0]["reaction"]
+    assert all(n["max_hill_mandel"] < 1e-10 for n in data["newton"])
+    assert all(len(n["residuals"]) == n["iterations"] + 1 for n in data["newton"])
+    micro = data["micro"]
+    assert len(micro["solves_per_rank"]) == MPI.COMM_WORLD.size
+    assert micro["rve_solves_total"] >= 3 * data["info"]["macro_gauss_points"]
+    assert (out / "macro.xdmf").is_file() and (out / "rve_0.xdmf").is_file()
+    assert not list(out.glob("*.tmp"))
+
+
+@pytest.mark.mpi
+def test_fe2_cli_rejects_bad_config(tmp_path, caplog):
+    base = _shared(tmp_path)
+    cfg = base / "bad.toml"
+    bad = CONFIG.format(out=base / "out").replace('law = "j2", E = 1.0', 'law = "j2", E = -1.0')
+    if MPI.COMM_WORLD.rank == 0:
+        cfg.write_text(bad)
+    MPI.COMM_WORLD.barrier()
+    assert main(["fe2", str(cfg)]) == 2
+    missing = base / "nope.yaml"
+    assert main(["fe2", str(missing)]) == 2
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="unknown key"):
+        FE2Config.from_dict({"macro": {"mesh": "a.msh", "bcs": [{}], "colour": 1}, "micro": {}})
+    with pytest.raises(ValueError, match=r"macro\.bcs"):
+        FE2Config.from_dict({"macro": {"mesh": "a.msh"}, "micro": {"mesh": "c", "materials": {}}})
+    with pytest.raises(ValueError, match="either steps or factors"):
+        FE2Config.from_dict(
+            {
+                "macro": {"mesh": "a.msh", "bcs": [{"boundary": "top"}]},
+                "micro": {"mesh": "c.msh", "materials": {"m": {"law": "elastic"}}},
+                "loading": {"steps": 2, "factors": [1.0]},
+            }
+        )
+
+
+def test_build_law():
+    assert isinstance(build_law("m", {"law": "elastic", "E": 1.0, "nu": 0.3}), IsotropicElasticity)
+    j2 = build_law("m", {"law": "j2", "E": 2.0, "nu": 0.25, "sigma_y": 0.1, "H": 0.2})
+    assert isinstance(j2, J2Plasticity) and j2.H == 0.2
+    nh = build_law("m", {"law": "neo_hookean", "lambda": 1.0, "mu": 0.5})
+    assert isinstance(nh, NeoHookean) and nh.mu == 0.5
+    with pytest.raises(ValueError, match="missing the parameter 'sigma_y'"):
+        build_law("m", {"law": "j2", "E": 1.0, "nu": 0.3})
+    with pytest.raises(ValueError, match="unknown law"):
+        build_law("m", {"law": "plastic"})
+    with pytest.raises(ValueError, match="unknown parameter"):
+        build_law("m", {"law": "elastic", "E": 1.0, "nu": 0.3, "G": 3.0})
+    with pytest.raises(ValueError, match="Young"):
+        build_law("m", {"law": "elastic", "E": -1.0, "nu": 0.3})

@@ -1,0 +1,97 @@
+"""``multiscale rve-size``: YAML and TOML configurations, the JSON summary, input errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from mpi4py import MPI
+
+from multiscale.cli import main
+from multiscale.cli.rve_size import load_config
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "rve_size.yaml"
+
+TOML = """
+sizes = [2.0, 4.0]
+realizations = 3
+seed = 4
+[microstructure]
+kind = "disks"
+volume_fraction = 0.25
+resolution = 4
+fraction_tol = 0.005
+[laws]
+physics = "conductivity"
+matrix = {k = 1.0}
+inclusion = {k = 5.0}
+[rve]
+eps_rel = 0.05
+gap_tol = 0.1
+free_exponent = false
+"""
+
+
+def _shared(tmp_path: Path, name: str) -> Path:
+    return Path(MPI.COMM_WORLD.bcast(str(tmp_path / name), root=0))
+
+
+def test_example_config_loads():
+    config, criteria, output = load_config(EXAMPLE)
+    assert config.sizes == (2.0, 4.0, 8.0, 16.0)
+    assert config.realizations == (10, 10, 10, 10)
+    assert criteria["eps_rel"] == 0.01 and output["json"].endswith(".json")
+
+
+@pytest.mark.mpi
+def test_rve_size_toml_writes_json(tmp_path):
+    cfg = _shared(tmp_path, "study.toml")
+    out = _shared(tmp_path, "out/summary.json")
+    if MPI.COMM_WORLD.rank == 0:
+        cfg.write_text(TOML)
+    MPI.COMM_WORLD.Barrier()
+    assert (
+        main(["rve-size", str(cfg), "--json", str(out), "--plot", str(out.with_suffix(".png"))])
+        == 0
+    )
+    data = json.loads(out.read_text())
+    assert [s["size"] for s in data["sizes"]] == [2.0, 4.0]
+    assert data["worst_energy_order"] >= -1e-10
+    lo, hi = data["hashin_shtrikman"]
+    for s in data["sizes"]:
+        assert len(s["realizations"]) == 3
+        assert lo <= s["statistics"]["periodic"]["mean"] <= hi
+    assert data["rve"]["rve_size"] > 0 and "cv_exponent" in data["rve"]
+    assert data["rve"]["integral_range"]["exponent"] == 1.0
+    assert data["rve"]["bc_gap"]["gap_exponent"] < 0
+    assert out.with_suffix(".png").stat().st_size > 0
+    assert not out.with_suffix(".json.tmp").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        (
+            "sizes: [2]\nlaws: {physics: conductivity, matrix: {k: 1}, inclusion: {k: 2}}\n",
+            "'microstructure' is required",
+        ),
+        (
+            "microstructure: {kind: disks}\nlaws: {physics: conductivity, matrix: {k: 1}, "
+            "inclusion: {k: 2}}\nsizes: [2]\ncolour: red\n",
+            "unknown keys",
+        ),
+        (
+            "microstructure: {kind: disks, size: 3}\nlaws: {physics: conductivity, matrix: {k: 1}, "
+            "inclusion: {k: 2}}\nsizes: [2]\n",
+            "unexpected keyword",
+        ),
+    ],
+)
+def test_bad_config(tmp_path, text, match):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=match):
+        load_config(path)
+    with pytest.raises(FileNotFoundError):
+        load_config(tmp_path / "missing.yaml")

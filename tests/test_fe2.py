@@ -1,0 +1,348 @@
+"""FE² against independent references.
+
+* linear phases: FE² equals a plain dolfinx macro solve with the effective stiffness of the cell
+  solver (cached single RVE solve, and the per-point path of a law that does not declare itself
+  linear);
+* J2 plasticity: quadratic macro Newton with the consistent tangent, the Taylor tangent clearly
+  worse; Hill–Mandel at every step; step cutting equal to a run with the small steps and history
+  rolled back; residual state after unloading;
+* Neo-Hookean finite strain: loading and unloading back to zero is elastic;
+* MPI: the macro result does not depend on the distribution of macro points or on RVE groups.
+
+Macro meshes are 2x2 crossed rectangles (16 Gauss points) and the RVE a coarse disk cell.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import dolfinx
+import dolfinx.fem.petsc
+import numpy as np
+import pytest
+import ufl
+from mpi4py import MPI
+
+from multiscale.cell import CellProblem
+from multiscale.compat import DOLFINX_VERSION
+from multiscale.fe2 import DisplacementBC, FE2Problem, Traction
+from multiscale.mesh import circular_inclusion
+from multiscale.mesh.macro import rectangle
+from multiscale.physics import AnisotropicElasticity, IsotropicElasticity, J2Plasticity, NeoHookean
+
+log = logging.getLogger(__name__)
+
+HM_TOL = 1e-10
+STRETCH = 0.03  # prescribed u_x on the right side at load factor 1 (unit square)
+BCS = [
+    DisplacementBC("right", STRETCH, component=0),  # the loading boundary: StepRecord.reaction
+    DisplacementBC("left", 0.0, component=0),
+    DisplacementBC("bottom", 0.0, component=1),
+]
+TRACTIONS = [Traction("top", (0.002, 0.0))]  # a shear load: the macro state is not homogeneous
+ELASTIC = {
+    "matrix": IsotropicElasticity.from_young(1.0, 0.3),
+    "inclusion": IsotropicElasticity.from_young(10.0, 0.25),
+}
+PLASTIC = {
+    "matrix": J2Plasticity.from_young(1.0, 0.3, sigma_y=0.01, H=0.1),
+    "inclusion": IsotropicElasticity.from_young(10.0, 0.25),
+}
+HYPERELASTIC = {
+    "matrix": NeoHookean.from_young(1.0, 0.3),
+    "inclusion": NeoHookean.from_young(10.0, 0.25),
+}
+
+
+def cell(comm: MPI.Comm):
+    return circular_inclusion(comm, 0.3, h=0.1)
+
+
+def make_problem(comm: MPI.Comm, materials, n=(2, 2), bcs=BCS, **kwargs) -> FE2Problem:
+    macro = rectangle(comm, (1.0, 1.0), n)
+    kwargs.setdefault("tractions", TRACTIONS)
+    return FE2Problem(macro, cell, materials, bcs=bcs, **kwargs)
+
+
+def check_steps(result) -> None:
+    """Every converged step: Hill–Mandel at every RVE (the largest residual over all points)."""
+    assert result.steps
+    for step in result.steps:
+        assert step.max_hill_mandel < HM_TOL, (step.factor, step.max_hill_mandel)
+
+
+def rel(a, b) -> float:
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
+def owned(u: dolfinx.fem.Function) -> np.ndarray:
+    imap = u.function_space.dofmap.index_map
+    return u.x.array[: imap.size_local * u.function_space.dofmap.index_map_bs].copy()
+
+
+def global_rel(comm: MPI.Comm, a: np.ndarray, b: np.ndarray) -> float:
+    num = comm.allreduce(float(np.sum((a - b) ** 2)), op=MPI.SUM)
+    den = comm.allreduce(float(np.sum(b**2)), op=MPI.SUM)
+    return math.sqrt(num / den)
+
+
+# -- 6. linear phases: FE² = macro solve with C_hom ---------------------------------------------
+@dataclass(frozen=True)
+class NotDeclaredLinear:
+    """Isotropic Hooke's law that does not say it is linear: FE² solves an RVE per point."""
+
+    law: IsotropicElasticity
+    kind: ClassVar[str] = "strain"
+
+    def flux(self, g):
+        return self.law.flux(g)
+
+
+def reference_linear_solve(problem: FE2Problem, C_hom: np.ndarray) -> dolfinx.fem.Function:
+    """Plain dolfinx LinearProblem with the homogenized law and the same loads at factor 1."""
+    mesh = problem.macro.mesh
+    V = dolfinx.fem.functionspace(mesh, ("Lagrange", 1, (2,)))
+    law = AnisotropicElasticity(C_hom)
+    u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
+    a = ufl.inner(law.flux(ufl.sym(ufl.grad(u))), ufl.sym(ufl.grad(v))) * ufl.dx
+    ds = ufl.Measure("ds", domain=mesh, subdomain_data=problem.macro.facet_tags)
+    L = ufl.inner(dolfinx.fem.Constant(mesh, np.zeros(2)), v) * ufl.dx
+    for t in TRACTIONS:
+        tag = problem.macro.boundaries[t.boundary]
+        L += ufl.inner(dolfinx.fem.Constant(mesh, np.asarray(t.value)), v) * ds(tag)
+    bcs = []
+    for spec in BCS:
+        Vc = V.sub(spec.component)
+        dofs = dolfinx.fem.locate_dofs_topological(Vc, 1, problem.macro.facets(spec.boundary))
+        bcs.append(dolfinx.fem.dirichletbc(dolfinx.fem.Constant(mesh, spec.value), dofs, Vc))
+    uh = dolfinx.fem.Function(V)
+    options = {"ksp_type": "preonly", "pc_type": "lu", "pc_factor_mat_solver_type": "mumps"}
+    kwargs = {"petsc_options_prefix": "test_fe2_reference_"} if DOLFINX_VERSION >= (0, 10) else {}
+    lp = dolfinx.fem.petsc.LinearProblem(a, L, bcs=bcs, u=uh, petsc_options=options, **kwargs)
+    lp.solve()
+    return uh
+
+
+@pytest.mark.mpi
+def test_linear_phases_equal_homogenized_macro_solve(comm):
+    C_hom = CellProblem(cell(comm), ELASTIC).solve("periodic").tensor
+    problem = make_problem(comm, ELASTIC, n=(3, 3))
+    result = problem.solve([1.0])
+    reference = reference_linear_solve(problem, C_hom)
+    err = global_rel(comm, owned(problem.u), owned(reference))
+    log.info("linear FE² vs C_hom macro solve: %.2e", err)
+    assert err < 1e-9
+    assert problem.micro.linear
+    assert problem.micro.rve_solves == 1  # on every rank: one RVE solve, then cached
+    assert result.micro["rve_solves_total"] == comm.size
+    u_cached = owned(problem.u)
+    problem.destroy()
+
+    # the same phases through a law without `linear = True`: one RVE solve per point and iteration
+    wrapped = {name: NotDeclaredLinear(law) for name, law in ELASTIC.items()}
+    problem = make_problem(comm, wrapped, n=(3, 3))
+    result = problem.solve([1.0])
+    assert not problem.micro.linear
+    n_points = result.info["macro_gauss_points"]
+    assert result.micro["rve_solves_total"] >= 2 * n_points  # residual evaluated twice at least
+    err = global_rel(comm, owned(problem.u), u_cached)
+    log.info("per-point path vs cached: %.2e", err)
+    assert err < 1e-8
+    check_steps(result)
+    problem.destroy()
+
+
+# -- 7. quadratic macro Newton; Taylor tangent clearly worse; 8. Hill–Mandel; 11. history ---------
+MAX_IT = 10  # macro Newton iterations allowed to both tangents
+LOAD_UNLOAD = [0.5, 1.0, 0.0]
+
+
+@pytest.fixture(scope="module")
+def j2_cycle():
+    """Consistent-tangent J2 run: two plastic loading steps, then unloading to zero."""
+    problem = make_problem(
+        MPI.COMM_WORLD, PLASTIC, tractions=(), petsc_options={"snes_max_it": MAX_IT}
+    )
+    result = problem.solve(LOAD_UNLOAD)
+    u = owned(problem.u)
+    problem.destroy()
+    return result, u
+
+
+def observed_orders(residuals: list[float]) -> list[float]:
+    """log(r_{k+1}/r_k) / log(r_k/r_{k-1}) over the residuals above round-off (1e-12 r_0)."""
+    r = [x for x in residuals if x > 1e-12 * residuals[0]]
+    return [math.log(r[k + 1] / r[k]) / math.log(r[k] / r[k - 1]) for k in range(1, len(r) - 1)]
+
+
+@pytest.mark.mpi
+def test_macro_newton_quadratic_with_consistent_tangent(comm, j2_cycle):
+    result, _ = j2_cycle
+    loading = result.steps[:2]
+    for step in loading:
+        orders = observed_orders(step.residuals)
+        log.info(
+            "consistent, factor %.2f: residuals %s, orders %s",
+            step.factor,
+            ", ".join(f"{r:.2e}" for r in step.residuals),
+            ", ".join(f"{o:.2f}" for o in orders),
+        )
+        assert step.max_mean_p > 0.0  # a plastic step
+        assert step.cuts == 0
+        assert orders, step.residuals
+        assert orders[-1] >= 1.8, (step.residuals, orders)
+    assert loading[1].max_mean_p > loading[0].max_mean_p
+    consistent_its = loading[0].newton_iterations
+    assert 2 * consistent_its <= MAX_IT  # so that failing within MAX_IT means twice as many
+
+    # Taylor tangent, the same first step and the same macro Newton options, no cuts
+    taylor = make_problem(
+        comm,
+        PLASTIC,
+        tractions=(),
+        tangent="taylor",
+        max_cuts=0,
+        petsc_options={"snes_max_it": MAX_IT},
+    )
+    try:
+        taylor.solve(LOAD_UNLOAD[:1])
+    except RuntimeError as err:
+        assert "macro Newton did not converge" in str(err)
+        history = taylor.result.failed_attempts[-1]["residuals"]
+        rates = [history[k + 1] / history[k] for k in range(len(history) - 1)]
+        log.info(
+            "Taylor: no convergence in %d iterations (consistent: %d); residuals %s",
+            MAX_IT,
+            consistent_its,
+            ", ".join(f"{r:.2e}" for r in history),
+        )
+        assert len(history) == MAX_IT + 1
+        # linear convergence at best: the residual ratio stays far from the quadratic regime
+        assert min(rates[-5:]) > 0.1, rates
+    else:
+        its = taylor.result.steps[0].newton_iterations
+        log.info("Taylor: %d iterations against %d consistent", its, consistent_its)
+        assert its >= 2 * consistent_its
+    taylor.destroy()
+
+
+@pytest.mark.mpi
+def test_hill_mandel_at_every_step(j2_cycle):
+    result, _ = j2_cycle
+    check_steps(result)
+    hm = [s.max_hill_mandel for s in result.steps]
+    log.info("max Hill-Mandel residual per step: %s", ", ".join(f"{h:.1e}" for h in hm))
+    assert len(hm) == len(LOAD_UNLOAD)
+    assert max(hm) > 0.0  # computed from real RVE solves, not the linear shortcut
+
+
+@pytest.mark.mpi
+def test_unloading_leaves_plastic_state_j2_but_not_neo_hookean(comm, j2_cycle):
+    result, u = j2_cycle
+    peak, end = result.steps[1], result.steps[2]
+    assert (peak.factor, end.factor) == (1.0, 0.0)
+    log.info("J2: reaction at peak %.4e, after unloading %.4e", peak.reaction, end.reaction)
+    assert peak.reaction > 0.0
+    assert abs(end.reaction) > 0.05 * peak.reaction  # residual stress at zero displacement
+    assert end.reaction < 0.0  # the stretched, yielded body pulled back to its original length
+    mean_p = [s.max_mean_p for s in result.steps]
+    assert mean_p[1] > 0.0 and all(b >= a for a, b in itertools.pairwise(mean_p))
+    residual_u = math.sqrt(comm.allreduce(float(np.sum(u**2)), op=MPI.SUM))
+    assert residual_u > 1e-3 * STRETCH  # and a residual (plastic) deformation
+
+    problem = make_problem(comm, HYPERELASTIC, tractions=())
+    result = problem.solve([0.5, 1.0, 0.0])
+    check_steps(result)
+    steps = result.steps
+    log.info("Neo-Hookean: reactions %s", ", ".join(f"{s.factor}: {s.reaction:.3e}" for s in steps))
+    assert steps[1].reaction > 0.0
+    assert np.abs(steps[2].reactions).max() < 1e-8 * steps[1].reaction  # elastic: back to zero
+    u_end = comm.allreduce(float(np.abs(problem.u.x.array).max()), op=MPI.MAX)
+    assert u_end < 1e-8 * STRETCH
+    problem.destroy()
+
+
+# -- 9. rank independence ------------------------------------------------------------------------
+@pytest.mark.mpi
+def test_rank_independence(comm):
+    if comm.size != 2:
+        pytest.skip("compares 2 ranks with 1 rank and group_size 2 with 1: run on 2 ranks")
+    runs = {}
+    for label, c, group in (("world", comm, 1), ("self", MPI.COMM_SELF, 1), ("group2", comm, 2)):
+        problem = make_problem(c, PLASTIC, group_size=group)
+        result = problem.solve([0.5, 1.0])
+        check_steps(result)
+        runs[label] = [(s.reactions, s.max_mean_p) for s in result.steps]
+        problem.destroy()
+    for label in ("world", "group2"):
+        errors = [
+            rel(r, r_ref) for (r, _), (r_ref, _) in zip(runs[label], runs["self"], strict=True)
+        ]
+        log.info("%s vs COMM_SELF: reactions differ by %s", label, errors)
+        assert max(errors) < 1e-8, (label, runs[label], runs["self"])
+        for (_, p), (_, p_ref) in zip(runs[label], runs["self"], strict=True):
+            assert p == pytest.approx(p_ref, rel=1e-8)
+
+
+# -- 10. step cutting ----------------------------------------------------------------------------
+@pytest.mark.slow
+@pytest.mark.mpi
+def test_step_cutting_equals_small_steps(comm):
+    # a micro Newton limited to 6 iterations fails on the full step and converges on halves
+    limited = {"petsc_options": {"snes_max_it": 6}}
+    cut = make_problem(comm, PLASTIC, rve_options=limited, tractions=())
+    result = cut.solve([1.0])
+    check_steps(result)
+    factors = [s.factor for s in result.steps]
+    log.info("cut run: factors %s, failed attempts %s", factors, result.failed_attempts)
+    assert result.failed_attempts
+    assert all("RVE Newton" in a["cause"] for a in result.failed_attempts)
+    assert result.failed_attempts[0]["from"] == 0.0 and result.failed_attempts[0]["to"] == 1.0
+    assert result.steps[0].cuts >= 1
+    assert factors[-1] == pytest.approx(1.0, abs=1e-12) and len(factors) >= 2
+
+    fine = make_problem(comm, PLASTIC, tractions=())
+    reference = fine.solve(factors)
+    assert not reference.failed_attempts
+    for a, b in zip(result.steps, reference.steps, strict=True):
+        assert a.factor == b.factor
+        assert rel(a.reactions, b.reactions) < 1e-8
+    assert global_rel(comm, owned(cut.u), owned(fine.u)) < 1e-8
+    # the committed micro history (plastic strain of every micro point) is that of the fine run
+    ref_state = fine.micro.state_committed
+    scale = comm.allreduce(float(np.abs(ref_state).max()), op=MPI.MAX)
+    diff = comm.allreduce(float(np.abs(cut.micro.state_committed - ref_state).max()), op=MPI.MAX)
+    assert scale > 0.0
+    assert diff <= 1e-8 * scale
+    cut.destroy()
+    fine.destroy()
+
+
+@pytest.mark.mpi
+def test_too_many_cuts_raise_and_roll_back(comm):
+    problem = make_problem(
+        comm, PLASTIC, rve_options={"petsc_options": {"snes_max_it": 3}}, max_cuts=1
+    )
+    with pytest.raises(RuntimeError, match=r"after 1 cuts.*RVE Newton .* did not converge"):
+        problem.solve([1.0])
+    attempts = problem.result.failed_attempts
+    assert [a["to"] for a in attempts] == [1.0, 0.5]
+    assert not problem.result.steps
+    # rolled back: no history, no displacement
+    micro = problem.micro
+    assert not np.any(micro.state_committed) and not np.any(micro.state_trial)
+    assert not np.any(micro.fluct_trial)
+    assert not np.any(problem.u.x.array)
+    problem.destroy()
+
+    # a macro Newton that may not iterate enough: the cause is named as well
+    problem = make_problem(comm, PLASTIC, petsc_options={"snes_max_it": 1}, max_cuts=1)
+    with pytest.raises(RuntimeError, match="macro Newton did not converge"):
+        problem.solve([1.0])
+    assert len(problem.result.failed_attempts) == 2
+    problem.destroy()
