@@ -481,7 +481,9 @@ class FE2Problem:
                 self._follow(target, u_committed)
         finally:
             u_committed.destroy()
-        self.result.micro = self.pool.statistics().to_dict()
+        stats = self.pool.statistics()
+        self.pool.log_statistics("FE² RVE solves", stats)
+        self.result.micro = stats.to_dict()
         self.result.micro["rve_solves_total"] = self.comm.allreduce(
             self.micro.rve_solves if self.pool.micro_comm.rank == 0 else 0, op=MPI.SUM
         )
