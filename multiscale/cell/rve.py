@@ -59,6 +59,7 @@ from multiscale.coupling.pool import MicroSolveError
 from multiscale.coupling.quadrature import QuadratureRule
 from multiscale.mesh.cell import CellMesh
 from multiscale.mesh.periodicity import check_fills_box, check_periodic
+from multiscale.petsc_options import prefixed_options
 from multiscale.physics.base import Material, has_state, is_linear, kind_of
 
 from .constraints import build_constraint
@@ -198,16 +199,7 @@ class RVEProblem:
         self.dim = d = mesh.geometry.dim
         self.tangent_kind = tangent
         self.step_tolerance = float(step_tolerance)
-        self.materials: dict[int, Material] = {}
-        for key, law in materials.items():
-            tag = cell.tag(key)
-            if tag in self.materials:
-                raise ValueError(f"phase {key!r} (tag {tag}) given twice")
-            self.materials[tag] = law
-        missing = sorted(set(cell.phases.values()) - set(self.materials))
-        if missing:
-            names = [n for n, t in cell.phases.items() if t in missing]
-            raise ValueError(f"no material given for phase(s) {names} (tags {missing})")
+        self.materials: dict[int, Material] = cell.by_tag(materials)
         if check:
             check_fills_box(cell)
             check_periodic(cell)
@@ -294,29 +286,22 @@ class RVEProblem:
         self._b = dolfinx_mpc.assemble_vector(self._F, self.mpc)
         self._x = self._b.duplicate()
         self._rhs = self._b.duplicate()
-        opts = PETSc.Options()
-        for key, value in options.items():
-            opts[f"{self.prefix}{key}"] = value
         self.snes = PETSc.SNES().create(self.comm)
         self.snes.setOptionsPrefix(self.prefix)
         self.snes.setFunction(self._residual, self._b)
         self.snes.setJacobian(self._jacobian, self._A)
         self.snes.setConvergenceTest(self._converged)
-        self.snes.setFromOptions()
-        self.snes.getKSP().setFromOptions()
-        for key in options:
-            del opts[f"{self.prefix}{key}"]
+        with prefixed_options(self.prefix, options):
+            self.snes.setFromOptions()
+            self.snes.getKSP().setFromOptions()
         self._xscale = 0.0
         self._snorm1 = 0.0
         self._directions = macro_directions(self.kind, d)
         self._nowned = nowned
 
     def _set_linesearch(self, kind: str) -> None:
-        opts = PETSc.Options()
-        key = f"{self.prefix}snes_linesearch_type"
-        opts[key] = kind
-        self.snes.setFromOptions()
-        del opts[key]
+        with prefixed_options(self.prefix, {"snes_linesearch_type": kind}):
+            self.snes.setFromOptions()
 
     # -- state packing ----------------------------------------------------------------------------
     @property

@@ -43,6 +43,7 @@ from petsc4py import PETSc
 
 from multiscale.mesh.cell import CellMesh
 from multiscale.mesh.periodicity import check_fills_box, check_periodic
+from multiscale.petsc_options import prefixed_options
 from multiscale.physics.base import Material, generalized_gradient, kind_of
 from multiscale.tensors import voigt_index
 
@@ -107,13 +108,6 @@ def _unit_fluxes(kind: str, dim: int) -> list[np.ndarray]:
     return out
 
 
-def _clear_options(prefix: str, options: Mapping[str, Any]) -> None:
-    """Remove this solver's entries from the global PETSc options database."""
-    opts = PETSc.Options()
-    for key in options:
-        del opts[f"{prefix}{key}"]
-
-
 class _Timer:
     def __init__(self, timings: dict[str, float], key: str) -> None:
         self.timings, self.key = timings, key
@@ -161,16 +155,7 @@ class CellProblem:
         self.dim = mesh.geometry.dim
         self.kind = kind_of(dict(materials))
         self.physics = "conductivity" if self.kind == "scalar" else "elasticity"
-        self.materials: dict[int, Material] = {}
-        for key, law in materials.items():
-            tag = cell.tag(key)
-            if tag in self.materials:
-                raise ValueError(f"phase {key!r} (tag {tag}) given twice")
-            self.materials[tag] = law
-        missing = sorted(set(cell.phases.values()) - set(self.materials))
-        if missing:
-            names = [n for n, t in cell.phases.items() if t in missing]
-            raise ValueError(f"no material given for phase(s) {names} (tags {missing})")
+        self.materials: dict[int, Material] = cell.by_tag(materials)
         self._check_tags_cover_mesh()
         check_fills_box(cell)
         self._periodic_checked = False
@@ -252,10 +237,11 @@ class CellProblem:
         try:
             with _Timer(timings, "assembly"):
                 A = dolfinx_mpc.assemble_matrix(self._a, mpc, bcs=bcs)
-            ksp = self._make_ksp(A, W, prefix, options)
-            with _Timer(timings, "factorization"):
-                ksp.setUp()
-            _clear_options(prefix, options)
+            # the options stay set through set-up: the factorization reads its own ones there
+            with prefixed_options(prefix, options):
+                ksp = self._make_ksp(A, W, prefix, options)
+                with _Timer(timings, "factorization"):
+                    ksp.setUp()
             subc = bc == "subc"
             loads = _unit_fluxes(self.kind, self.dim) if subc else unit_loads(self.kind, self.dim)
             L = self._L_subc if subc else self._L_affine
@@ -342,9 +328,6 @@ class CellProblem:
         return vals[:n], vals[n : 2 * n], float(vals[-1])
 
     def _make_ksp(self, A: PETSc.Mat, W, prefix: str, options: Mapping[str, Any]) -> PETSc.KSP:
-        opts = PETSc.Options()
-        for key, value in options.items():
-            opts[f"{prefix}{key}"] = value
         if options.get("pc_type") in ("gamg", "ml", "hypre"):
             A.setNearNullSpace(self._near_nullspace(W))
         ksp = PETSc.KSP().create(self.comm)

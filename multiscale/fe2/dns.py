@@ -51,9 +51,17 @@ from multiscale.coupling.quadrature import QuadratureRule
 from multiscale.mesh.cell import CellMesh
 from multiscale.mesh.generators import inclusions_2d
 from multiscale.mesh.macro import MacroMesh, _tag_sides
+from multiscale.petsc_options import prefixed_options
 from multiscale.physics.base import Material, generalized_gradient, has_state, kind_of
 
-from .solver import DisplacementBC, Traction, default_macro_options
+from .boundary import (
+    DisplacementBC,
+    LoadedBoundaries,
+    Traction,
+    assemble_newton_jacobian,
+    assemble_newton_residual,
+)
+from .solver import default_macro_options
 
 __all__ = [
     "DNSProblem",
@@ -212,15 +220,7 @@ class DNSProblem:
         self.comm: MPI.Comm = mesh.comm
         self.dim = d = mesh.geometry.dim
         self.max_cuts = int(max_cuts)
-        laws: dict[int, Material] = {}
-        for key, law in materials.items():
-            tag = domain.cell.tag(key)
-            if tag in laws:
-                raise ValueError(f"phase {key!r} (tag {tag}) given twice")
-            laws[tag] = law
-        missing = sorted(set(domain.cell.phases.values()) - set(laws))
-        if missing:
-            raise ValueError(f"no material given for the phase tag(s) {missing}")
+        laws: dict[int, Material] = domain.cell.by_tag(materials)
         self.kind = kind_of(laws)
         if self.kind not in ("strain", "deformation"):
             raise ValueError(f"the DNS solves mechanics, got laws of kind {self.kind!r}")
@@ -271,35 +271,10 @@ class DNSProblem:
         self._F_internal = dolfinx.fem.form(internal)
         self._J = dolfinx.fem.form(ufl.derivative(residual, self.u, du))
 
-        # Dirichlet conditions (value at load factor 1 scaled by the load), reaction dofs
+        # Dirichlet conditions whose values follow the load factor, and their reactions
         self.bc_specs = list(bcs)
-        self.bcs: list[dolfinx.fem.DirichletBC] = []
-        self._bc_values: list[tuple[dolfinx.fem.Constant, np.ndarray]] = []
-        self._reaction_dofs: dict[str, list[np.ndarray]] = {}
-        nowned_dofs = self.V.dofmap.index_map.size_local * d
-        for spec in self.bc_specs:
-            facets = domain.macro.facets(spec.boundary)
-            if self.comm.allreduce(len(facets), op=MPI.SUM) == 0:
-                raise ValueError(f"boundary {spec.boundary!r} has no facets")
-            if spec.component is None:
-                full = np.broadcast_to(np.asarray(spec.value, dtype=float), (d,)).copy()
-                c = dolfinx.fem.Constant(mesh, np.zeros(d))
-                dofs = dolfinx.fem.locate_dofs_topological(self.V, d - 1, facets)
-                self.bcs.append(dolfinx.fem.dirichletbc(c, dofs, self.V))
-            else:
-                if not 0 <= spec.component < d:
-                    raise ValueError(f"component {spec.component} out of range for {d}D")
-                full = np.asarray(spec.value, dtype=float)
-                c = dolfinx.fem.Constant(mesh, 0.0)
-                Vc = self.V.sub(spec.component)
-                dofs = dolfinx.fem.locate_dofs_topological(Vc, d - 1, facets)
-                self.bcs.append(dolfinx.fem.dirichletbc(c, dofs, Vc))
-            self._bc_values.append((c, full))
-            per_component = []
-            for k in range(d):
-                dk = np.asarray(dolfinx.fem.locate_dofs_topological(self.V.sub(k), d - 1, facets))
-                per_component.append(dk[dk < nowned_dofs])
-            self._reaction_dofs[spec.boundary] = per_component
+        self.loads = LoadedBoundaries(self.V, domain.macro, self.bc_specs)
+        self.bcs = self.loads.bcs
 
         # PETSc objects
         self.prefix = f"multiscale_dns_{next(_instances)}_"
@@ -311,17 +286,13 @@ class DNSProblem:
         self._r = self._b.duplicate()
         self._x = self.u.x.petsc_vec.duplicate()
         self._committed = self.u.x.petsc_vec.duplicate()
-        opts = PETSc.Options()
-        for key, value in options.items():
-            opts[f"{self.prefix}{key}"] = value
         self.snes = PETSc.SNES().create(self.comm)
         self.snes.setOptionsPrefix(self.prefix)
         self.snes.setFunction(self._residual, self._b)
         self.snes.setJacobian(self._jacobian, self._A)
-        self.snes.setFromOptions()
-        self.snes.getKSP().setFromOptions()
-        for key in options:
-            del opts[f"{self.prefix}{key}"]
+        with prefixed_options(self.prefix, options):
+            self.snes.setFromOptions()
+            self.snes.getKSP().setFromOptions()
         self._residuals: list[float] = []
         self.snes.setMonitor(lambda snes, it, fnorm: self._residuals.append(float(fnorm)))
         self.factor = 0.0
@@ -347,27 +318,17 @@ class DNSProblem:
     def _residual(self, snes: PETSc.SNES, x: PETSc.Vec, b: PETSc.Vec) -> None:
         x.copy(self.u.x.petsc_vec)
         self.u.x.scatter_forward()
-        with b.localForm() as b_local:
-            b_local.set(0.0)
-        dolfinx.fem.petsc.assemble_vector(b, self._F)
-        dolfinx.fem.petsc.apply_lifting(
-            b, [self._J], bcs=[self.bcs], x0=[self.u.x.petsc_vec], alpha=-1.0
-        )
-        b.ghostUpdate(addv=PETSc.InsertMode.ADD_VALUES, mode=PETSc.ScatterMode.REVERSE)
-        dolfinx.fem.petsc.set_bc(b, self.bcs, x, -1.0)
+        assemble_newton_residual(b, self._F, self._J, self.bcs, self.u, x)
 
     def _jacobian(self, snes: PETSc.SNES, x: PETSc.Vec, A: PETSc.Mat, P: PETSc.Mat) -> None:
-        A.zeroEntries()
-        dolfinx.fem.petsc.assemble_matrix(A, self._J, bcs=self.bcs)
-        A.assemble()
+        assemble_newton_jacobian(A, self._J, self.bcs)
 
     # -- load stepping ----------------------------------------------------------------------------
     def set_load(self, factor: float) -> None:
         """Boundary values and tractions at load factor ``factor``."""
         self.factor = float(factor)
         self._load.value = self.factor
-        for c, full in self._bc_values:
-            c.value = self.factor * full
+        self.loads.set_factor(self.factor)
 
     def reactions(self) -> dict[str, list[float]]:
         """Reaction force vector on each displacement boundary: the sum of the internal force
@@ -377,10 +338,8 @@ class DNSProblem:
             r_local.set(0.0)
         dolfinx.fem.petsc.assemble_vector(r, self._F_internal)
         r.ghostUpdate(addv=PETSc.InsertMode.ADD_VALUES, mode=PETSc.ScatterMode.REVERSE)
-        arr = r.getArray()
-        local = np.array([[arr[dk].sum() for dk in dofs] for dofs in self._reaction_dofs.values()])
-        total = self.comm.allreduce(local, op=MPI.SUM)
-        return {name: total[i].tolist() for i, name in enumerate(self._reaction_dofs)}
+        total = self.loads.reactions(r)
+        return {spec.boundary: row.tolist() for spec, row in zip(self.bc_specs, total, strict=True)}
 
     def _commit_state(self) -> float:
         """Write the updated internal variables of the converged step; returns max ``p``."""

@@ -97,6 +97,7 @@ class FE2Output:
             )
         self._probes = self._locate(probes)
         self._probe_files: dict[int, dolfinx.io.XDMFFile] = {}
+        self._probe_fields: tuple[dolfinx.fem.Function, dolfinx.fem.Function | None] | None = None
         if self._probes and problem.pool.group_size != 1:
             raise ValueError("RVE probes need group_size 1 (one RVE per rank)")
 
@@ -152,21 +153,30 @@ class FE2Output:
         rve.u.x.petsc_vec.getArray()[:] = micro.fluct_committed[key]
         rve.u.x.scatter_forward()
         rve.mpc.backsubstitution(rve.u)
-        mesh = rve.cell.mesh
-        d = rve.dim
-        fl = dolfinx.fem.Function(
-            dolfinx.fem.functionspace(mesh, ("Lagrange", 1, (d,))), name="fluctuation"
-        )
+        fl, p = self._probe_functions()
         fl.interpolate(rve.u)
         self._probe_files[i].write_function(fl, t)
-        if "p" in rve.state:
-            p = dolfinx.fem.Function(
-                dolfinx.fem.functionspace(mesh, ("DG", 0)), name="equivalent_plastic_strain"
-            )
+        if p is not None:
             values = rve.rule.values(rve.state["p"]).mean(axis=1)
             dofs = p.function_space.dofmap.list[rve.rule.cells][:, 0]
             p.x.array[dofs] = values
             self._probe_files[i].write_function(p, t)
+
+    def _probe_functions(self) -> tuple[dolfinx.fem.Function, dolfinx.fem.Function | None]:
+        """The RVE output functions (P1 fluctuation, DG0 ``p``), made once per output."""
+        if self._probe_fields is None:
+            rve = self.problem.micro.rve
+            mesh = rve.cell.mesh
+            fl = dolfinx.fem.Function(
+                dolfinx.fem.functionspace(mesh, ("Lagrange", 1, (rve.dim,))), name="fluctuation"
+            )
+            p = None
+            if "p" in rve.state:
+                p = dolfinx.fem.Function(
+                    dolfinx.fem.functionspace(mesh, ("DG", 0)), name="equivalent_plastic_strain"
+                )
+            self._probe_fields = (fl, p)
+        return self._probe_fields
 
     def close(self) -> None:
         if self._file is not None:

@@ -45,8 +45,16 @@ from petsc4py import PETSc
 from multiscale.coupling.pool import MicroPool
 from multiscale.coupling.quadrature import QuadratureRule
 from multiscale.mesh.macro import MacroMesh
+from multiscale.petsc_options import prefixed_options
 from multiscale.physics.base import Material
 
+from .boundary import (
+    DisplacementBC,
+    LoadedBoundaries,
+    Traction,
+    assemble_newton_jacobian,
+    assemble_newton_residual,
+)
 from .micro import CellSource, MicroModel
 
 __all__ = ["DisplacementBC", "FE2Problem", "FE2Result", "StepRecord", "Traction"]
@@ -54,45 +62,6 @@ __all__ = ["DisplacementBC", "FE2Problem", "FE2Result", "StepRecord", "Traction"
 log = logging.getLogger(__name__)
 
 _instances = itertools.count()
-
-
-@dataclass(slots=True, frozen=True)
-class DisplacementBC:
-    """:math:`u_c = \\lambda\\,` ``value`` on the boundary named ``boundary`` (component
-    ``component``; all components when ``None``, ``value`` then a vector)."""
-
-    boundary: str
-    value: float | tuple[float, ...] = 0.0
-    component: int | None = None
-
-    def __post_init__(self) -> None:
-        v = np.atleast_1d(np.asarray(self.value, dtype=float))
-        if not np.all(np.isfinite(v)):
-            raise ValueError(f"displacement on {self.boundary!r} is not finite: {self.value!r}")
-        if self.component is None and v.size == 1:
-            object.__setattr__(self, "value", float(v[0]))
-        elif self.component is None:
-            object.__setattr__(self, "value", tuple(float(a) for a in v))
-        else:
-            if v.size != 1:
-                raise ValueError(f"component {self.component} needs a scalar value")
-            object.__setattr__(self, "value", float(v[0]))
-            if int(self.component) < 0:
-                raise ValueError(f"component must be >= 0, got {self.component}")
-
-
-@dataclass(slots=True, frozen=True)
-class Traction:
-    """Traction :math:`\\lambda\\,\\bar t` on the boundary named ``boundary``."""
-
-    boundary: str
-    value: tuple[float, ...]
-
-    def __post_init__(self) -> None:
-        v = np.asarray(self.value, dtype=float).ravel()
-        if not np.all(np.isfinite(v)):
-            raise ValueError(f"traction on {self.boundary!r} is not finite: {self.value!r}")
-        object.__setattr__(self, "value", tuple(float(a) for a in v))
 
 
 @dataclass(slots=True)
@@ -278,31 +247,9 @@ class FE2Problem:
         Dgrad = ufl.as_tensor(self.tangent_q[i, j, k, m] * ufl.grad(du)[k, m], (i, j))
         self._J = dolfinx.fem.form(ufl.inner(Dgrad, ufl.grad(v)) * dx)
 
-        # Dirichlet conditions: one constant (the value at load factor 1) per condition
-        self.bcs: list[dolfinx.fem.DirichletBC] = []
-        self._bc_values: list[tuple[dolfinx.fem.Constant, np.ndarray]] = []
-        self._bc_dofs: list[tuple[int | None, np.ndarray]] = []
-        fdim = d - 1
-        for spec in self.bc_specs:
-            facets = macro.facets(spec.boundary)
-            n_global = self.comm.allreduce(len(facets), op=MPI.SUM)
-            if n_global == 0:
-                raise ValueError(f"boundary {spec.boundary!r} has no facets")
-            if spec.component is None:
-                full = np.broadcast_to(np.asarray(spec.value, dtype=float), (d,)).copy()
-                c = dolfinx.fem.Constant(mesh, np.zeros(d))
-                dofs = dolfinx.fem.locate_dofs_topological(self.V, fdim, facets)
-                self.bcs.append(dolfinx.fem.dirichletbc(c, dofs, self.V))
-            else:
-                if spec.component >= d:
-                    raise ValueError(f"component {spec.component} out of range for {d}D")
-                full = np.asarray(spec.value, dtype=float)
-                c = dolfinx.fem.Constant(mesh, 0.0)
-                Vc = self.V.sub(spec.component)
-                dofs = dolfinx.fem.locate_dofs_topological(Vc, fdim, facets)
-                self.bcs.append(dolfinx.fem.dirichletbc(c, dofs, Vc))
-            self._bc_values.append((c, full))
-            self._bc_dofs.append((spec.component, dofs))
+        # Dirichlet conditions whose values follow the load factor
+        self.loads = LoadedBoundaries(self.V, macro, self.bc_specs)
+        self.bcs = self.loads.bcs
 
         # PETSc objects
         self.prefix = f"multiscale_fe2_{next(_instances)}_"
@@ -313,17 +260,13 @@ class FE2Problem:
         self._b = dolfinx.fem.petsc.assemble_vector(self._F)
         self._x = self.u.x.petsc_vec.duplicate()
         self._r = self._b.duplicate()
-        opts = PETSc.Options()
-        for key, value in options.items():
-            opts[f"{self.prefix}{key}"] = value
         self.snes = PETSc.SNES().create(self.comm)
         self.snes.setOptionsPrefix(self.prefix)
         self.snes.setFunction(self._residual, self._b)
         self.snes.setJacobian(self._jacobian, self._A)
-        self.snes.setFromOptions()
-        self.snes.getKSP().setFromOptions()
-        for key in options:
-            del opts[f"{self.prefix}{key}"]
+        with prefixed_options(self.prefix, options):
+            self.snes.setFromOptions()
+            self.snes.getKSP().setFromOptions()
         self._residuals: list[float] = []
         self.snes.setMonitor(lambda snes, it, fnorm: self._residuals.append(float(fnorm)))
 
@@ -405,21 +348,12 @@ class FE2Problem:
             b.set(np.nan)
             return
         t0 = time.perf_counter()
-        with b.localForm() as b_local:
-            b_local.set(0.0)
-        dolfinx.fem.petsc.assemble_vector(b, self._F)
-        dolfinx.fem.petsc.apply_lifting(
-            b, [self._J], bcs=[self.bcs], x0=[self.u.x.petsc_vec], alpha=-1.0
-        )
-        b.ghostUpdate(addv=PETSc.InsertMode.ADD_VALUES, mode=PETSc.ScatterMode.REVERSE)
-        dolfinx.fem.petsc.set_bc(b, self.bcs, x, -1.0)
+        assemble_newton_residual(b, self._F, self._J, self.bcs, self.u, x)
         self.timings["macro_assembly"] += time.perf_counter() - t0
 
     def _jacobian(self, snes: PETSc.SNES, x: PETSc.Vec, A: PETSc.Mat, P: PETSc.Mat) -> None:
         t0 = time.perf_counter()
-        A.zeroEntries()
-        dolfinx.fem.petsc.assemble_matrix(A, self._J, bcs=self.bcs)
-        A.assemble()
+        assemble_newton_jacobian(A, self._J, self.bcs)
         self.timings["macro_assembly"] += time.perf_counter() - t0
         self.macro_iterations += 1
 
@@ -428,8 +362,7 @@ class FE2Problem:
         """Boundary values and tractions at load factor ``factor``."""
         self.factor = float(factor)
         self._load.value = self.factor
-        for c, full in self._bc_values:
-            c.value = self.factor * full
+        self.loads.set_factor(self.factor)
 
     def reactions(self) -> list[np.ndarray]:
         """Reaction force (d components) on each displacement boundary at the current state:
@@ -439,21 +372,12 @@ class FE2Problem:
             r_local.set(0.0)
         dolfinx.fem.petsc.assemble_vector(r, self._F_internal)
         r.ghostUpdate(addv=PETSc.InsertMode.ADD_VALUES, mode=PETSc.ScatterMode.REVERSE)
-        arr = r.getArray()
-        nowned = self.V.dofmap.index_map.size_local
-        bs = self.V.dofmap.index_map_bs
+        sums = self.loads.reactions(r)
         out = []
-        for component, dofs in self._bc_dofs:
-            local = np.zeros(self.dim)
-            blocks = np.asarray(dofs[0] if isinstance(dofs, list | tuple) else dofs)
-            if component is None:
-                blocks = blocks[blocks < nowned]
-                for c in range(self.dim):
-                    local[c] = arr[blocks * bs + c].sum()
-            else:
-                owned = blocks[blocks < nowned * bs]
-                local[component] = arr[owned].sum()
-            out.append(self.comm.allreduce(local, op=MPI.SUM))
+        for spec, row in zip(self.bc_specs, sums, strict=True):
+            if spec.component is not None:  # only the constrained component is a reaction
+                row = np.where(np.arange(self.dim) == spec.component, row, 0.0)
+            out.append(row)
         return out
 
     def _attempt(self, factor: float) -> bool:

@@ -34,6 +34,7 @@ from mpi4py import MPI
 from petsc4py import PETSc
 
 from multiscale.coupling import QuadratureRule
+from multiscale.petsc_options import prefixed_options
 
 from .macro import Source, as_source, boundary_condition, linear_solver_options
 from .micro import unit_mesh
@@ -105,13 +106,9 @@ class DNS:
         self.seconds = 0.0
 
     def _configure(self, obj: PETSc.KSP | PETSc.SNES) -> None:
-        opts = PETSc.Options()
-        for key, value in self.options.items():
-            opts[f"{self.prefix}{key}"] = value
         obj.setOptionsPrefix(self.prefix)
-        obj.setFromOptions()
-        for key in self.options:
-            del opts[f"{self.prefix}{key}"]
+        with prefixed_options(self.prefix, self.options):
+            obj.setFromOptions()
 
     def solve(self) -> dolfinx.fem.Function:
         t0 = time.perf_counter()

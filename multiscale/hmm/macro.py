@@ -37,6 +37,7 @@ from mpi4py import MPI
 from petsc4py import PETSc
 
 from multiscale.coupling import QuadratureRule
+from multiscale.petsc_options import prefixed_options
 
 __all__ = ["MacroProblem", "Source", "as_source", "linear_solver_options"]
 
@@ -61,18 +62,6 @@ def as_source(f: Source, mesh: dolfinx.mesh.Mesh) -> Any:
 def linear_solver_options() -> dict[str, Any]:
     """Sparse direct LU (MUMPS) for the macro and DNS linear systems."""
     return {"ksp_type": "preonly", "pc_type": "lu", "pc_factor_mat_solver_type": "mumps"}
-
-
-def _set_options(prefix: str, options: Mapping[str, Any]) -> None:
-    opts = PETSc.Options()
-    for key, value in options.items():
-        opts[f"{prefix}{key}"] = value
-
-
-def _clear_options(prefix: str, options: Mapping[str, Any]) -> None:
-    opts = PETSc.Options()
-    for key in options:
-        del opts[f"{prefix}{key}"]
 
 
 def boundary_condition(V: dolfinx.fem.FunctionSpace, value: float) -> dolfinx.fem.DirichletBC:
@@ -182,11 +171,10 @@ class MacroProblem:
             dolfinx.fem.petsc.apply_lifting(b, [self._a], [[self.bc]])
             b.ghostUpdate(addv=PETSc.InsertMode.ADD_VALUES, mode=PETSc.ScatterMode.REVERSE)
             dolfinx.fem.petsc.set_bc(b, [self.bc])
-            _set_options(self.prefix, self.petsc_options)
             ksp.setOptionsPrefix(self.prefix)
             ksp.setOperators(A)
-            ksp.setFromOptions()
-            _clear_options(self.prefix, self.petsc_options)
+            with prefixed_options(self.prefix, self.petsc_options):
+                ksp.setFromOptions()
             ksp.solve(b, self.u.x.petsc_vec)
             reason = ksp.getConvergedReason()
             if reason < 0:

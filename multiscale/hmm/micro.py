@@ -54,6 +54,7 @@ from petsc4py import PETSc
 
 from multiscale.cell.constraints import build_constraint
 from multiscale.coupling import MicroSolveError, QuadratureRule
+from multiscale.petsc_options import prefixed_options
 
 __all__ = ["COUPLINGS", "MicroProblem", "MicroSettings", "unit_mesh"]
 
@@ -276,17 +277,13 @@ class MicroProblem:
             options["pc_factor_mat_solver_type"] = "mumps"
         options.update(s.petsc_options)
         self.petsc_options = options
-        opts = PETSc.Options()
-        for key, value in options.items():
-            opts[f"{self.prefix}{key}"] = value
         self.A = dolfinx_mpc.assemble_matrix(self._J, self.mpc, bcs=self.bcs)
         self.b = dolfinx_mpc.assemble_vector(self._L_T, self.mpc)
         self.ksp = PETSc.KSP().create(comm)
         self.ksp.setOptionsPrefix(self.prefix)
         self.ksp.setOperators(self.A)
-        self.ksp.setFromOptions()
-        for key in options:
-            del opts[f"{self.prefix}{key}"]
+        with prefixed_options(self.prefix, options):
+            self.ksp.setFromOptions()
         self._history: dict[int, np.ndarray] = {}
         self.newton_iterations: list[int] = []
         self.ndofs = self.V.dofmap.index_map.size_global

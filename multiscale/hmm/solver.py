@@ -30,6 +30,7 @@ from mpi4py import MPI
 from petsc4py import PETSc
 
 from multiscale.coupling import MicroPool
+from multiscale.petsc_options import prefixed_options
 
 from .macro import MacroProblem, Source
 from .micro import MicroProblem, MicroSettings
@@ -203,16 +204,12 @@ class HMM:
             self.timings["macro"] += time.perf_counter() - t0
 
         try:
-            _opts = PETSc.Options()
-            for key, value in self.snes_options.items():
-                _opts[f"{self.prefix}{key}"] = value
             snes.setOptionsPrefix(self.prefix)
             snes.setFunction(residual, b)
             snes.setJacobian(jacobian, A)
             snes.setConvergenceHistory()
-            snes.setFromOptions()
-            for key in self.snes_options:
-                del _opts[f"{self.prefix}{key}"]
+            with prefixed_options(self.prefix, self.snes_options):
+                snes.setFromOptions()
             snes.solve(None, x)
             reason = snes.getConvergedReason()
             self.macro_iterations = snes.getIterationNumber()

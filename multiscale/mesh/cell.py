@@ -14,12 +14,16 @@ box; everything but the mesh and tags (which are distributed) is the same on eve
 from __future__ import annotations
 
 import numbers
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 import dolfinx
 import numpy as np
 import ufl
 from mpi4py import MPI
+
+T = TypeVar("T")
 
 __all__ = ["CellMesh"]
 
@@ -96,6 +100,24 @@ class CellMesh:
             f"a phase is given by its name (str) or tag (int), not {name_or_number!r}; "
             f"available phases: {self._describe_phases()}"
         )
+
+    def by_tag(self, values: Mapping[str | int, T]) -> dict[int, T]:
+        """``values`` keyed by phase name or tag, re-keyed by tag: one entry for every phase.
+
+        Raises ``ValueError`` when a phase is given twice (by name and by tag) or is missing,
+        naming it; an unknown phase raises as in :meth:`tag`.
+        """
+        out: dict[int, T] = {}
+        for key, value in values.items():
+            tag = self.tag(key)
+            if tag in out:
+                raise ValueError(f"phase {key!r} (tag {tag}) given twice")
+            out[tag] = value
+        missing = sorted(set(self.phases.values()) - set(out))
+        if missing:
+            names = [n for n, t in self.phases.items() if t in missing]
+            raise ValueError(f"no material given for phase(s) {names} (tags {missing})")
+        return out
 
     def phase_volumes(self) -> dict[str, float]:
         r"""Volume :math:`|Y_p| = \int_{Y_p} 1\,dx` of each phase, summed over all ranks.

@@ -32,15 +32,19 @@ from typing import ClassVar, Literal, Protocol, runtime_checkable
 
 import ufl
 
+from multiscale import tensors
+
 __all__ = [
     "HistoryMaterial",
     "Kind",
     "Material",
+    "check_lame",
     "check_positive",
     "generalized_gradient",
     "has_state",
     "is_linear",
     "kind_of",
+    "lame_from_young",
 ]
 
 Kind = Literal["scalar", "strain", "deformation"]
@@ -116,6 +120,28 @@ def kind_of(materials: dict) -> Kind:
     if len(kinds) != 1:
         raise ValueError(f"all phases of a cell must share one kind of law, got {sorted(kinds)}")
     return kinds.pop()
+
+
+def check_lame(lmbda: float, mu: float) -> tuple[float, float]:
+    """``(lmbda, mu)`` as floats; ``ValueError`` unless :math:`\\mu > 0` and the bulk modulus
+    :math:`3\\lambda + 2\\mu > 0` (finite)."""
+    lam, m = float(lmbda), check_positive("shear modulus mu", mu)
+    if not math.isfinite(lam) or 3.0 * lam + 2.0 * m <= 0.0:
+        raise ValueError(
+            f"Lame constants lambda={lmbda!r}, mu={mu!r} give a non-positive "
+            "bulk modulus 3*lambda + 2*mu"
+        )
+    return lam, m
+
+
+def lame_from_young(E: float, nu: float) -> tuple[float, float]:
+    """:math:`\\lambda = E\\nu/((1+\\nu)(1-2\\nu))`, :math:`\\mu = E/(2(1+\\nu))`, with errors
+    naming Young's modulus and Poisson's ratio (see :func:`multiscale.tensors.lame_from_young`)."""
+    E = check_positive("Young's modulus E", E)
+    nu = float(nu)
+    if not (-1.0 < nu < 0.5):
+        raise ValueError(f"Poisson's ratio nu must lie in (-1, 0.5), got {nu!r}")
+    return tensors.lame_from_young(E, nu)
 
 
 def check_positive(name: str, value: float) -> float:

@@ -8,7 +8,6 @@ notation follows the package convention (:mod:`multiscale.tensors`): order 11, 2
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -17,7 +16,7 @@ import ufl
 
 from multiscale.tensors import isotropic_stiffness, voigt_index
 
-from .base import Kind, check_positive
+from .base import Kind, check_lame, lame_from_young
 
 __all__ = ["AnisotropicElasticity", "IsotropicElasticity"]
 
@@ -36,23 +35,14 @@ class IsotropicElasticity:
     linear: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
-        lmbda, mu = float(self.lmbda), check_positive("shear modulus mu", self.mu)
-        if not math.isfinite(lmbda) or 3.0 * lmbda + 2.0 * mu <= 0.0:
-            raise ValueError(
-                f"Lame constants lambda={self.lmbda!r}, mu={self.mu!r} give a non-positive "
-                "bulk modulus 3*lambda + 2*mu"
-            )
+        lmbda, mu = check_lame(self.lmbda, self.mu)
         object.__setattr__(self, "lmbda", lmbda)
         object.__setattr__(self, "mu", mu)
 
     @classmethod
     def from_young(cls, E: float, nu: float) -> IsotropicElasticity:
         """:math:`\\lambda = E\\nu/((1+\\nu)(1-2\\nu))`, :math:`\\mu = E/(2(1+\\nu))`."""
-        E = check_positive("Young's modulus E", E)
-        nu = float(nu)
-        if not (-1.0 < nu < 0.5):
-            raise ValueError(f"Poisson's ratio nu must lie in (-1, 0.5), got {nu!r}")
-        return cls(E * nu / ((1.0 + nu) * (1.0 - 2.0 * nu)), E / (2.0 * (1.0 + nu)))
+        return cls(*lame_from_young(E, nu))
 
     @property
     def E(self) -> float:

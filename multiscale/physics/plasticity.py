@@ -32,7 +32,7 @@ from typing import ClassVar
 
 import ufl
 
-from .base import Kind, check_positive
+from .base import Kind, check_lame, check_positive, lame_from_young
 
 __all__ = ["J2Plasticity"]
 
@@ -57,12 +57,7 @@ class J2Plasticity:
     kind: ClassVar[Kind] = "strain"
 
     def __post_init__(self) -> None:
-        lmbda, mu = float(self.lmbda), check_positive("shear modulus mu", self.mu)
-        if not math.isfinite(lmbda) or 3.0 * lmbda + 2.0 * mu <= 0.0:
-            raise ValueError(
-                f"Lame constants lambda={self.lmbda!r}, mu={self.mu!r} give a non-positive "
-                "bulk modulus 3*lambda + 2*mu"
-            )
+        lmbda, mu = check_lame(self.lmbda, self.mu)
         sy = check_positive("yield stress sigma_y", self.sigma_y)
         H = float(self.H)
         if not math.isfinite(H) or H < 0.0:
@@ -72,12 +67,7 @@ class J2Plasticity:
 
     @classmethod
     def from_young(cls, E: float, nu: float, sigma_y: float, H: float = 0.0) -> J2Plasticity:
-        E = check_positive("Young's modulus E", E)
-        nu = float(nu)
-        if not (-1.0 < nu < 0.5):
-            raise ValueError(f"Poisson's ratio nu must lie in (-1, 0.5), got {nu!r}")
-        lmbda = E * nu / ((1.0 + nu) * (1.0 - 2.0 * nu))
-        return cls(lmbda, E / (2.0 * (1.0 + nu)), sigma_y, H)
+        return cls(*lame_from_young(E, nu), sigma_y, H)
 
     @property
     def bulk(self) -> float:
