@@ -13,9 +13,11 @@ from __future__ import annotations
 from typing import Any
 
 import dolfinx
+import dolfinx.fem.petsc
 from mpi4py import MPI
+from petsc4py import PETSc
 
-__all__ = ["DOLFINX_VERSION", "model_to_mesh"]
+__all__ = ["DOLFINX_VERSION", "create_vector", "model_to_mesh"]
 
 #: (major, minor) of the running dolfinx.
 DOLFINX_VERSION: tuple[int, int] = tuple(int(p) for p in dolfinx.__version__.split(".")[:2])  # type: ignore[assignment]
@@ -38,3 +40,11 @@ def model_to_mesh(
     if DOLFINX_VERSION >= (0, 10):
         return out.mesh, out.cell_tags, out.facet_tags
     return out[0], out[1], out[2]
+
+
+def create_vector(form: dolfinx.fem.Form) -> PETSc.Vec:
+    """A ghosted PETSc vector for the linear form ``form`` (0.9 takes the form, 0.10+ its
+    space)."""
+    if DOLFINX_VERSION >= (0, 10):
+        return dolfinx.fem.petsc.create_vector(form.function_spaces[0])
+    return dolfinx.fem.petsc.create_vector(form)

@@ -139,7 +139,7 @@ def mean_fluctuation_gradient(rve: RVEProblem) -> np.ndarray:
     return rve.comm.allreduce(out, op=MPI.SUM) / rve.cell.volume
 
 
-def solve(rve: RVEProblem, G, state=None, guess=None, tangent=True):
+def solve(rve: RVEProblem, G, state=None, guess=None, tangent="default"):
     """``rve.solve`` plus the checks of every solve: Hill–Mandel residual < 1e-10 and the mean
     strain (deformation gradient) of the solution equal to the macro one."""
     G = np.asarray(G, dtype=float)
@@ -254,7 +254,7 @@ def test_homogeneous_neo_hookean_cell_is_the_closed_form(disk, sphere):
 # -- 3. heterogeneous cells: consistent tangent = finite differences -----------------------------
 def _fd_tangent(rve, G, state, guess, h):
     def flux(Gp):
-        return solve(rve, Gp, state, guess, tangent=False)[0].flux
+        return solve(rve, Gp, state, guess, tangent=None)[0].flux
 
     return finite_difference(flux, G, rve.kind, h)
 

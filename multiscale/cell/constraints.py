@@ -24,14 +24,16 @@ Notation: the cell is the box :math:`Y = \\prod_i [a_i, b_i]`, the unknown a flu
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import dolfinx
+import dolfinx.fem.petsc
 import dolfinx_mpc
 import numpy as np
 from mpi4py import MPI
+from petsc4py import PETSc
 
-__all__ = ["BCS", "build_constraint"]
+__all__ = ["BCS", "ConstrainedAssembly", "build_constraint"]
 
 #: The boundary conditions the cell solver knows.
 BCS = ("periodic", "kubc", "subc")
@@ -129,3 +131,57 @@ def build_constraint(
                 bcs += _pin(V, lo + L[1] * e[1], [2], tol)
     mpc.finalize()
     return mpc, bcs
+
+
+class ConstrainedAssembly:
+    """Residual and Jacobian of forms ``F``, ``J`` on the constrained space of ``mpc``, with
+    homogeneous Dirichlet conditions ``bcs`` (the :class:`~multiscale.nonlinear.Assembly` of
+    the cell-level Newton solvers: the RVE and the HMM sampling domains).
+
+    The unknown ``u`` lives on ``mpc.function_space``; the iterate is copied into it and the
+    slave values are recovered by back-substitution.  The iterate satisfies the homogeneous
+    conditions, so no lifting is needed: the constrained rows of the residual are
+    :math:`0 - x = 0`.
+    """
+
+    def __init__(
+        self,
+        F: dolfinx.fem.Form,
+        J: dolfinx.fem.Form,
+        u: dolfinx.fem.Function,
+        mpc: dolfinx_mpc.MultiPointConstraint,
+        bcs: Sequence[dolfinx.fem.DirichletBC] = (),
+    ) -> None:
+        self.F, self.J, self.u, self.mpc = F, J, u, mpc
+        self.bcs = list(bcs)
+        self.comm: MPI.Comm = u.function_space.mesh.comm
+
+    def create_matrix(self) -> PETSc.Mat:
+        return dolfinx_mpc.assemble_matrix(self.J, self.mpc, bcs=self.bcs)
+
+    def create_vector(self) -> PETSc.Vec:
+        return dolfinx_mpc.assemble_vector(self.F, self.mpc)
+
+    def set_iterate(self, x: PETSc.Vec) -> None:
+        x.copy(self.u.x.petsc_vec)
+        self.u.x.scatter_forward()
+        self.mpc.backsubstitution(self.u)
+
+    def assemble_vector(self, form: dolfinx.fem.Form, b: PETSc.Vec) -> None:
+        """``form`` (a linear form on the constrained space) into ``b``, zero on the
+        constrained rows."""
+        with b.localForm() as b_local:
+            b_local.set(0.0)
+        dolfinx_mpc.assemble_vector(form, self.mpc, b)
+        b.ghostUpdate(addv=PETSc.InsertMode.ADD_VALUES, mode=PETSc.ScatterMode.REVERSE)
+        dolfinx.fem.petsc.set_bc(b, self.bcs)
+
+    def residual(self, x: PETSc.Vec, b: PETSc.Vec) -> None:
+        with b.localForm() as b_local:
+            b_local.set(0.0)
+        dolfinx_mpc.assemble_vector(self.F, self.mpc, b)
+        b.ghostUpdate(addv=PETSc.InsertMode.ADD_VALUES, mode=PETSc.ScatterMode.REVERSE)
+        dolfinx.fem.petsc.set_bc(b, self.bcs, x, -1.0)
+
+    def jacobian(self, A: PETSc.Mat) -> None:
+        dolfinx_mpc.assemble_matrix(self.J, self.mpc, bcs=self.bcs, A=A)

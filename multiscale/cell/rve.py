@@ -25,11 +25,22 @@ It is solved by PETSc SNES (Newton, options under the problem's prefix) on the c
 where :math:`K` is the micro Jacobian, :math:`\\mathbb C = \\partial q/\\partial g` the
 algorithmic tangent of the phase law (derived by UFL) and :math:`T_{kl}` the unit macro
 directions: 3 (2D) or 6 (3D) symmetric ones for small strain, 4 or 9 for finite strain.  These
-right-hand sides are solved with the factorization of the converged Jacobian: the Newton loop
-stops only once the last correction is below ``step_tolerance`` relative to the solution, so the
+right-hand sides are solved with the factorization of the converged Jacobian: Newton
+(:class:`~multiscale.nonlinear.NewtonSolver`) stops only once the residual is small *and* the last
+correction is below ``snes_stol`` (default :math:`10^{-8}`) relative to the solution, so the
 Jacobian it factorized last is the one at the solution to that accuracy (and exactly so for linear
-phases).  The Taylor (Voigt) tangent :math:`\\langle\\mathbb C\\rangle` is available for
-comparison (``tangent="taylor"``): it ignores the fluctuation and is not consistent.
+phases), while the solution itself, one quadratically convergent step further, is accurate to
+round-off.  For small strain :math:`\\mathbb C` is taken minor-symmetric,
+:math:`\\tfrac12(\\mathbb C_{ijkl} + \\mathbb C_{ijlk})`, which changes nothing it does to a
+symmetric strain.  The Taylor (Voigt) tangent :math:`\\langle\\mathbb C\\rangle` is available
+(``tangent="taylor"``): it ignores the fluctuation, so it slows the macro Newton iteration down
+but never changes the converged answer.
+
+The solutions :math:`\\delta\\tilde u_{kl}` are also the sensitivities
+:math:`\\partial\\tilde u/\\partial\\bar G_{kl}`: :meth:`RVEProblem.predict` uses them for the
+first-order predictor :math:`\\tilde u(\\bar G + \\Delta) \\approx \\tilde u(\\bar G) +
+\\sum_{kl} c_{kl}(\\Delta)\\,\\delta\\tilde u_{kl}`, the Newton start of the next solve at the
+same point (FE² saves about one micro Newton iteration per solve with it).
 
 Averages are weighted sums over the micro quadrature points (one compiled
 :class:`dolfinx.fem.Expression` per phase and quantity, no per-point Python).  Internal variables
@@ -40,7 +51,6 @@ when the step is cut.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import time
 from collections.abc import Mapping
@@ -49,7 +59,6 @@ from typing import Any
 
 import dolfinx
 import dolfinx.fem.petsc
-import dolfinx_mpc
 import numpy as np
 import ufl
 from mpi4py import MPI
@@ -59,42 +68,43 @@ from multiscale.coupling.pool import MicroSolveError
 from multiscale.coupling.quadrature import QuadratureRule
 from multiscale.mesh.cell import CellMesh
 from multiscale.mesh.periodicity import check_fills_box, check_periodic
-from multiscale.petsc_options import prefixed_options
-from multiscale.physics.base import Material, has_state, is_linear, kind_of
+from multiscale.nonlinear import NewtonOutcome, NewtonSolver, PETScOwner, newton_options
+from multiscale.physics.base import Material, has_state, is_linear, is_symmetric, kind_of
 
-from .constraints import build_constraint
+from .constraints import ConstrainedAssembly, build_constraint
 
-__all__ = ["RVEProblem", "RVEResponse", "default_rve_options", "macro_directions"]
+__all__ = [
+    "RVEProblem",
+    "RVEResponse",
+    "default_rve_options",
+    "direction_coefficients",
+    "macro_directions",
+]
 
 log = logging.getLogger(__name__)
-
-_instances = itertools.count()
 
 TANGENTS = ("consistent", "taylor")
 
 
-def default_rve_options(dim: int, ndofs: int) -> dict[str, Any]:
+def default_rve_options(dim: int, ndofs: int, symmetric: bool = False) -> dict[str, Any]:
     """Newton with full steps (a failed solve is retried once with a backtracking line search,
-    see :meth:`RVEProblem.solve`) and a sparse direct solver (MUMPS): the factorization of the
-    converged Jacobian is what makes the tangent cheap.  For 3D RVEs above 60k dofs, CG with
-    smoothed-aggregation AMG instead (the tangent then costs iterative solves)."""
-    opts: dict[str, Any] = {
-        "snes_type": "newtonls",
-        "snes_linesearch_type": "basic",
-        "snes_max_it": 30,
-    }
+    see :meth:`RVEProblem.solve`), converged when the residual is below :math:`10^{-9}` of the
+    reference and the last correction below :math:`10^{-8}` of the solution, with a sparse
+    direct solver (MUMPS; Cholesky for symmetric phase laws): the factorization of the converged
+    Jacobian is what makes the tangent cheap.  For 3D RVEs above 60k dofs, CG (GMRES for
+    unsymmetric laws) with smoothed-aggregation AMG instead (the tangent then costs iterative
+    solves)."""
+    opts = newton_options(symmetric, snes_max_it=30, snes_atol=0.0, snes_stol=1.0e-8)
     if dim == 3 and ndofs > 60_000:
         opts.update(
             {
-                "ksp_type": "cg",
+                "ksp_type": "cg" if symmetric else "gmres",
                 "ksp_rtol": 1.0e-12,
                 "ksp_atol": 1.0e-50,
                 "pc_type": "gamg",
                 "pc_gamg_threshold": 0.02,
             }
         )
-    else:
-        opts.update({"ksp_type": "preonly", "pc_type": "lu", "pc_factor_mat_solver_type": "mumps"})
     return opts
 
 
@@ -119,6 +129,19 @@ def macro_directions(kind: str, dim: int) -> list[tuple[np.ndarray, list[tuple[i
     return out
 
 
+def direction_coefficients(kind: str, dG: np.ndarray) -> np.ndarray:
+    """Coefficients :math:`c` with :math:`\\mathrm{sym}\\,\\Delta = \\sum_n c_n T_n` (small
+    strain: :math:`\\Delta_{kk}` and the engineering shears :math:`2\\Delta_{kl}`) or
+    :math:`\\Delta = \\sum_n c_n T_n` (finite strain), in the order of
+    :func:`macro_directions`."""
+    dG = np.asarray(dG, dtype=float)
+    d = dG.shape[0]
+    if kind == "strain":
+        S = 0.5 * (dG + dG.T)
+        return np.array([S[k, m] * (1.0 if k == m else 2.0) for k in range(d) for m in range(k, d)])
+    return dG.ravel().copy()
+
+
 @dataclass(slots=True)
 class RVEResponse:
     """What one RVE solve returns (reduced over the RVE's communicator).
@@ -128,8 +151,10 @@ class RVEResponse:
     Taylor (``None`` when not asked for); ``hill_mandel``:
     :math:`|\\langle q:g\\rangle - \\bar q:\\bar g| / |\\bar q:\\bar g|`; ``iterations``: micro
     Newton iterations; ``mean_state``: volume averages of the scalar internal variables (for
-    example the equivalent plastic strain ``p``); ``seconds``: wall time of the Newton solve and
-    of the tangent.
+    example the equivalent plastic strain ``p``); ``sensitivity``: the owned parts of
+    :math:`\\partial\\tilde u/\\partial\\bar G` along :func:`macro_directions` (consistent
+    tangent only, else ``None``); ``seconds``: wall time of the Newton solve, the tangent and
+    the averages.
     """
 
     flux: np.ndarray
@@ -137,10 +162,11 @@ class RVEResponse:
     hill_mandel: float
     iterations: int
     mean_state: dict[str, float] = field(default_factory=dict)
+    sensitivity: np.ndarray | None = None
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-class RVEProblem:
+class RVEProblem(PETScOwner):
     """A periodic RVE with (possibly nonlinear, history-dependent) phase laws.
 
     Parameters
@@ -155,21 +181,23 @@ class RVEProblem:
         Degree of the micro quadrature rule (internal variables live at its points); default
         ``max(1, 2 (degree - 1))``, exact for the stress of P1 elements.
     tangent:
-        ``"consistent"`` (default) or ``"taylor"``.
-    step_tolerance:
-        Newton stops when :math:`\\|\\delta\\tilde u\\| \\le` ``step_tolerance``
-        :math:`\\max(\\|\\tilde u\\| + \\|\\bar G\\|\\,\\ell\\sqrt{n},\\ \\|\\delta\\tilde u_1\\|)`,
-        :math:`\\ell` the cell size, :math:`n` the number of dofs, :math:`\\delta\\tilde u_1` the
-        first Newton step and :math:`\\bar G` the macro strain or, for finite strain, the
-        deformation gradient :math:`\\bar F` itself (so that a zero fluctuation, e.g. at
-        :math:`\\bar F = I` from a non-zero guess, is recognised instead of iterating on
-        round-off); at least one Newton step is always taken.
-    petsc_options, options_prefix:
-        Overrides of :func:`default_rve_options` under the prefix (default
-        ``multiscale_rve_<n>_``, identical on all ranks when construction is collective).
+        ``"consistent"`` (default) or ``"taylor"``: the tangent :meth:`solve` returns.
+    petsc_options_prefix, petsc_options:
+        Prefix (default ``multiscale_rve_<n>_``) and overrides of :func:`default_rve_options`.
+        The step test :math:`\\|\\delta\\tilde u\\| \\le \\tau_s\\,(\\|\\tilde u\\| + s)`
+        (``snes_stol`` :math:`= \\tau_s`) uses :math:`s = \\max(\\|\\bar G\\|\\,\\ell\\sqrt n,\\
+        \\|\\delta\\tilde u_1\\|)`, :math:`\\ell` the cell size, :math:`n` the number of dofs,
+        :math:`\\delta\\tilde u_1` the first step and :math:`\\bar G` the macro strain or, for
+        finite strain, :math:`\\bar F` itself (so a zero fluctuation is recognised instead of
+        iterating on round-off); the residual test (``snes_rtol``) is relative to the larger of
+        the initial residual and :math:`\\|A\\|_\\infty\\,s`, the nodal forces of the affine
+        macro displacement, so neither a warm start close to the solution nor a homogeneous
+        cell (whose load vanishes) is held to round-off.
+    check:
+        Check that the mesh fills its box and is periodic.
 
-    Collective on ``cell.mesh.comm`` (``MPI.COMM_SELF`` for one RVE per rank in FE²).
-    :meth:`destroy` frees the PETSc objects.
+    Collective on ``cell.mesh.comm`` (``MPI.COMM_SELF`` for one RVE per rank in FE²).  Frees its
+    PETSc objects in :meth:`destroy` (also on leaving a ``with`` block).
     """
 
     def __init__(
@@ -180,13 +208,24 @@ class RVEProblem:
         degree: int = 1,
         quadrature_degree: int | None = None,
         tangent: str = "consistent",
-        step_tolerance: float = 1.0e-10,
+        petsc_options_prefix: str | None = None,
         petsc_options: Mapping[str, Any] | None = None,
-        options_prefix: str | None = None,
         check: bool = True,
     ) -> None:
         if tangent not in TANGENTS:
             raise ValueError(f"unknown tangent {tangent!r}; expected one of {TANGENTS}")
+        self.tangent_kind = tangent
+        self._init_materials(cell, materials, check)
+        qdeg = quadrature_degree if quadrature_degree is not None else max(1, 2 * (degree - 1))
+        self._init_spaces(int(degree), qdeg)
+        self._init_state()
+        self._init_forms()
+        self._init_solver(petsc_options_prefix, petsc_options)
+
+    # -- construction, in steps -------------------------------------------------------------------
+    def _init_materials(
+        self, cell: CellMesh, materials: Mapping[str | int, Material], check: bool
+    ) -> None:
         self.kind = kind_of(dict(materials))
         if self.kind not in ("strain", "deformation"):
             raise ValueError(
@@ -194,53 +233,54 @@ class RVEProblem:
                 f"{self.kind!r} laws; use CellProblem for conductivity"
             )
         self.cell = cell
-        mesh = cell.mesh
-        self.comm: MPI.Comm = mesh.comm
-        self.dim = d = mesh.geometry.dim
-        self.tangent_kind = tangent
-        self.step_tolerance = float(step_tolerance)
+        self.comm: MPI.Comm = cell.mesh.comm
+        self.dim = cell.mesh.geometry.dim
         self.materials: dict[int, Material] = cell.by_tag(materials)
         if check:
             check_fills_box(cell)
             check_periodic(cell)
         self.linear = all(is_linear(law) for law in self.materials.values())
+        self.symmetric = all(is_symmetric(law) for law in self.materials.values())
         self.volume = cell.volume
-        self.prefix = options_prefix or f"multiscale_rve_{next(_instances)}_"
 
-        qdeg = quadrature_degree if quadrature_degree is not None else max(1, 2 * (degree - 1))
+    def _init_spaces(self, degree: int, qdeg: int) -> None:
+        mesh, d = self.cell.mesh, self.dim
         self.rule = QuadratureRule(mesh, qdeg)
         self.V = dolfinx.fem.functionspace(mesh, ("Lagrange", degree, (d,)))
         self.ndofs = self.V.dofmap.index_map.size_global * self.V.dofmap.index_map_bs
-        self.mpc, self.bcs = build_constraint(self.V, cell.box, "periodic")
+        self.mpc, self.bcs = build_constraint(self.V, self.cell.box, "periodic")
         W = self.mpc.function_space
         self.u = dolfinx.fem.Function(W, name="fluctuation")
         self.w = dolfinx.fem.Function(W)
         self._G = dolfinx.fem.Constant(mesh, np.zeros((d, d)))
         self._T = dolfinx.fem.Constant(mesh, np.zeros((d, d)))
-        self._scale = float(np.linalg.norm(cell.lengths)) * np.sqrt(self.ndofs)
+        self._scale = float(np.linalg.norm(self.cell.lengths)) * np.sqrt(self.ndofs)
+        self._xscale = 0.0
+        self._directions = macro_directions(self.kind, d)
+        # phase cells (owned) and their quadrature weights
+        nowned = mesh.topology.index_map(d).size_local
+        self._cells: dict[int, np.ndarray] = {}
+        self._weights: dict[int, np.ndarray] = {}
+        for tag in self.materials:
+            cells = self.cell.cell_tags.find(tag)
+            cells = np.sort(cells[cells < nowned]).astype(np.int32)
+            self._cells[tag] = cells
+            self._weights[tag] = self.rule.jacobian_weights(cells)
 
-        # internal variables: one quadrature function per name, shared by the phases using it
+    def _init_state(self) -> None:
+        """Internal variables: one quadrature function per name, shared by the phases."""
         shapes: dict[str, tuple[int, ...]] = {}
         for law in self.materials.values():
             if has_state(law):
-                for name, shape in law.state_shapes(d).items():
+                for name, shape in law.state_shapes(self.dim).items():
                     if shapes.setdefault(name, tuple(shape)) != tuple(shape):
                         raise ValueError(f"internal variable {name!r} declared with two shapes")
         self.state = {name: self.rule.function(shape, name) for name, shape in shapes.items()}
         self.state_shapes = shapes
 
-        # phase cells (owned) and their quadrature weights
-        tags = cell.cell_tags
-        nowned = mesh.topology.index_map(d).size_local
-        self._cells: dict[int, np.ndarray] = {}
-        self._weights: dict[int, np.ndarray] = {}
-        for tag in self.materials:
-            cells = tags.find(tag)
-            cells = np.sort(cells[cells < nowned]).astype(np.int32)
-            self._cells[tag] = cells
-            self._weights[tag] = self.rule.jacobian_weights(cells)
-
-        # forms and expressions, compiled once
+    def _init_forms(self) -> None:
+        """Residual, Jacobian, tangent right-hand side and point expressions, compiled once."""
+        d = self.dim
         v = ufl.TestFunction(self.V)
         du = ufl.TrialFunction(self.V)
         if self.kind == "strain":
@@ -252,9 +292,9 @@ class RVEProblem:
         gvar = ufl.variable(g)
         dx = ufl.Measure(
             "dx",
-            domain=mesh,
-            subdomain_data=tags,
-            metadata={"quadrature_degree": qdeg, "quadrature_rule": "default"},
+            domain=self.cell.mesh,
+            subdomain_data=self.cell.cell_tags,
+            metadata={"quadrature_degree": self.rule.degree, "quadrature_rule": "default"},
         )
         i, j, k, m = ufl.indices(4)
         residual = 0
@@ -263,10 +303,11 @@ class RVEProblem:
         for tag, law in self.materials.items():
             q = law.flux(gvar, self.state) if has_state(law) else law.flux(gvar)
             C = ufl.diff(q, gvar)
+            if self.kind == "strain":  # d/dE of a function of sym(E): minor-symmetric
+                C = ufl.as_tensor(0.5 * (C[i, j, k, m] + C[i, j, m, k]), (i, j, k, m))
             residual += ufl.inner(q, ufl.grad(v)) * dx(tag)
-            rhs_T += -ufl.inner(
-                ufl.as_tensor(C[i, j, k, m] * self._T[k, m], (i, j)), ufl.grad(v)
-            ) * dx(tag)
+            CT = ufl.as_tensor(C[i, j, k, m] * self._T[k, m], (i, j))
+            rhs_T += -ufl.inner(CT, ufl.grad(v)) * dx(tag)
             self._q_expr[tag] = self.rule.expression(q)
             self._C_expr[tag] = self.rule.expression(C)
             if has_state(law):
@@ -278,36 +319,45 @@ class RVEProblem:
         self._g_expr = self.rule.expression(g)
         self._gw_expr = self.rule.expression(g_w)
 
-        # PETSc objects
-        options = default_rve_options(d, self.ndofs)
-        options.update(dict(petsc_options or {}))
-        self.petsc_options = options
-        self._A = dolfinx_mpc.assemble_matrix(self._J, self.mpc, bcs=self.bcs)
-        self._b = dolfinx_mpc.assemble_vector(self._F, self.mpc)
-        self._x = self._b.duplicate()
-        self._rhs = self._b.duplicate()
-        self.snes = PETSc.SNES().create(self.comm)
-        self.snes.setOptionsPrefix(self.prefix)
-        self.snes.setFunction(self._residual, self._b)
-        self.snes.setJacobian(self._jacobian, self._A)
-        self.snes.setConvergenceTest(self._converged)
-        with prefixed_options(self.prefix, options):
-            self.snes.setFromOptions()
-            self.snes.getKSP().setFromOptions()
-        self._xscale = 0.0
-        self._snorm1 = 0.0
-        self._directions = macro_directions(self.kind, d)
-        self._nowned = nowned
-
-    def _set_linesearch(self, kind: str) -> None:
-        with prefixed_options(self.prefix, {"snes_linesearch_type": kind}):
-            self.snes.setFromOptions()
+    def _init_solver(self, prefix: str | None, petsc_options: Mapping[str, Any] | None) -> None:
+        self.assembly = ConstrainedAssembly(self._F, self._J, self.u, self.mpc, self.bcs)
+        self.newton = self._own(
+            NewtonSolver(
+                self.assembly,
+                petsc_options_prefix=prefix,
+                petsc_options=petsc_options,
+                defaults=default_rve_options(self.dim, self.ndofs, self.symmetric),
+                min_iterations=1,
+                symmetric=self.symmetric,
+                role="rve",
+                name="RVE Newton",
+                step_scale=self._step_scale,
+                residual_reference=self._residual_reference,
+            )
+        )
+        self.prefix = self.newton.prefix
+        self.petsc_options = self.newton.petsc_options
+        self._rhs = self._own(self.newton.b.duplicate())
+        self._rhs_block: PETSc.Mat | None = None
+        self._sol_block: PETSc.Mat | None = None
+        self._G_given = np.zeros((self.dim, self.dim))
 
     # -- state packing ----------------------------------------------------------------------------
     @property
     def state_size(self) -> int:
         """Length of the packed state array of one point (this rank's part)."""
         return sum(f.x.array.size for f in self.state.values())
+
+    @property
+    def n_directions(self) -> int:
+        """Number of unit macro directions (rows of a sensitivity): 3/6 at small strain, 4/9
+        at finite strain in 2D/3D."""
+        return len(self._directions)
+
+    @property
+    def fluctuation_size(self) -> int:
+        """Length of the owned part of a fluctuation (or sensitivity) vector."""
+        return self.newton.x.getLocalSize()
 
     def initial_state(self) -> np.ndarray:
         """Packed zero state (every internal variable starts at zero)."""
@@ -320,37 +370,6 @@ class RVEProblem:
             f.x.array[:] = 0.0 if state is None else state[offset : offset + n]
             f.x.scatter_forward()
             offset += n
-
-    # -- SNES callbacks ---------------------------------------------------------------------------
-    def _update_u(self, x: PETSc.Vec) -> None:
-        x.copy(self.u.x.petsc_vec)
-        self.u.x.scatter_forward()
-        self.mpc.backsubstitution(self.u)
-
-    def _residual(self, snes: PETSc.SNES, x: PETSc.Vec, b: PETSc.Vec) -> None:
-        self._update_u(x)
-        with b.localForm() as b_local:
-            b_local.set(0.0)
-        dolfinx_mpc.assemble_vector(self._F, self.mpc, b)
-        b.ghostUpdate(addv=PETSc.InsertMode.ADD_VALUES, mode=PETSc.ScatterMode.REVERSE)
-        dolfinx.fem.petsc.set_bc(b, self.bcs, x, -1.0)
-
-    def _jacobian(self, snes: PETSc.SNES, x: PETSc.Vec, A: PETSc.Mat, P: PETSc.Mat) -> None:
-        dolfinx_mpc.assemble_matrix(self._J, self.mpc, bcs=self.bcs, A=A)
-
-    def _converged(self, snes: PETSc.SNES, it: int, norms: tuple[float, float, float]) -> int:
-        xnorm, snorm, fnorm = norms
-        if not np.isfinite(fnorm):
-            return PETSc.SNES.ConvergedReason.DIVERGED_FNORM_NAN
-        if it == 0:
-            return 0  # always take one Newton step: the last factorized Jacobian is then current
-        if it == 1:
-            self._snorm1 = snorm
-        # relative to the solution, or to the first correction where the solution is zero (a
-        # zero macro load from a non-zero guess: xnorm and xscale vanish, snorm stays round-off)
-        if snorm <= self.step_tolerance * max(xnorm + self._xscale, self._snorm1):
-            return PETSc.SNES.ConvergedReason.CONVERGED_SNORM_RELATIVE
-        return 0
 
     # -- solve ------------------------------------------------------------------------------------
     def _set_macro(self, G: np.ndarray) -> None:
@@ -372,6 +391,18 @@ class RVEProblem:
         scale_G = self._G.value if self.kind == "strain" else G
         self._xscale = float(np.linalg.norm(scale_G)) * self._scale
 
+    def _step_scale(self) -> float:
+        # the macro displacement across the cell; or, where the solution is zero (a zero macro
+        # load from a non-zero guess), the first correction, so round-off is not chased
+        return max(self._xscale, self.newton.first_step)
+
+    def _residual_reference(self, f0: float) -> float:
+        # the nodal forces of the affine macro displacement, ||A|| |G| l sqrt(n): an upper
+        # bound of the load of the cell problem that is not round-off where the load vanishes
+        # (a homogeneous cell) and costs no assembly
+        norm = self.newton.A.norm(PETSc.NormType.INFINITY)
+        return max(f0, norm * self._step_scale())
+
     @property
     def _gname(self) -> str:
         return "strain" if self.kind == "strain" else "deformation gradient"
@@ -381,59 +412,100 @@ class RVEProblem:
             values = self.comm.allreduce(values, op=MPI.SUM)
         return values / self.volume
 
+    def predict(
+        self, fluctuation: np.ndarray, sensitivity: np.ndarray | None, dG: np.ndarray
+    ) -> np.ndarray:
+        """First-order predictor of the fluctuation at :math:`\\bar G + \\Delta` from the one at
+        :math:`\\bar G` and its sensitivity there (owned parts; ``sensitivity`` ``None``: no
+        correction)."""
+        if sensitivity is None or not len(sensitivity):
+            return fluctuation
+        return fluctuation + direction_coefficients(self.kind, dG) @ sensitivity
+
+    def _newton(self, guess: np.ndarray | None) -> tuple[int, float]:
+        """Newton from ``guess`` (owned part; ``None``: zero); retried once with a line search.
+        Returns the iterations and the seconds; raises :class:`MicroSolveError`."""
+        t0 = time.perf_counter()
+        outcome = self._newton_from(guess)
+        its = outcome.iterations
+        if not outcome.converged and self.petsc_options.get("snes_linesearch_type") == "basic":
+            # full Newton steps can cycle on large plastic increments (points that yield at the
+            # start guess but not at the solution): backtrack instead
+            log.debug("RVE Newton failed (%s); retrying with a line search", outcome.cause)
+            self.newton.set_options({"snes_linesearch_type": "bt"})
+            try:
+                outcome = self._newton_from(guess)
+            finally:
+                self.newton.set_options({})
+            its += outcome.iterations
+        if not outcome.converged:
+            raise MicroSolveError(
+                f"{outcome.cause}; macro {self._gname} {np.round(self._G_given, 8).tolist()}, "
+                f"{its} iterations with the line-search retry"
+            )
+        return its, time.perf_counter() - t0
+
     def solve(
         self,
         G: np.ndarray,
         state: np.ndarray | None = None,
         guess: np.ndarray | None = None,
         *,
-        tangent: bool = True,
+        tangent: str | None = "default",
     ) -> tuple[RVEResponse, np.ndarray, np.ndarray]:
         """Solve the RVE for the macro strain / deformation gradient ``G``.
 
         ``state`` is the packed committed state (``None``: zero) and ``guess`` the owned part of
-        a previous fluctuation to start Newton from (``None``: zero).  Returns the response,
-        the packed updated state (commit it if the macro step converges) and the owned part of
-        the converged fluctuation.  Raises :class:`MicroSolveError` (collectively) when Newton
-        fails, ``ValueError`` for a non-finite ``G`` or one with ``det F <= 0``.
+        a fluctuation to start Newton from (``None``: zero).  ``tangent``: ``"consistent"``,
+        ``"taylor"``, ``None`` (no tangent) or ``"default"`` (the problem's).  Returns the
+        response, the packed updated state (commit it if the macro step converges) and the
+        owned part of the converged fluctuation.  Raises :class:`MicroSolveError`
+        (collectively) when Newton fails, ``ValueError`` for a non-finite ``G`` or one with
+        ``det F <= 0``.
         """
+        kind = self.tangent_kind if tangent == "default" else tangent
+        if kind is not None and kind not in TANGENTS:
+            raise ValueError(f"unknown tangent {kind!r}; expected one of {TANGENTS} or None")
         self._set_macro(G)
+        self._G_given = np.asarray(G, dtype=float)
         self._unpack(state)
-        x = self._x
+        its, t_newton = self._newton(guess)
+        t1 = time.perf_counter()
+        flux, hill, taylor, C_points = self._averages(with_tangent=kind is not None)
+        t2 = time.perf_counter()
+        D = sens = None
+        if kind == "taylor":
+            D = taylor
+        elif kind == "consistent":
+            D, sens = self._consistent(taylor, C_points)
+        t3 = time.perf_counter()
+        new_state, mean_state = self._updated_state()
+        t4 = time.perf_counter()
+        response = RVEResponse(
+            flux=flux,
+            tangent=D,
+            hill_mandel=hill,
+            iterations=its,
+            mean_state=mean_state,
+            sensitivity=sens,
+            seconds={"newton": t_newton, "averages": (t2 - t1) + (t4 - t3), "tangent": t3 - t2},
+        )
+        return response, new_state, self.newton.x.getArray().copy()
+
+    def _newton_from(self, guess: np.ndarray | None) -> NewtonOutcome:
+        x = self.newton.x
         if guess is None:
             x.set(0.0)
         else:
             x.getArray()[:] = guess
         x.ghostUpdate(addv=PETSc.InsertMode.INSERT, mode=PETSc.ScatterMode.FORWARD)
-        t0 = time.perf_counter()
-        self.snes.solve(None, x)
-        reason = self.snes.getConvergedReason()
-        its = self.snes.getIterationNumber()
-        if reason <= 0 and self.petsc_options.get("snes_linesearch_type") == "basic":
-            # full Newton steps can cycle on large plastic increments (points that yield at
-            # the start guess but not at the solution): retry once with backtracking
-            log.debug("RVE Newton failed (reason %d); retrying with a line search", reason)
-            if guess is None:
-                x.set(0.0)
-            else:
-                x.getArray()[:] = guess
-            x.ghostUpdate(addv=PETSc.InsertMode.INSERT, mode=PETSc.ScatterMode.FORWARD)
-            self._set_linesearch("bt")
-            try:
-                self.snes.solve(None, x)
-            finally:
-                self._set_linesearch("basic")
-            reason = self.snes.getConvergedReason()
-            its += self.snes.getIterationNumber()
-        if reason <= 0:
-            raise MicroSolveError(
-                f"RVE Newton ({self.prefix}) did not converge for macro {self._gname} "
-                f"{np.round(np.asarray(G), 8).tolist()}: SNES reason {reason} after {its} "
-                f"iterations, residual {self.snes.getFunctionNorm():.3e}"
-            )
-        self._update_u(x)
-        t1 = time.perf_counter()
+        return self.newton.solve()
 
+    def _averages(
+        self, with_tangent: bool
+    ) -> tuple[np.ndarray, float, np.ndarray, dict[int, np.ndarray]]:
+        """:math:`\\bar q`, the Hill–Mandel residual, :math:`\\langle\\mathbb C\\rangle` and the
+        point values of :math:`\\mathbb C` per phase (the last two only ``with_tangent``)."""
         d = self.dim
         flux = np.zeros((d, d))
         mean_g = np.zeros((d, d))
@@ -447,12 +519,10 @@ class RVEProblem:
             flux += np.einsum("cp,cpij->ij", w, q)
             mean_g += np.einsum("cp,cpij->ij", w, g)
             energy += float(np.einsum("cp,cpij,cpij->", w, q, g))
-        t2 = time.perf_counter()
-        for tag, cells in self._cells.items() if tangent else ():
-            C_points[tag] = self.rule.evaluate(self._C_expr[tag], cells)
-            taylor += np.einsum("cp,cpijkl->ijkl", self._weights[tag], C_points[tag])
-        packed = np.concatenate([flux.ravel(), mean_g.ravel(), [energy], taylor.ravel()])
-        packed = self._sum(packed)
+            if with_tangent:
+                C_points[tag] = self.rule.evaluate(self._C_expr[tag], cells)
+                taylor += np.einsum("cp,cpijkl->ijkl", w, C_points[tag])
+        packed = self._sum(np.concatenate([flux.ravel(), mean_g.ravel(), [energy], taylor.ravel()]))
         n2 = d * d
         flux = packed[:n2].reshape(d, d)
         mean_g = packed[n2 : 2 * n2].reshape(d, d)
@@ -460,63 +530,79 @@ class RVEProblem:
         taylor = packed[2 * n2 + 1 :].reshape(d, d, d, d)
         work = float(np.sum(flux * mean_g))
         hill = abs(energy - work) / max(abs(work), 1e-300) if work != 0.0 else abs(energy)
+        return flux, hill, taylor, C_points
 
-        D = None
-        if tangent:
-            D = (
-                taylor.copy()
-                if self.tangent_kind == "taylor"
-                else self._consistent(taylor, C_points)
-            )
-        t3 = time.perf_counter()
-        new_state, mean_state = self._updated_state()
-        t4 = time.perf_counter()
-        response = RVEResponse(
-            flux=flux,
-            tangent=D,
-            hill_mandel=hill,
-            iterations=its,
-            mean_state=mean_state,
-            seconds={
-                "newton": t1 - t0,
-                "averages": (t2 - t1) + (t4 - t3),
-                "tangent": t3 - t2,
-            },
-        )
-        return response, new_state, x.getArray().copy()
+    def _consistent(
+        self, taylor: np.ndarray, C_points: dict[int, np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The consistent tangent from the factorization of the converged Jacobian, and the
+        sensitivities :math:`\\delta\\tilde u` (owned parts, one row per direction).
 
-    def _consistent(self, taylor: np.ndarray, C_points: dict[int, np.ndarray]) -> np.ndarray:
-        """Columns :math:`\\langle\\mathbb C:(T + g(\\delta\\tilde u))\\rangle` from the
-        factorization of the converged Jacobian."""
+        The right-hand sides :math:`b_n = -\\int_Y (\\mathbb C:T_n):\\nabla v` of all
+        directions are solved at once (one multiple-right-hand-side solve).  For a symmetric
+        tangent (:math:`\\mathbb C_{ijkl} = \\mathbb C_{klij}`) the correction needs no further
+        integration: :math:`T_n : (\\mathbb D - \\langle\\mathbb C\\rangle) : T_m =
+        \\langle T_n:\\mathbb C:g(\\delta\\tilde u_m)\\rangle = -b_n\\cdot\\delta\\tilde u_m/|Y|`;
+        otherwise :math:`\\langle\\mathbb C:g(\\delta\\tilde u_m)\\rangle` is integrated at the
+        quadrature points."""
+        B, W = self._tangent_solves()
+        ndir = len(self._directions)
+        if self.symmetric:
+            corr_nm = -self._sum((B @ W.T).ravel()).reshape(ndir, ndir)
+            basis = np.array([T / np.sum(T * T) for T, _ in self._directions])
+            corr = np.einsum("nm,nij->mij", corr_nm, basis)
+        else:
+            corr = self._correction_at_points(W, C_points)
         d = self.dim
         D = np.zeros((d, d, d, d))
-        ksp = self.snes.getKSP()
-        b = self._rhs
-        corr = np.zeros((len(self._directions), d, d))
+        for m, (T, slots) in enumerate(self._directions):
+            col = np.einsum("ijkl,kl->ij", taylor, T) + corr[m]
+            for k, m_ in slots:
+                D[:, :, k, m_] = col
+        return D, W
+
+    def _tangent_solves(self) -> tuple[np.ndarray, np.ndarray]:
+        """Owned parts of the right-hand sides :math:`b_n` and the solutions
+        :math:`\\delta\\tilde u_n`, one row per direction."""
+        if self._rhs_block is None:
+            n, N = self.fluctuation_size, self.newton.x.getSize()
+            ndir = len(self._directions)
+            self._rhs_block = self._own(
+                PETSc.Mat().createDense(((n, N), (None, ndir)), comm=self.comm)
+            )
+            self._sol_block = self._own(
+                PETSc.Mat().createDense(((n, N), (None, ndir)), comm=self.comm)
+            )
+            self._rhs_block.setUp()
+            self._sol_block.setUp()
+        Bm, Wm = self._rhs_block, self._sol_block
+        B = Bm.getDenseArray()
         for n, (T, _) in enumerate(self._directions):
             self._T.value[...] = T
-            with b.localForm() as b_local:
-                b_local.set(0.0)
-            dolfinx_mpc.assemble_vector(self._L_T, self.mpc, b)
-            b.ghostUpdate(addv=PETSc.InsertMode.ADD_VALUES, mode=PETSc.ScatterMode.REVERSE)
-            dolfinx.fem.petsc.set_bc(b, self.bcs)
-            ksp.solve(b, self.w.x.petsc_vec)
-            if ksp.getConvergedReason() < 0:
-                raise MicroSolveError(
-                    f"RVE tangent solve ({self.prefix}) failed: KSP reason "
-                    f"{ksp.getConvergedReason()}"
-                )
+            self.assembly.assemble_vector(self._L_T, self._rhs)
+            B[:, n] = self._rhs.getArray()
+        Bm.assemble()
+        ksp = self.newton.snes.getKSP()
+        ksp.matSolve(Bm, Wm)
+        if ksp.getConvergedReason() < 0:
+            raise MicroSolveError(
+                f"RVE tangent solve ({self.prefix}) failed: KSP reason {ksp.getConvergedReason()}"
+            )
+        return B.T.copy(), Wm.getDenseArray().T.copy()
+
+    def _correction_at_points(self, W: np.ndarray, C_points: dict[int, np.ndarray]) -> np.ndarray:
+        """:math:`\\langle\\mathbb C:g(\\delta\\tilde u_m)\\rangle` by quadrature (unsymmetric
+        tangents)."""
+        d = self.dim
+        corr = np.zeros((len(self._directions), d, d))
+        for m in range(len(self._directions)):
+            self.w.x.petsc_vec.getArray()[:] = W[m]
             self.w.x.scatter_forward()
             self.mpc.backsubstitution(self.w)
             for tag, cells in self._cells.items():
                 gw = self.rule.evaluate(self._gw_expr, cells)
-                corr[n] += np.einsum("cp,cpijkl,cpkl->ij", self._weights[tag], C_points[tag], gw)
-        corr = self._sum(corr.ravel()).reshape(corr.shape)
-        for n, (T, slots) in enumerate(self._directions):
-            col = np.einsum("ijkl,kl->ij", taylor, T) + corr[n]
-            for k, m in slots:
-                D[:, :, k, m] = col
-        return D
+                corr[m] += np.einsum("cp,cpijkl,cpkl->ij", self._weights[tag], C_points[tag], gw)
+        return self._sum(corr.ravel()).reshape(corr.shape)
 
     def _updated_state(self) -> tuple[np.ndarray, dict[str, float]]:
         """Packed updated internal variables and the volume averages of the scalar ones."""
@@ -547,9 +633,25 @@ class RVEProblem:
         return np.concatenate(parts), means
 
     def load_state(self, state: np.ndarray | None) -> None:
-        """Load a packed state into the state functions (e.g. to write a committed point)."""
+        """Load a packed state into the work functions :attr:`state` (to read a stored point's
+        internal variables; the solver's committed histories live with its caller)."""
         self._unpack(state)
 
-    def destroy(self) -> None:
-        for obj in (self.snes, self._A, self._b, self._x, self._rhs):
-            obj.destroy()
+    # -- fields for output ------------------------------------------------------------------------
+    def fields(
+        self, state: np.ndarray | None, fluctuation: np.ndarray
+    ) -> tuple[dolfinx.fem.Function, dict[str, np.ndarray]]:
+        """The fluctuation (a function on the constrained space, slaves filled) and the cell
+        averages of the scalar internal variables (owned cells, per name) of a stored point.
+
+        Changes only the RVE's work functions, never a committed history: output reads a
+        point's fields through this method."""
+        self._unpack(state)
+        x = self.u.x.petsc_vec
+        x.getArray()[:] = fluctuation
+        self.assembly.set_iterate(x)
+        cell_values = {}
+        for name, f in self.state.items():
+            if f.function_space.dofmap.index_map_bs == 1:
+                cell_values[name] = self.rule.values(f).mean(axis=1)
+        return self.u, cell_values

@@ -45,14 +45,15 @@ def run(args: argparse.Namespace, comm: MPI.Comm) -> int:
         config.loading.pop("factors", None)
         config.loading["steps"] = args.steps
     result = run_fe2(config, comm)
-    last = result.steps[-1]
+    curve = result.curve()
     log.info(
-        "FE² done: %d steps, %d macro Newton iterations, %d RVE solves, final reaction %.6g, "
-        "load imbalance %.2f",
+        "FE² done: %d steps, %d macro Newton iterations, %d RVE solves, final reaction %.6g on "
+        "%s, load imbalance %.2f",
         len(result.steps),
-        int(result.timings.get("macro_iterations", 0)),
-        int(result.micro.get("rve_solves_total", 0)),
-        last.reaction,
+        result.info.get("macro_iterations", 0),
+        result.micro.get("solves_total", 0),
+        curve[-1, 1] if len(curve) else float("nan"),
+        result.load_boundary,
         result.micro.get("imbalance", 1.0),
     )
     return 0

@@ -4,18 +4,27 @@
   owned macro quadrature points; also independent tasks such as ensemble realizations;
 * :mod:`~multiscale.coupling.quadrature` -- macro quantities at quadrature points, and micro
   results back into quadrature spaces;
-* :mod:`~multiscale.coupling.probe` -- values of distributed functions at given points.
+* :mod:`~multiscale.coupling.probe` -- values of distributed functions at given points;
+* :mod:`~multiscale.coupling.solid` -- the macro solid (loaded boundaries, reactions, load
+  stepping) that FE² and its DNS share.
 """
 
-from .pool import MicroPool, MicroSolveError, PoolStatistics
+from .pool import MicroFailure, MicroPool, MicroSolveError, PoolStatistics
 from .probe import PointProbe, grid_points
 from .quadrature import QuadratureRule
+from .solid import DisplacementBC, LoadedBoundaries, SolidProblem, SolidResult, Traction
 
 __all__ = [
+    "DisplacementBC",
+    "LoadedBoundaries",
+    "MicroFailure",
     "MicroPool",
     "MicroSolveError",
     "PointProbe",
     "PoolStatistics",
     "QuadratureRule",
+    "SolidProblem",
+    "SolidResult",
+    "Traction",
     "grid_points",
 ]

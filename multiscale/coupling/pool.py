@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 from mpi4py import MPI
 
-__all__ = ["MicroPool", "MicroSolveError", "PoolStatistics"]
+__all__ = ["MicroFailure", "MicroPool", "MicroSolveError", "PoolStatistics"]
 
 log = logging.getLogger(__name__)
 
@@ -47,13 +47,27 @@ class MicroSolveError(RuntimeError):
     """
 
 
+@dataclass(slots=True, frozen=True)
+class MicroFailure:
+    """A micro problem that failed: the point's number ``key`` in its group, the ``group`` and
+    the error ``message``."""
+
+    key: int
+    group: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"point {self.key} of group {self.group}: {self.message}"
+
+
 @dataclass(slots=True)
 class PoolStatistics:
     """Counts and times of the micro solves, reduced over ``comm`` (identical on every rank).
 
-    ``solves[r]`` and ``seconds[r]`` are the number of micro problems group member ``r`` took part
-    in and the wall time it spent in them; ``imbalance`` is max/mean of ``seconds`` over ranks
-    (1.0 is perfect balance).
+    ``solves[r]`` and ``seconds[r]`` are the number of micro problems rank ``r`` took part in
+    and the wall time it spent in them, ``points[r]`` the number of macro points it owns (at
+    the last :meth:`MicroPool.run`); ``imbalance`` is max/mean of ``seconds`` over ranks (1.0 is
+    perfect balance).
     """
 
     solves: list[int] = field(default_factory=list)
@@ -73,11 +87,11 @@ class PoolStatistics:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "points_per_rank": list(self.points),
             "solves_per_rank": list(self.solves),
             "seconds_per_rank": list(self.seconds),
-            "points_per_rank": list(self.points),
+            "solves_total": self.total_solves,
             "group_size": self.group_size,
-            "total_solves": self.total_solves,
             "imbalance": self.imbalance,
         }
 
@@ -124,16 +138,18 @@ class MicroPool:
         inputs: np.ndarray,
         *,
         stop_on_failure: bool = True,
-    ) -> tuple[np.ndarray, list[str]]:
+    ) -> tuple[np.ndarray, list[MicroFailure]]:
         """Solve one micro problem per row of ``inputs`` (this rank's points).
 
         ``solve(key, x)`` is called collectively on :attr:`micro_comm` for every point of the
         group, where ``key`` numbers the points of the group (0, 1, ... over the group's ranks in
         rank order, the same at every call with the same point counts) and ``x`` is the point's
         input row; it returns a 1-D array of fixed length.  Returns this rank's outputs
-        ``(n_local, n_out)`` and the failure messages of the group; rows of failed (and, with
-        ``stop_on_failure``, skipped) points are NaN.  Not collective on ``comm``: callers reduce
-        the failure flag themselves where they need it.
+        ``(n_local, n_out)`` and the failures of the group; rows of failed (and, with
+        ``stop_on_failure``, skipped) points are NaN.  Any exception ``solve`` raises fails its
+        point (for groups of several ranks it must be raised on all of them, as the micro
+        solvers' errors are).  Not collective on ``comm``: callers agree on the failures
+        themselves (:func:`multiscale.nonlinear.agree`).
         """
         x_local = np.ascontiguousarray(np.atleast_2d(inputs), dtype=float)
         if inputs.size == 0:
@@ -149,7 +165,7 @@ class MicroPool:
             mc.Allgatherv(x_local, [x_group, [c * m for c in counts]])
         offset = int(sum(counts[: mc.rank]))
         out_rows: list[np.ndarray | None] = [None] * len(x_group)
-        failures: list[str] = []
+        failures: list[MicroFailure] = []
         t0 = time.perf_counter()
         for key, x in enumerate(x_group):
             if failures and stop_on_failure:
@@ -157,10 +173,12 @@ class MicroPool:
             try:
                 out_rows[key] = np.asarray(solve(key, x), dtype=float).ravel()
             except MicroSolveError as err:
-                failures.append(f"point {key} of group {self.group}: {err}")
+                failures.append(MicroFailure(key, self.group, str(err)))
+            except Exception as err:  # any other error (det F <= 0, a bug) fails the point too
+                failures.append(MicroFailure(key, self.group, f"{type(err).__name__}: {err}"))
             self._solves += 1
         self._seconds += time.perf_counter() - t0
-        self._points += n_local
+        self._points = n_local
         width = next((len(r) for r in out_rows if r is not None), 0)
         if mc.size > 1:
             width = mc.allreduce(width, op=MPI.MAX)

@@ -1,17 +1,21 @@
 """FE²: concurrent two-scale finite elements with an RVE at every macro quadrature point.
 
-* :mod:`~multiscale.fe2.boundary` -- displacement and traction conditions following a load factor;
-* :mod:`~multiscale.fe2.micro` -- the RVEs of this rank's points, their history, commit/rollback;
-* :mod:`~multiscale.fe2.solver` -- the macro problem, SNES Newton, load stepping with cuts;
-* :mod:`~multiscale.fe2.output` -- XDMF fields, RVE snapshots at chosen points, JSON summary;
-* :mod:`~multiscale.fe2.config` -- the ``multiscale fe2 CONFIG`` file;
-* :mod:`~multiscale.fe2.dns` -- the direct numerical simulation of tiled cells (the reference).
+* :mod:`~multiscale.fe2.micro` -- the RVEs of this rank's points, their history, commit/rollback
+  (the micro model);
+* :mod:`~multiscale.fe2.solver` -- the macro problem on the shared solid and Newton core
+  (:mod:`multiscale.coupling.solid`, :mod:`multiscale.nonlinear`);
+* :mod:`~multiscale.fe2.dns` -- the direct numerical simulation of tiled cells (the reference);
+* :mod:`~multiscale.fe2.output` -- XDMF fields, RVE snapshots at chosen points;
+* :mod:`~multiscale.fe2.config` -- the ``multiscale fe2 CONFIG`` file and its driver.
 """
 
-from .boundary import DisplacementBC, Traction
-from .dns import DNSProblem, TiledMesh, displacement_error, tiled_inclusions
+from multiscale.coupling.solid import DisplacementBC, SolidResult, Traction
+from multiscale.mesh.tiled import TiledMesh, tiled_inclusions
+from multiscale.nonlinear import StepRecord
+
+from .dns import DNSProblem, displacement_error
 from .micro import MicroEvaluation, MicroModel
-from .solver import FE2Problem, FE2Result, StepRecord
+from .solver import FE2Problem, FE2Result
 
 __all__ = [
     "DNSProblem",
@@ -20,6 +24,7 @@ __all__ = [
     "FE2Result",
     "MicroEvaluation",
     "MicroModel",
+    "SolidResult",
     "StepRecord",
     "TiledMesh",
     "Traction",

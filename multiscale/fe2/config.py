@@ -12,20 +12,23 @@
         - {boundary: top, component: 1, value: 0.02}
       tractions: []              # [{boundary: right, value: [0.1, 0.0]}]
     micro:
-      mesh: meshes/fibre2d_vf0.5.msh   # or {type: circular_inclusion, vf: 0.5, h: 0.05}
+      mesh: ../meshes/fibre2d_vf0.5.msh   # or {type: circular_inclusion, vf: 0.5, h: 0.05}
       materials:
         matrix: {law: j2, E: 3.5, nu: 0.35, sigma_y: 0.06, H: 0.35}
         inclusion: {law: elastic, E: 72.0, nu: 0.22}
       tangent: consistent        # or taylor
       group_size: 1              # ranks per RVE
-      petsc_options: {}          # RVE SNES/KSP options
+      petsc_options: {}          # RVE Newton/KSP options
     loading: {steps: 10, max_cuts: 6}   # or {factors: [0.5, 1.0, 0.5, 0.0]}
-    solver: {petsc_options: {}}  # macro SNES/KSP options
+    solver: {petsc_options: {}}  # macro Newton/KSP options
     output: {directory: results/fe2, summary: summary.json, probes: [[0.35, 0.0]], fields: true}
 
 Laws: ``elastic`` (``E``, ``nu`` or ``lambda``, ``mu``), ``j2`` (``E``, ``nu``, ``sigma_y``,
-``H``), ``neo_hookean`` (``E``, ``nu`` or ``lambda``, ``mu``).  Relative paths are relative to
-the directory of the config file, then to the current directory.  Unknown keys are errors.
+``H``), ``neo_hookean`` (``E``, ``nu`` or ``lambda``, ``mu``).  Paths of *input* files (meshes)
+are relative to the directory of the config file; the *output* directory is relative to the
+current directory, like any command-line path (default ``results/<config name>``).  Unknown,
+missing and null keys, wrong types and unphysical values are errors naming the key
+(:mod:`multiscale.config`).
 """
 
 from __future__ import annotations
@@ -33,7 +36,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,30 +43,189 @@ from typing import Any
 import numpy as np
 from mpi4py import MPI
 
+from multiscale.config import (
+    Boolean,
+    ConfigError,
+    Field,
+    Integer,
+    ListOf,
+    Number,
+    OneOf,
+    Section,
+    Spec,
+    Table,
+    Text,
+    load,
+    validate,
+)
 from multiscale.mesh import generators
 from multiscale.mesh.macro import MacroMesh, box, plate_with_hole, read_macro_mesh, rectangle
+from multiscale.nonlinear import CollectiveError
+from multiscale.output import write_json
 from multiscale.physics import IsotropicElasticity, J2Plasticity, NeoHookean
 
-from .output import FE2Output, write_summary
+from .output import FE2Output
 from .solver import DisplacementBC, FE2Problem, FE2Result, Traction
 
-__all__ = ["FE2Config", "build_law", "run_fe2"]
+__all__ = ["SCHEMA", "FE2Config", "build_law", "run_fe2"]
 
 log = logging.getLogger(__name__)
 
-_SECTIONS = {
-    "macro": {"mesh", "degree", "bcs", "tractions", "quadrature_degree"},
-    "micro": {"mesh", "materials", "tangent", "group_size", "petsc_options", "degree"},
-    "loading": {"steps", "factors", "max_cuts"},
-    "solver": {"petsc_options"},
-    "output": {"directory", "summary", "probes", "fields"},
+_LAWS = {
+    "elastic": ({"E", "nu"}, {"lambda", "mu"}),
+    "neo_hookean": ({"E", "nu"}, {"lambda", "mu"}),
+    "j2": ({"E", "nu", "sigma_y"}, {"E", "nu", "sigma_y", "H"}),
 }
 
 
-def _check_keys(where: str, data: dict, allowed: set[str]) -> None:
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        raise ValueError(f"unknown key(s) {unknown} in {where}; allowed: {sorted(allowed)}")
+@dataclass(frozen=True)
+class LawSpec(Spec):
+    """A phase law entry: ``law`` and its parameters, all numbers."""
+
+    what = "a mapping with 'law' and its parameters"
+
+    def check(self, value: Any, where: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.wrong_type(value, where)
+        law = Text(tuple(_LAWS)).check(value.get("law", "elastic"), f"{where}.law")
+        params = {k: v for k, v in value.items() if k != "law"}
+        for key, v in params.items():
+            if v is None:
+                raise self.fail(f"{where}.{key}", "null is not allowed")
+            Number().check(v, f"{where}.{key}")
+        keys = set(params)
+        allowed = _LAWS[law]
+        if keys not in allowed and not (law == "j2" and allowed[0] <= keys <= allowed[1]):
+            options = " or ".join(str(sorted(a)) for a in allowed)
+            missing = sorted(min(allowed, key=lambda a: len(a - keys)) - keys)
+            unknown = sorted(keys - set().union(*allowed))
+            detail = f"unknown parameter(s) {unknown}" if unknown else f"missing {missing}"
+            raise self.fail(where, f"law {law!r} takes {options}: {detail}")
+        try:
+            build_law(where, {"law": law, **params})
+        except ValueError as err:
+            raise self.fail(where, str(err).removeprefix(f"material {where!r} ")) from None
+        return {"law": law, **{k: float(v) for k, v in params.items()}}
+
+
+_POSITIVE = Number(positive=True)
+_MACRO_MESH = OneOf(
+    Text(),
+    Section(
+        {
+            "file": Field(Text()),
+            "dim": Field(Integer(min=2, max=3)),
+            "type": Field(Text(("rectangle", "box", "plate_with_hole"))),
+            "lengths": Field(ListOf(_POSITIVE, min_length=2)),
+            "n": Field(ListOf(Integer(min=1), min_length=2)),
+            "origin": Field(ListOf(Number(), min_length=2)),
+            "diagonal": Field(Text(("crossed", "left", "right"))),
+            "width": Field(_POSITIVE),
+            "height": Field(_POSITIVE),
+            "radius": Field(_POSITIVE),
+            "h": Field(_POSITIVE),
+            "h_hole": Field(_POSITIVE),
+        },
+        extra=lambda s: None if ("file" in s) != ("type" in s) else "give either file or type",
+    ),
+)
+_MICRO_MESH = OneOf(
+    Text(),
+    Section(
+        {
+            "file": Field(Text()),
+            "type": Field(Text(("circular_inclusion", "spherical_inclusion"))),
+            "vf": Field(Number(positive=True, below=1.0)),
+            "h": Field(_POSITIVE),
+        },
+        extra=lambda s: (
+            None
+            if ("file" in s) != ("type" in s) and ("type" not in s or "vf" in s)
+            else "give either file, or type with vf"
+        ),
+    ),
+)
+_BC = Section(
+    {
+        "boundary": Field(Text(), required=True),
+        "component": Field(Integer(min=0, max=2)),
+        "value": Field(OneOf(Number(), ListOf(Number(), min_length=1)), default=0.0),
+    }
+)
+
+#: The schema of the ``multiscale fe2`` file.
+SCHEMA = Section(
+    {
+        "macro": Field(
+            Section(
+                {
+                    "mesh": Field(_MACRO_MESH, required=True),
+                    "degree": Field(Integer(min=1, max=3), default=1),
+                    "quadrature_degree": Field(Integer(min=1)),
+                    "bcs": Field(ListOf(_BC, min_length=1), required=True),
+                    "tractions": Field(
+                        ListOf(
+                            Section(
+                                {
+                                    "boundary": Field(Text(), required=True),
+                                    "value": Field(ListOf(Number(), min_length=2), required=True),
+                                }
+                            )
+                        ),
+                        default=list,
+                    ),
+                }
+            ),
+            required=True,
+        ),
+        "micro": Field(
+            Section(
+                {
+                    "mesh": Field(_MICRO_MESH, required=True),
+                    "materials": Field(Table(LawSpec(), min_length=1), required=True),
+                    "tangent": Field(Text(("consistent", "taylor")), default="consistent"),
+                    "group_size": Field(Integer(min=1), default=1),
+                    "degree": Field(Integer(min=1, max=3), default=1),
+                    "predictor": Field(Boolean(), default=True),
+                    "petsc_options": Field(Table(OneOf(Text(), Number(), Boolean())), default=dict),
+                }
+            ),
+            required=True,
+        ),
+        "loading": Field(
+            Section(
+                {
+                    "steps": Field(Integer(min=1)),
+                    "factors": Field(ListOf(Number(), min_length=1)),
+                    "max_cuts": Field(Integer(min=0), default=6),
+                },
+                extra=lambda s: (
+                    "give either steps or factors, not both"
+                    if "steps" in s and "factors" in s
+                    else None
+                ),
+            ),
+            default=dict,
+        ),
+        "solver": Field(
+            Section(
+                {"petsc_options": Field(Table(OneOf(Text(), Number(), Boolean())), default=dict)}
+            ),
+            default=dict,
+        ),
+        "output": Field(
+            Section(
+                {
+                    "directory": Field(Text()),
+                    "summary": Field(Text(), default="summary.json"),
+                    "probes": Field(ListOf(ListOf(Number(), min_length=2)), default=list),
+                    "fields": Field(Boolean(), default=True),
+                }
+            ),
+            default=dict,
+        ),
+    }
+)
 
 
 def build_law(name: str, spec: dict[str, Any]):
@@ -113,57 +274,30 @@ class FE2Config:
     solver: dict[str, Any] = field(default_factory=dict)
     output: dict[str, Any] = field(default_factory=dict)
     base: Path = field(default_factory=Path.cwd)
-
-    def __post_init__(self) -> None:
-        for name in _SECTIONS:
-            data = getattr(self, name)
-            if not isinstance(data, dict):
-                raise ValueError(f"section {name!r} must be a mapping, got {type(data).__name__}")
-            _check_keys(name, data, _SECTIONS[name])
-        if "mesh" not in self.macro:
-            raise ValueError("macro.mesh is required")
-        if not self.macro.get("bcs"):
-            raise ValueError("macro.bcs is required: at least one displacement condition")
-        if "mesh" not in self.micro or "materials" not in self.micro:
-            raise ValueError("micro.mesh and micro.materials are required")
-        steps = self.loading.get("steps")
-        if "factors" in self.loading and steps is not None:
-            raise ValueError("loading: give either steps or factors, not both")
-        if steps is not None and (int(steps) != steps or steps < 1):
-            raise ValueError(f"loading.steps must be a positive integer, got {steps!r}")
+    name: str = "fe2"
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], base: Path | None = None) -> FE2Config:
-        _check_keys("the config", data, set(_SECTIONS))
-        return cls(**{k: dict(data.get(k, {})) for k in _SECTIONS}, base=base or Path.cwd())
+    def from_dict(
+        cls, data: dict[str, Any], base: Path | None = None, name: str = "fe2"
+    ) -> FE2Config:
+        checked = validate(data, SCHEMA)
+        return cls(**checked, base=base or Path.cwd(), name=name)
 
     @classmethod
     def from_file(cls, path: str | os.PathLike) -> FE2Config:
         path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"config file {str(path)!r} does not exist")
-        text = path.read_text()
-        if path.suffix == ".toml":
-            data = tomllib.loads(text)
-        elif path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text) or {}
-        else:
-            raise ValueError(f"config {str(path)!r}: expected a .yaml, .yml or .toml file")
-        if not isinstance(data, dict):
-            raise ValueError(f"config {str(path)!r} must be a mapping of sections")
-        return cls.from_dict(data, base=path.resolve().parent)
+        checked = load(path, SCHEMA)
+        return cls(**checked, base=path.resolve().parent, name=path.stem)
 
     # -- pieces ----------------------------------------------------------------------------------
-    def path(self, value: str) -> Path:
-        """``value`` relative to the config's directory, unless only the current directory has
-        it."""
+    def input_path(self, value: str) -> Path:
+        """An input file named in the config: relative to the config's directory."""
         p = Path(value)
-        if p.is_absolute():
-            return p
-        q = self.base / p
-        return q if q.exists() or not p.exists() else p
+        return p if p.is_absolute() else self.base / p
+
+    def output_directory(self) -> Path:
+        """The output directory: relative to the current directory."""
+        return Path(self.output.get("directory") or Path("results") / self.name)
 
     def factors(self) -> list[float]:
         if "factors" in self.loading:
@@ -177,48 +311,40 @@ class FE2Config:
             spec = {"file": spec}
         spec = dict(spec)
         if "file" in spec:
-            return read_macro_mesh(self.path(spec["file"]), comm, gdim=int(spec.get("dim", 2)))
-        kind = spec.pop("type", None)
+            return read_macro_mesh(self.input_path(spec["file"]), comm, gdim=spec.get("dim", 2))
+        kind = spec.pop("type")
         makers = {"rectangle": rectangle, "box": box, "plate_with_hole": plate_with_hole}
-        if kind not in makers:
-            raise ValueError(f"macro.mesh.type must be one of {sorted(makers)}, got {kind!r}")
-        return makers[kind](comm, **spec)
+        try:
+            return makers[kind](comm, **spec)
+        except TypeError as err:  # a key of another mesh type
+            raise ConfigError(f"macro.mesh: {err}".replace("()", "")) from None
 
     def micro_cell(self):
         spec = self.micro["mesh"]
         if isinstance(spec, str):
-            return self.path(spec)
+            return self.input_path(spec)
         spec = dict(spec)
         if "file" in spec:
-            return self.path(spec["file"])
-        kind = spec.pop("type", None)
+            return self.input_path(spec["file"])
         makers = {
             "circular_inclusion": generators.circular_inclusion,
             "spherical_inclusion": generators.spherical_inclusion,
         }
-        if kind not in makers:
-            raise ValueError(f"micro.mesh.type must be one of {sorted(makers)}, got {kind!r}")
+        make = makers[spec.pop("type")]
         vf = spec.pop("vf")
-        return lambda comm: makers[kind](comm, vf, **spec)
+        return lambda comm: make(comm, vf, **spec)
 
     def materials(self) -> dict[str, Any]:
-        mats = self.micro["materials"]
-        if not isinstance(mats, dict) or not mats:
-            raise ValueError("micro.materials must map phase names to laws")
-        return {name: build_law(name, spec) for name, spec in mats.items()}
+        return {name: build_law(name, spec) for name, spec in self.micro["materials"].items()}
 
     def boundary_conditions(self) -> tuple[list[DisplacementBC], list[Traction]]:
         bcs = []
         for i, spec in enumerate(self.macro["bcs"]):
-            spec = dict(spec)
-            _check_keys(f"macro.bcs[{i}]", spec, {"boundary", "component", "value"})
-            bcs.append(
-                DisplacementBC(spec["boundary"], spec.get("value", 0.0), spec.get("component"))
-            )
-        tractions = []
-        for i, spec in enumerate(self.macro.get("tractions", [])):
-            _check_keys(f"macro.tractions[{i}]", spec, {"boundary", "value"})
-            tractions.append(Traction(spec["boundary"], tuple(spec["value"])))
+            try:
+                bcs.append(DisplacementBC(spec["boundary"], spec["value"], spec.get("component")))
+            except ValueError as err:
+                raise ConfigError(f"macro.bcs[{i}]: {err}") from None
+        tractions = [Traction(t["boundary"], tuple(t["value"])) for t in self.macro["tractions"]]
         return bcs, tractions
 
 
@@ -231,8 +357,8 @@ def run_fe2(config: FE2Config, comm: MPI.Comm) -> FE2Result:
     t0 = time.perf_counter()
     macro = config.macro_mesh(comm)
     bcs, tractions = config.boundary_conditions()
-    rve_options: dict[str, Any] = {"degree": int(config.micro.get("degree", 1))}
-    if config.micro.get("petsc_options"):
+    rve_options: dict[str, Any] = {"degree": config.micro["degree"]}
+    if config.micro["petsc_options"]:
         rve_options["petsc_options"] = dict(config.micro["petsc_options"])
     problem = FE2Problem(
         macro,
@@ -240,55 +366,53 @@ def run_fe2(config: FE2Config, comm: MPI.Comm) -> FE2Result:
         config.materials(),
         bcs=bcs,
         tractions=tractions,
-        degree=int(config.macro.get("degree", 1)),
+        degree=config.macro["degree"],
         quadrature_degree=config.macro.get("quadrature_degree"),
-        tangent=str(config.micro.get("tangent", "consistent")),
-        group_size=int(config.micro.get("group_size", 1)),
-        petsc_options=config.solver.get("petsc_options"),
+        tangent=config.micro["tangent"],
+        group_size=config.micro["group_size"],
+        predictor=config.micro["predictor"],
+        petsc_options=config.solver["petsc_options"],
         rve_options=rve_options,
-        max_cuts=int(config.loading.get("max_cuts", 6)),
+        max_cuts=config.loading["max_cuts"],
     )
-    out_cfg = config.output
-    directory = config.path(out_cfg.get("directory", "results/fe2"))
-    output = FE2Output(
-        problem,
-        directory,
-        probes=out_cfg.get("probes", []),
-        fields=bool(out_cfg.get("fields", True)),
-    )
-    factors = config.factors()
-    progress = {"done": 0}
+    with problem:
+        directory = config.output_directory()
+        output = FE2Output(
+            problem, directory, probes=config.output["probes"], fields=config.output["fields"]
+        )
+        factors = config.factors()
+        progress = {"done": 0}
 
-    def on_step(p: FE2Problem, record) -> None:
-        output(p, record)
-        if any(np.isclose(record.factor, f) for f in factors):
-            progress["done"] += 1
-            log.info(
-                "[%d/%d] load factor %.4g reached (reaction %.5g)",
-                progress["done"],
-                len(factors),
-                record.factor,
-                record.reaction,
-            )
+        def on_step(step) -> None:
+            output(step)
+            if any(np.isclose(step.factor, f) for f in factors):
+                progress["done"] += 1
+                log.info(
+                    "[%d/%d] load factor %.4g reached (%.1f s)",
+                    progress["done"],
+                    len(factors),
+                    step.factor,
+                    time.perf_counter() - t0,
+                )
 
-    problem.output = on_step
-    summary_path = directory / out_cfg.get("summary", "summary.json")
-    error = None
-    try:
-        result = problem.solve(factors)
-    except RuntimeError as err:
-        error = str(err)
+        problem.on_step = on_step
+        summary_path = directory / config.output["summary"]
+        try:
+            problem.solve(factors)
+        except CollectiveError:
+            pass  # recorded in problem.result; the summary is written, then the error raised
+        finally:
+            output.close()
         result = problem.result
-        raise
-    finally:
-        output.close()
-        data = result.to_dict() if error is None else problem.result.to_dict()
-        data["status"] = "ok" if error is None else "failed"
-        if error is not None:
-            data["error"] = error
+        data = result.to_dict()
         data["probes"] = output.probe_points()
+        data["files"] = [str(p) for p in output.files()]
         data["wall_time_s"] = comm.allreduce(time.perf_counter() - t0, op=MPI.MAX)
-        data["config"] = {k: getattr(config, k) for k in _SECTIONS}
-        write_summary(summary_path, data, comm)
-        problem.destroy()
+        data["config"] = {k: getattr(config, k) for k in ("macro", "micro", "loading", "solver")}
+        write_json(summary_path, data, comm)
+        log.info(
+            "results in %s (ParaView: %s)", directory, ", ".join(p.name for p in output.files())
+        )
+        if result.status != "ok":
+            raise CollectiveError(result.error or "FE² run failed")
     return result

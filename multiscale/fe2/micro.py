@@ -3,14 +3,16 @@
 :class:`MicroModel` owns one compiled :class:`~multiscale.cell.rve.RVEProblem` per rank group
 (built on :attr:`MicroPool.micro_comm <multiscale.coupling.pool.MicroPool.micro_comm>`) and,
 for every macro quadrature point the group owns, the committed and the trial internal variables
-of all micro quadrature points plus the last fluctuation (the Newton start of the next solve).
+of all micro quadrature points, the last fluctuation and its sensitivity to the macro strain
+(the Newton start of the next solve at the point, by the first-order predictor of
+:meth:`RVEProblem.predict <multiscale.cell.rve.RVEProblem.predict>`).
 :meth:`MicroModel.evaluate` maps the macro strains (deformation gradients) of this rank's points
 to homogenized stresses and tangents through the pool; :meth:`commit` makes the trial state the
 committed one when the macro step converged, :meth:`rollback` drops it when the step is cut.
 
-Linear phases: the RVE is solved once (the consistent tangent at zero strain is the effective
-stiffness :math:`\\mathbb C^{hom}`) and every point gets :math:`\\Sigma = \\mathbb C^{hom}:E`,
-vectorized, with no further micro solve.
+Linear phases: the RVE is solved once with the consistent tangent (the effective stiffness
+:math:`\\mathbb C^{hom}`, whatever tangent the macro Newton uses) and every point gets
+:math:`\\Sigma = \\mathbb C^{hom}:E`, vectorized, with no further micro solve.
 """
 
 from __future__ import annotations
@@ -22,16 +24,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import dolfinx
 import numpy as np
 from mpi4py import MPI
 
 from multiscale.cell.rve import RVEProblem
-from multiscale.coupling.pool import MicroPool
+from multiscale.coupling.pool import MicroFailure, MicroPool
 from multiscale.mesh.cell import CellMesh
 from multiscale.mesh.io import read_cell_mesh
+from multiscale.nonlinear import PETScOwner
 from multiscale.physics.base import Material
 
-__all__ = ["MicroEvaluation", "MicroModel"]
+__all__ = ["CellSource", "MicroEvaluation", "MicroModel"]
 
 log = logging.getLogger(__name__)
 
@@ -42,18 +46,30 @@ CellSource = CellMesh | str | os.PathLike | Callable[[MPI.Comm], CellMesh]
 class MicroEvaluation:
     """Responses of this rank's points: ``flux`` (n, d, d), ``tangent`` (n, d, d, d, d),
     ``hill_mandel``, ``iterations``, ``mean_p`` (mean equivalent plastic strain or 0) per point,
-    the group's failure messages, and the micro time split (``newton``, ``tangent``)."""
+    the group's failures, and the micro time split (``newton``, ``tangent``,
+    ``averages``)."""
 
     flux: np.ndarray
     tangent: np.ndarray
     hill_mandel: np.ndarray
     iterations: np.ndarray
     mean_p: np.ndarray
-    failures: list[str] = field(default_factory=list)
+    failures: list[MicroFailure] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-class MicroModel:
+def as_cell_mesh(cell: CellSource, comm: MPI.Comm) -> CellMesh:
+    """The RVE mesh on ``comm`` from a :class:`CellMesh`, a ``.msh`` path or a callable."""
+    if isinstance(cell, CellMesh):
+        if cell.comm.size != comm.size:
+            raise ValueError("the RVE mesh must live on the pool's micro communicator")
+        return cell
+    if callable(cell):
+        return cell(comm)
+    return read_cell_mesh(Path(cell), comm)
+
+
+class MicroModel(PETScOwner):
     """RVEs of the macro quadrature points of this rank (or rank group).
 
     Parameters
@@ -67,6 +83,10 @@ class MicroModel:
         Phase name or tag -> micro law (kind ``"strain"`` or ``"deformation"``).
     n_points:
         Number of macro quadrature points this rank owns.
+    predictor:
+        Start each micro Newton from the first-order predictor (keeps one sensitivity vector per
+        macro direction and point: 3, 6 or 9 fluctuation-sized arrays per point); ``False``
+        starts from the last fluctuation.
     rve_options:
         Keyword arguments of :class:`RVEProblem` (``tangent``, ``degree``, ``petsc_options``,
         ...); the options prefix is ``multiscale_fe2_rve_`` unless given.
@@ -78,44 +98,49 @@ class MicroModel:
         cell: CellSource,
         materials: Mapping[str | int, Material],
         n_points: int,
+        *,
+        predictor: bool = True,
         **rve_options: Any,
     ) -> None:
         self.pool = pool
-        comm = pool.micro_comm
-        if isinstance(cell, CellMesh):
-            if cell.comm.size != comm.size:
-                raise ValueError("the RVE mesh must live on the pool's micro communicator")
-            cell_mesh = cell
-        elif callable(cell):
-            cell_mesh = cell(comm)
-        else:
-            cell_mesh = read_cell_mesh(Path(cell), comm)
-        rve_options.setdefault("options_prefix", "multiscale_fe2_rve_")
-        self.rve = RVEProblem(cell_mesh, materials, **rve_options)
-        self.kind = self.rve.kind
-        self.dim = self.rve.dim
-        self.linear = self.rve.linear
+        rve_options.setdefault("petsc_options_prefix", "multiscale_fe2_rve_")
+        self.rve = self._own(
+            RVEProblem(as_cell_mesh(cell, pool.micro_comm), materials, **rve_options)
+        )
+        self.kind, self.dim, self.linear = self.rve.kind, self.rve.dim, self.rve.linear
         self.n_local = int(n_points)
-        mc = comm
+        mc = pool.micro_comm
         counts = mc.allgather(self.n_local) if mc.size > 1 else [self.n_local]
         self.n_group = int(sum(counts))
+        self.predictor = bool(predictor) and self.rve.tangent_kind == "consistent"
         self._linear_tangent: np.ndarray | None = None
-        if self.linear:
-            self.state_committed = self.state_trial = np.zeros((0, 0))
-            self.fluct_committed = self.fluct_trial = np.zeros((0, 0))
-        else:
-            ns, nu = self.rve.state_size, self.rve.u.x.petsc_vec.getLocalSize()
-            self.state_committed = np.zeros((self.n_group, ns))
-            self.state_trial = np.zeros((self.n_group, ns))
-            self.fluct_committed = np.zeros((self.n_group, nu))
-            self.fluct_trial = np.zeros((self.n_group, nu))
+        self._init_history()
         self.rve_solves = 0
+
+    def _init_history(self) -> None:
+        """Committed and trial histories of the group's points (none for linear phases)."""
+        n = 0 if self.linear else self.n_group
+        ns, nu, d = self.rve.state_size, self.rve.fluctuation_size, self.dim
+        ndir = self.rve.n_directions if self.predictor else 0
+        self.committed = {
+            "state": np.zeros((n, ns)),
+            "fluctuation": np.zeros((n, nu)),
+            "sensitivity": np.zeros((n, ndir, nu)),
+            "G": np.zeros((n, d, d)) if self.kind == "strain" else np.tile(np.eye(d), (n, 1, 1)),
+        }
+        self.trial = {k: v.copy() for k, v in self.committed.items()}
+
+    @property
+    def state_committed(self) -> np.ndarray:
+        """Committed internal variables, one packed row per point of the group."""
+        return self.committed["state"]
 
     # -- linear phases ----------------------------------------------------------------------------
     def effective_tangent(self) -> np.ndarray:
-        """:math:`\\mathbb C^{hom}` of linear phases, from one RVE solve (cached)."""
+        """:math:`\\mathbb C^{hom}` of linear phases, from one RVE solve with the consistent
+        tangent (cached)."""
         if self._linear_tangent is None:
-            response, _, _ = self.rve.solve(np.zeros((self.dim, self.dim)))
+            response, _, _ = self.rve.solve(np.zeros((self.dim, self.dim)), tangent="consistent")
             self._linear_tangent = response.tangent
             self.rve_solves += 1
             log.info("linear micro phases: RVE solved once, tangent cached")
@@ -125,31 +150,35 @@ class MicroModel:
     def evaluate(self, G: np.ndarray) -> MicroEvaluation:
         """Responses for this rank's points; ``G`` has shape (n_local, d, d).
 
-        Not collective on the macro communicator (only on the micro one): the caller reduces the
-        failure flag.
+        Not collective on the macro communicator (only on the micro one): the caller agrees on
+        the failures.
         """
         d = self.dim
         n = len(G)
         if self.linear:
             D = self.effective_tangent()
-            flux = np.einsum("ijkl,nkl->nij", D, G)
             return MicroEvaluation(
-                flux=flux,
+                flux=np.einsum("ijkl,nkl->nij", D, G),
                 tangent=np.broadcast_to(D, (n, d, d, d, d)),
                 hill_mandel=np.zeros(n),
                 iterations=np.zeros(n, dtype=int),
                 mean_p=np.zeros(n),
             )
         seconds = {"newton": 0.0, "tangent": 0.0, "averages": 0.0}
+        trial = self.trial
 
         def solve(key: int, x: np.ndarray) -> np.ndarray:
-            response, state, fluct = self.rve.solve(
-                x.reshape(d, d), self.state_committed[key], self.fluct_trial[key]
-            )
-            self.state_trial[key] = state
-            self.fluct_trial[key] = fluct
-            for key_ in seconds:
-                seconds[key_] += response.seconds[key_]
+            Gk = x.reshape(d, d)
+            sens = trial["sensitivity"][key] if self.predictor else None
+            guess = self.rve.predict(trial["fluctuation"][key], sens, Gk - trial["G"][key])
+            response, state, fluct = self.rve.solve(Gk, self.committed["state"][key], guess)
+            trial["state"][key] = state
+            trial["fluctuation"][key] = fluct
+            trial["G"][key] = Gk
+            if self.predictor:
+                trial["sensitivity"][key] = response.sensitivity
+            for name in seconds:
+                seconds[name] += response.seconds[name]
             return np.concatenate(
                 [
                     response.flux.ravel(),
@@ -160,9 +189,9 @@ class MicroModel:
 
         out, failures = self.pool.run(solve, G.reshape(n, d * d))
         self.rve_solves += int(np.sum(~np.isnan(out[:, 0]))) if out.size else 0
-        if out.shape[1] == 0:  # no point solved in the group (all empty, or first one failed)
-            out = np.full((n, d * d + d**4 + 3), np.nan)
         n2, n4 = d * d, d**4
+        if out.shape[1] == 0:  # no point solved in the group (all empty, or first one failed)
+            out = np.full((n, n2 + n4 + 3), np.nan)
         return MicroEvaluation(
             flux=out[:, :n2].reshape(n, d, d),
             tangent=out[:, n2 : n2 + n4].reshape(n, d, d, d, d),
@@ -175,13 +204,19 @@ class MicroModel:
 
     def commit(self) -> None:
         """The trial state of every point becomes its committed state."""
-        np.copyto(self.state_committed, self.state_trial)
-        np.copyto(self.fluct_committed, self.fluct_trial)
+        for key, value in self.trial.items():
+            np.copyto(self.committed[key], value)
 
     def rollback(self) -> None:
         """Drop the trial state (after a failed step): back to the committed one."""
-        np.copyto(self.state_trial, self.state_committed)
-        np.copyto(self.fluct_trial, self.fluct_committed)
+        for key, value in self.committed.items():
+            np.copyto(self.trial[key], value)
 
-    def destroy(self) -> None:
-        self.rve.destroy()
+    # -- output -----------------------------------------------------------------------------------
+    def fields(self, key: int) -> tuple[dolfinx.fem.Function, dict[str, np.ndarray]]:
+        """The committed fluctuation and cell averages of the scalar internal variables of the
+        group's point ``key`` (see :meth:`RVEProblem.fields`); collective on the micro
+        communicator."""
+        if self.linear:
+            raise ValueError("linear micro phases keep no per-point RVE fields")
+        return self.rve.fields(self.committed["state"][key], self.committed["fluctuation"][key])

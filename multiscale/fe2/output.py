@@ -1,67 +1,44 @@
-"""Output of an FE² run: macro fields for ParaView, RVE snapshots, and the JSON summary.
+"""Output of an FE² run: macro fields for ParaView and RVE snapshots at chosen points.
 
 * ``macro.xdmf``: the displacement (P1), the homogenized stress and the mean equivalent plastic
   strain of the RVEs (cell averages over the macro quadrature points, DG0), one time step per
-  converged load step (time = the step's number; its load factor is in the summary);
+  converged load step;
 * ``rve_<i>.xdmf``: for each probe point, the RVE at the macro quadrature point nearest to it:
   the fluctuation and the equivalent plastic strain (cell values), written by the rank that
-  owns the point;
-* the summary JSON (:func:`write_summary`): load–displacement curve, Newton residual histories,
-  per-rank RVE counts and times, written by rank 0 to a temporary file and renamed, so a reader
-  never sees a half-written file.
+  owns the point.
+
+The time of a step is the *load path length* :math:`\\sum |\\Delta\\lambda|`: the load factor
+itself while the load grows, and still increasing when it is reversed (ParaView needs increasing
+times); the factors are in the summary.  The output only reads the problem: the public fields
+(``u``, ``flux``, ``mean_p``) and each probe point's RVE fields through
+:meth:`MicroModel.fields <multiscale.fe2.micro.MicroModel.fields>`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import dolfinx
 import dolfinx.io
 import numpy as np
 from mpi4py import MPI
 
-from .solver import FE2Problem, StepRecord
+from multiscale.nonlinear import StepRecord
 
-__all__ = ["FE2Output", "write_summary"]
+from .solver import FE2Problem
+
+__all__ = ["FE2Output"]
 
 log = logging.getLogger(__name__)
-
-
-def write_summary(path: str | os.PathLike, data: dict[str, Any], comm: MPI.Comm) -> Path | None:
-    """Write ``data`` as JSON to ``path`` from rank 0 of ``comm``, atomically (collective)."""
-    path = Path(path)
-    if comm.rank == 0:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(data, indent=2, default=_jsonable))
-        os.replace(tmp, path)
-        log.info("wrote %s", path)
-    comm.barrier()
-    return path if comm.rank == 0 else None
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, np.generic):
-        return obj.item()
-    raise TypeError(f"{type(obj).__name__} is not JSON serializable")
-
-
-def _cell_average(problem: FE2Problem, f: dolfinx.fem.Function) -> np.ndarray:
-    values = problem.rule.values(f)
-    return values.mean(axis=1)
 
 
 class FE2Output:
     """Writes the macro fields and the probe RVEs after every converged step.
 
-    Attach with ``problem.output = FE2Output(problem, directory, probes=[...])``; call
+    Attach with ``problem.on_step = FE2Output(problem, directory, probes=[...])``; call
     :meth:`close` at the end (collective).  Probes need ``group_size == 1``.
     """
 
@@ -79,27 +56,41 @@ class FE2Output:
         if comm.rank == 0:
             self.directory.mkdir(parents=True, exist_ok=True)
         comm.barrier()
-        mesh = problem.macro.mesh
-        d = problem.dim
+        self._time = 0.0
+        self._factor = 0.0
         self._file = None
         if fields:
-            self._file = dolfinx.io.XDMFFile(comm, str(self.directory / "macro.xdmf"), "w")
-            self._file.write_mesh(mesh)
-            self._u1 = dolfinx.fem.Function(
-                dolfinx.fem.functionspace(mesh, ("Lagrange", 1, (d,))), name="displacement"
-            )
-            self._stress = dolfinx.fem.Function(
-                dolfinx.fem.functionspace(mesh, ("DG", 0, (d, d))),
-                name="stress" if problem.kind == "strain" else "first_piola_stress",
-            )
-            self._p = dolfinx.fem.Function(
-                dolfinx.fem.functionspace(mesh, ("DG", 0)), name="equivalent_plastic_strain"
-            )
+            self._init_fields()
+        if probes and problem.pool.group_size != 1:
+            raise ValueError("RVE probes need group_size 1 (one RVE per rank)")
         self._probes = self._locate(probes)
         self._probe_files: dict[int, dolfinx.io.XDMFFile] = {}
         self._probe_fields: tuple[dolfinx.fem.Function, dolfinx.fem.Function | None] | None = None
-        if self._probes and problem.pool.group_size != 1:
-            raise ValueError("RVE probes need group_size 1 (one RVE per rank)")
+
+    def _init_fields(self) -> None:
+        problem = self.problem
+        mesh, d = problem.macro.mesh, problem.dim
+        self._file = dolfinx.io.XDMFFile(problem.comm, str(self.macro_path), "w")
+        self._file.write_mesh(mesh)
+        self._u1 = dolfinx.fem.Function(
+            dolfinx.fem.functionspace(mesh, ("Lagrange", 1, (d,))), name="displacement"
+        )
+        self._stress = dolfinx.fem.Function(
+            dolfinx.fem.functionspace(mesh, ("DG", 0, (d, d))),
+            name="stress" if problem.kind == "strain" else "first_piola_stress",
+        )
+        self._p = dolfinx.fem.Function(
+            dolfinx.fem.functionspace(mesh, ("DG", 0)), name="equivalent_plastic_strain"
+        )
+
+    @property
+    def macro_path(self) -> Path:
+        return self.directory / "macro.xdmf"
+
+    def files(self) -> list[Path]:
+        """The XDMF files this output writes (rank 0's view: all of them)."""
+        out = [self.macro_path] if self._file is not None else []
+        return out + [self.directory / f"rve_{i}.xdmf" for i in range(len(self._probes))]
 
     def _locate(self, probes: Sequence[Sequence[float]]) -> list[tuple[int, int, np.ndarray]]:
         """(owner rank, local point index, point) of the quadrature point nearest each probe."""
@@ -109,8 +100,8 @@ class FE2Output:
         out = []
         for probe in probes:
             p = np.asarray(probe, dtype=float).ravel()
-            if p.size != problem.dim:
-                raise ValueError(f"probe {list(probe)} needs {problem.dim} coordinates")
+            if p.size != problem.dim or not np.all(np.isfinite(p)):
+                raise ValueError(f"probe {list(probe)} needs {problem.dim} finite coordinates")
             dist = np.linalg.norm(x - p, axis=1) if len(x) else np.array([np.inf])
             k = int(np.argmin(dist))
             _, owner = comm.allreduce((float(dist[k]), comm.rank), op=MPI.MINLOC)
@@ -118,20 +109,22 @@ class FE2Output:
             out.append((owner, k if comm.rank == owner else -1, point))
         return out
 
-    def __call__(self, problem: FE2Problem, record: StepRecord) -> None:
-        # time = number of the converged step (load factors may repeat when unloading); the
-        # step's factor is in the summary
-        t = float(len(problem.result.steps))
+    def __call__(self, step: StepRecord) -> None:
+        self._time += abs(step.factor - self._factor)
+        self._factor = step.factor
+        t = self._time
+        problem = self.problem
         if self._file is not None:
             self._u1.interpolate(problem.u)
             d = problem.dim
-            cells = problem.rule.cells
-            stress = _cell_average(problem, problem.flux).reshape(len(cells), d * d)
+            rule = problem.rule
+            cells = rule.cells
+            stress = rule.values(problem.flux).mean(axis=1).reshape(len(cells), d * d)
             dofs = self._stress.function_space.dofmap.list[cells][:, 0]
             self._stress.x.array.reshape(-1, d * d)[dofs] = stress
             self._stress.x.scatter_forward()
             dofs0 = self._p.function_space.dofmap.list[cells][:, 0]
-            self._p.x.array[dofs0] = _cell_average(problem, problem.mean_p)
+            self._p.x.array[dofs0] = rule.values(problem.mean_p).mean(axis=1)
             self._p.x.scatter_forward()
             for f in (self._u1, self._stress, self._p):
                 self._file.write_function(f, t)
@@ -141,25 +134,21 @@ class FE2Output:
 
     def _write_probe(self, i: int, key: int, point: np.ndarray, t: float) -> None:
         micro = self.problem.micro
-        rve = micro.rve
         if micro.linear:
             return
+        rve_mesh = micro.rve.cell.mesh
         if i not in self._probe_files:
             f = dolfinx.io.XDMFFile(MPI.COMM_SELF, str(self.directory / f"rve_{i}.xdmf"), "w")
-            f.write_mesh(rve.cell.mesh)
+            f.write_mesh(rve_mesh)
             self._probe_files[i] = f
             log.debug("probe %d at %s -> RVE of point %d", i, point.tolist(), key)
-        rve.load_state(micro.state_committed[key])
-        rve.u.x.petsc_vec.getArray()[:] = micro.fluct_committed[key]
-        rve.u.x.scatter_forward()
-        rve.mpc.backsubstitution(rve.u)
+        fluctuation, cell_values = micro.fields(key)
         fl, p = self._probe_functions()
-        fl.interpolate(rve.u)
+        fl.interpolate(fluctuation)
         self._probe_files[i].write_function(fl, t)
-        if p is not None:
-            values = rve.rule.values(rve.state["p"]).mean(axis=1)
-            dofs = p.function_space.dofmap.list[rve.rule.cells][:, 0]
-            p.x.array[dofs] = values
+        if p is not None and "p" in cell_values:
+            dofs = p.function_space.dofmap.list[micro.rve.rule.cells][:, 0]
+            p.x.array[dofs] = cell_values["p"]
             self._probe_files[i].write_function(p, t)
 
     def _probe_functions(self) -> tuple[dolfinx.fem.Function, dolfinx.fem.Function | None]:

@@ -7,7 +7,10 @@
 * :mod:`~multiscale.mesh.periodicity`: checking that a cell is a box with matching opposite faces;
 * :mod:`~multiscale.mesh.random`: random microstructures (RSA disks/spheres, level-cut Gaussian
   fields on voxel meshes);
-* :mod:`~multiscale.mesh.descriptors`: realized volume fraction, two-point correlation function.
+* :mod:`~multiscale.mesh.descriptors`: realized volume fraction, two-point correlation function;
+* :mod:`~multiscale.mesh.macro`: macro meshes with named boundaries (rectangles, boxes, a plate
+  with a hole, gmsh files, structured unit meshes);
+* :mod:`~multiscale.mesh.tiled`: domains tiled with copies of a cell (DNS references).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from multiscale.mesh.generators import (
     spherical_inclusion,
 )
 from multiscale.mesh.io import gmsh_session, model_to_cell_mesh, read_cell_mesh, write_msh
+from multiscale.mesh.macro import MacroMesh, unit_mesh
 from multiscale.mesh.periodicity import (
     NonPeriodicMeshError,
     NotABoxError,
@@ -47,13 +51,16 @@ from multiscale.mesh.random import (
     thresholded_gaussian_field,
     voxel_cell,
 )
+from multiscale.mesh.tiled import TiledMesh, tiled_inclusions
 
 __all__ = [
     "CellMesh",
     "InclusionLayout",
+    "MacroMesh",
     "NonPeriodicMeshError",
     "NotABoxError",
     "PixelMicrostructure",
+    "TiledMesh",
     "TwoPointCorrelation",
     "bounding_box",
     "check_fills_box",
@@ -75,8 +82,10 @@ __all__ = [
     "realized_volume_fraction",
     "spherical_inclusion",
     "thresholded_gaussian_field",
+    "tiled_inclusions",
     "two_point_correlation",
     "two_point_correlation_map",
+    "unit_mesh",
     "voxel_cell",
     "write_msh",
 ]

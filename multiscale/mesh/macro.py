@@ -21,7 +21,15 @@ from mpi4py import MPI
 from multiscale.compat import model_to_mesh
 from multiscale.mesh.io import gmsh_session
 
-__all__ = ["MacroMesh", "box", "plate_with_hole", "read_macro_mesh", "rectangle"]
+__all__ = [
+    "MacroMesh",
+    "box",
+    "plate_with_hole",
+    "read_macro_mesh",
+    "rectangle",
+    "tag_box_sides",
+    "unit_mesh",
+]
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +56,14 @@ class MacroMesh:
         return self.facet_tags.find(self.boundaries[name])
 
 
-def _tag_sides(
+def tag_box_sides(
     mesh: dolfinx.mesh.Mesh,
     lo: np.ndarray,
     hi: np.ndarray,
     extra: dict[str, Callable[[np.ndarray], np.ndarray]] | None = None,
 ) -> MacroMesh:
-    """Tag the boundary facets on the faces of the box ``[lo, hi]`` (and ``extra`` markers)."""
+    """The mesh with its boundary facets on the faces of the box ``[lo, hi]`` named ``left``,
+    ``right`` (x), ``bottom``, ``top`` (y), ``back``, ``front`` (z), plus ``extra`` markers."""
     d = mesh.geometry.dim
     tol = 1e-8 * float(np.max(hi - lo))
     markers: dict[str, Callable[[np.ndarray], np.ndarray]] = {}
@@ -103,7 +112,7 @@ def rectangle(
     mesh = dolfinx.mesh.create_rectangle(
         comm, [lo, hi], [int(n[0]), int(n[1])], dolfinx.mesh.CellType.triangle, diagonal=diag
     )
-    return _tag_sides(mesh, lo, hi)
+    return tag_box_sides(mesh, lo, hi)
 
 
 def box(
@@ -122,7 +131,7 @@ def box(
     mesh = dolfinx.mesh.create_box(
         comm, [lo, hi], [int(k) for k in n], dolfinx.mesh.CellType.tetrahedron
     )
-    return _tag_sides(mesh, lo, hi)
+    return tag_box_sides(mesh, lo, hi)
 
 
 def plate_with_hole(
@@ -185,7 +194,7 @@ def plate_with_hole(
     def on_hole(x: np.ndarray) -> np.ndarray:
         return np.abs(np.hypot(x[0], x[1]) - radius) < max(tol, 1e-3 * h_hole)
 
-    return _tag_sides(mesh, lo, hi, {"hole": on_hole})
+    return tag_box_sides(mesh, lo, hi, {"hole": on_hole})
 
 
 def read_macro_mesh(path: str | os.PathLike, comm: MPI.Comm, *, gdim: int = 2) -> MacroMesh:
@@ -216,7 +225,7 @@ def read_macro_mesh(path: str | os.PathLike, comm: MPI.Comm, *, gdim: int = 2) -
     x = mesh.geometry.x[:, :gdim]
     lo = comm.allreduce(x.min(axis=0), op=MPI.MIN)
     hi = comm.allreduce(x.max(axis=0), op=MPI.MAX)
-    sides = _tag_sides(mesh, lo, hi)
+    sides = tag_box_sides(mesh, lo, hi)
     if not names:
         return sides
     # physical groups first; box faces added under their names where free
@@ -239,3 +248,17 @@ def read_macro_mesh(path: str | os.PathLike, comm: MPI.Comm, *, gdim: int = 2) -
     tags = dolfinx.mesh.meshtags(mesh, gdim - 1, i[order], v[order])
     log.info("macro mesh %s: boundaries %s", path, sorted(boundaries))
     return MacroMesh(mesh, tags, boundaries)
+
+
+def unit_mesh(comm: MPI.Comm, dim: int, n: int) -> dolfinx.mesh.Mesh:
+    """The structured simplex mesh of :math:`[0,1]^d` with ``n`` cells per side."""
+    n = int(n)
+    if n < 1:
+        raise ValueError(f"number of cells per side must be >= 1, got {n}")
+    if dim == 1:
+        return dolfinx.mesh.create_unit_interval(comm, n)
+    if dim == 2:
+        return dolfinx.mesh.create_unit_square(comm, n, n)
+    if dim == 3:
+        return dolfinx.mesh.create_unit_cube(comm, n, n, n)
+    raise ValueError(f"dimension must be 1, 2 or 3, got {dim!r}")

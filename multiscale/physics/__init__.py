@@ -7,6 +7,7 @@ from .base import (
     generalized_gradient,
     has_state,
     is_linear,
+    is_symmetric,
     kind_of,
 )
 from .diffusion import AnisotropicConductivity, Conductivity
@@ -27,5 +28,6 @@ __all__ = [
     "generalized_gradient",
     "has_state",
     "is_linear",
+    "is_symmetric",
     "kind_of",
 ]

@@ -17,7 +17,9 @@ A law with internal variables (plasticity, damage) additionally declares them wi
 solver stores them in quadrature spaces, one value per micro quadrature point, and commits them
 only when the macro step converges (:class:`HistoryMaterial`).  A law whose flux is linear in
 ``g`` and has no state sets ``linear = True``; FE² then solves its RVE once and reuses the
-effective tensor.
+effective tensor.  A law whose tangent :math:`\\partial q/\\partial g` has major symmetry (a
+potential exists: elasticity, hyperelasticity, associative plasticity with its algorithmic
+tangent) sets ``symmetric = True``, and the Newton solvers factorize by Cholesky.
 
 The solvers only ever call :meth:`Material.flux` (and, for the SUBC and tangent computations, let
 UFL differentiate it), so a new law is a new small class: no solver changes.  Sign convention:
@@ -43,6 +45,7 @@ __all__ = [
     "generalized_gradient",
     "has_state",
     "is_linear",
+    "is_symmetric",
     "kind_of",
     "lame_from_young",
 ]
@@ -93,6 +96,13 @@ def has_state(law: object) -> bool:
 def is_linear(law: object) -> bool:
     """Whether ``law`` declares a flux linear in the gradient and no state."""
     return bool(getattr(law, "linear", False)) and not has_state(law)
+
+
+def is_symmetric(law: object) -> bool:
+    """Whether ``law`` declares a symmetric (algorithmic) tangent, :math:`\\mathbb C_{ijkl} =
+    \\mathbb C_{klij}`: its Jacobians may then be factorized by Cholesky.  Laws that do not
+    say so are treated as unsymmetric."""
+    return bool(getattr(law, "symmetric", False))
 
 
 def generalized_gradient(kind: Kind, u: ufl.core.expr.Expr) -> ufl.core.expr.Expr:

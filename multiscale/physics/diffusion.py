@@ -20,6 +20,7 @@ class Conductivity:
     k: float
     kind: ClassVar[Kind] = "scalar"
     linear: ClassVar[bool] = True
+    symmetric: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "k", check_positive("conductivity k", self.k))
@@ -40,6 +41,7 @@ class AnisotropicConductivity:
     K: np.ndarray = field(repr=True)
     kind: ClassVar[Kind] = "scalar"
     linear: ClassVar[bool] = True
+    symmetric: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         K = np.array(self.K, dtype=float)

@@ -33,6 +33,7 @@ class IsotropicElasticity:
     mu: float
     kind: ClassVar[Kind] = "strain"
     linear: ClassVar[bool] = True
+    symmetric: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         lmbda, mu = check_lame(self.lmbda, self.mu)
@@ -68,6 +69,7 @@ class AnisotropicElasticity:
     C: np.ndarray = field(repr=True)
     kind: ClassVar[Kind] = "strain"
     linear: ClassVar[bool] = True
+    symmetric: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         C = np.array(self.C, dtype=float)

@@ -39,6 +39,8 @@ class NeoHookean:
     lmbda: float
     mu: float
     kind: ClassVar[Kind] = "deformation"
+    #: hyperelastic: the tangent dP/dF has major symmetry
+    symmetric: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         lmbda, mu = check_lame(self.lmbda, self.mu)

@@ -55,6 +55,8 @@ class J2Plasticity:
     sigma_y: float
     H: float = 0.0
     kind: ClassVar[Kind] = "strain"
+    #: the algorithmic tangent of the radial return with linear hardening is symmetric
+    symmetric: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         lmbda, mu = check_lame(self.lmbda, self.mu)

@@ -1,0 +1,55 @@
+"""Result files: one atomic JSON writer for every command and demo.
+
+A result file is written by rank 0 to a temporary file in the same folder and renamed over the
+target, so a reader never sees a half-written file, and a run that fails part-way leaves either
+the previous file or a complete new one (with ``status: failed``), never a truncated one.
+NumPy arrays and scalars are written as lists and numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from mpi4py import MPI
+
+__all__ = ["jsonable", "write_json"]
+
+log = logging.getLogger(__name__)
+
+
+def jsonable(obj: Any) -> Any:
+    """``json.dumps``'s ``default``: arrays to lists, NumPy scalars to numbers, paths to
+    strings."""
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON serializable")
+
+
+def write_json(path: str | os.PathLike, data: dict[str, Any], comm: MPI.Comm) -> Path:
+    """Write ``data`` as JSON to ``path`` from rank 0 of ``comm``, atomically (collective: the
+    other ranks wait for it, and an error writing it is raised on every rank)."""
+    path = Path(path)
+    error = None
+    if comm.rank == 0:
+        try:
+            text = json.dumps(data, indent=2, default=jsonable)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+            tmp.write_text(text)
+            os.replace(tmp, path)
+            log.info("wrote %s", path)
+        except (OSError, TypeError, ValueError) as err:
+            error = f"could not write {path}: {err}"
+    error = comm.bcast(error, root=0)
+    if error is not None:
+        raise OSError(error)
+    return path
