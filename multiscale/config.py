@@ -222,8 +222,9 @@ class Section(Spec):
                 out[key] = _value(f.spec, value[key], path)
             elif f.required:
                 raise self.fail(where, f"the key {key!r} is required")
-            elif f.default is not _MISSING:
-                out[key] = f.default() if callable(f.default) else f.default
+            elif f.default is not _MISSING:  # checked too, so a section's own defaults fill in
+                default = f.default() if callable(f.default) else f.default
+                out[key] = _value(f.spec, default, path)
         if self.extra is not None:
             message = self.extra(out)
             if message:

@@ -22,11 +22,11 @@ last factorization must be that of the solution (the RVE's consistent tangent) a
 ``min_iterations = 1``.
 
 **Hooks.**  Before each residual, :meth:`NewtonSolver.evaluate` brings the problem to the iterate;
-subclasses do their pointwise work there (the micro problems of FE² and HMM, a check of
+problems do their pointwise work there (the micro problems of FE² and HMM, a check of
 :math:`\\det F`).  Whatever it raises, on any rank, is agreed on by all ranks in one collective
 (:func:`agree`) and makes the residual NaN everywhere, so SNES stops on every rank in the same
-iteration and :class:`NewtonOutcome` names the cause.  No rank is left waiting in a collective
-the others never reach.
+iteration (or a backtracking line search backs off, on every rank) and :class:`NewtonOutcome`
+names the cause.  No rank is left waiting in a collective the others never reach.
 
 **Load stepping.**  :class:`LoadStepper` follows a list of load factors for a
 :class:`Steppable` problem (``set_load``, ``attempt``, ``commit``, ``rollback``, ``record``): a
@@ -52,6 +52,7 @@ from mpi4py import MPI
 from petsc4py import PETSc
 
 from multiscale.compat import create_vector
+from multiscale.errors import CollectiveError
 from multiscale.petsc_options import prefixed_options
 
 __all__ = [
@@ -116,10 +117,6 @@ def newton_options(symmetric: bool = False, **overrides: Any) -> dict[str, Any]:
 
 
 # -- collective failure -------------------------------------------------------------------------
-class CollectiveError(RuntimeError):
-    """An error raised on every rank of a communicator together, with the same message."""
-
-
 def agree(comm: MPI.Comm, error: BaseException | str | None) -> str | None:
     """The error of the lowest failing rank (a message naming it, and how many others failed),
     or ``None`` when no rank failed.  Collective on ``comm``; the result is the same on every
@@ -400,8 +397,10 @@ class NewtonSolver(PETScOwner):
         message = agree(self.comm, error)
         self.timings["evaluate"] += t1 - t0
         self.timings["agree"] += time.perf_counter() - t1
+        # the latest failure is the cause if SNES stops; a line search that backs off to an
+        # admissible iterate clears it
+        self._failure = message
         if message is not None:
-            self._failure = self._failure or message
             self._at_valid = False
             return False
         x.copy(self._at)
@@ -409,8 +408,8 @@ class NewtonSolver(PETScOwner):
         return True
 
     def _snes_residual(self, snes: PETSc.SNES, x: PETSc.Vec, b: PETSc.Vec) -> None:
-        if self._failure is not None or not self._evaluate_collectively(x):
-            b.set(np.nan)
+        if not self._evaluate_collectively(x):
+            b.set(np.nan)  # a failed iterate: SNES stops, or a line search backs off
             return
         t0 = time.perf_counter()
         self.assembly.residual(x, b)
@@ -439,7 +438,7 @@ class NewtonSolver(PETScOwner):
     def _snes_converged(self, snes: PETSc.SNES, it: int, norms: tuple[float, float, float]) -> int:
         xnorm, snorm, fnorm = norms
         reasons = PETSc.SNES.ConvergedReason
-        if self._failure is not None or not np.isfinite(fnorm):
+        if not np.isfinite(fnorm):
             return reasons.DIVERGED_FNORM_NAN
         if it == 0:
             self._f0 = fnorm

@@ -52,44 +52,60 @@ def test_fe2_cli_writes_summary_and_fields(tmp_path):
     out = base / "out"
     data = json.loads((out / "run.json").read_text())
     assert data["status"] == "ok"
-    curve = data["load_displacement"]
-    assert [round(p["factor"], 12) for p in curve] == [0.5, 1.0, 0.5]
-    assert np.isclose(curve[1]["displacement"], 0.02)
+    steps = data["steps"]
+    assert [round(s["factor"], 12) for s in steps] == [0.5, 1.0, 0.5]
+    assert data["load_boundary"] == {"name": "top", "component": 1}
+    reaction = [s["reactions"]["top"][1] for s in steps]
     # plastic loading then partial unloading: the unloading branch is stiffer (elastic) and
     # lies below the loading one at the same displacement
-    assert curve[2]["reaction"] < curve[0]["reaction"]
-    assert all(n["max_hill_mandel"] < 1e-10 for n in data["newton"])
-    assert all(len(n["residuals"]) == n["iterations"] + 1 for n in data["newton"])
+    assert reaction[2] < reaction[0]
+    assert all(s["quantities"]["max_hill_mandel"] < 1e-10 for s in steps)
+    assert all(len(s["residuals"]) == s["iterations"] + 1 for s in steps)
+    # the clamped bottom balances the top at every step (no body force): global equilibrium
+    for s in steps:
+        np.testing.assert_allclose(
+            np.add(s["reactions"]["top"], s["reactions"]["bottom"]), 0.0, atol=1e-9
+        )
     micro = data["micro"]
     assert len(micro["solves_per_rank"]) == MPI.COMM_WORLD.size
-    assert micro["rve_solves_total"] >= 3 * data["info"]["macro_gauss_points"]
+    assert micro["solves_total"] >= 2 * data["info"]["macro_gauss_points"]
+    assert sum(micro["points_per_rank"]) == data["info"]["macro_gauss_points"]
     assert (out / "macro.xdmf").is_file() and (out / "rve_0.xdmf").is_file()
-    assert not list(out.glob("*.tmp"))
+    assert sorted(Path(f).name for f in data["files"]) == ["macro.xdmf", "rve_0.xdmf"]
+    assert not [p for p in out.iterdir() if ".tmp" in p.name]
 
 
 @pytest.mark.mpi
-def test_fe2_cli_rejects_bad_config(tmp_path, caplog):
+def test_fe2_cli_rejects_bad_config(tmp_path, capsys):
     base = _shared(tmp_path)
     cfg = base / "bad.toml"
     bad = CONFIG.format(out=base / "out").replace('law = "j2", E = 1.0', 'law = "j2", E = -1.0')
     if MPI.COMM_WORLD.rank == 0:
         cfg.write_text(bad)
     MPI.COMM_WORLD.barrier()
+    capsys.readouterr()
     assert main(["fe2", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    if MPI.COMM_WORLD.rank == 0:
+        assert "micro.materials.matrix: Young's modulus E must be a finite positive" in err, err
     missing = base / "nope.yaml"
     assert main(["fe2", str(missing)]) == 2
+    err = capsys.readouterr().err
+    if MPI.COMM_WORLD.rank == 0:
+        assert err.strip() == f"error: configuration file '{missing}' does not exist", err
+    assert not (base / "out").exists()  # nothing was written
 
 
 def test_config_validation():
-    with pytest.raises(ValueError, match="unknown key"):
+    with pytest.raises(ValueError, match=r"macro: unknown key\(s\) \['colour'\]"):
         FE2Config.from_dict({"macro": {"mesh": "a.msh", "bcs": [{}], "colour": 1}, "micro": {}})
-    with pytest.raises(ValueError, match=r"macro\.bcs"):
+    with pytest.raises(ValueError, match="macro: the key 'bcs' is required"):
         FE2Config.from_dict({"macro": {"mesh": "a.msh"}, "micro": {"mesh": "c", "materials": {}}})
-    with pytest.raises(ValueError, match="either steps or factors"):
+    with pytest.raises(ValueError, match="loading: give either steps or factors, not both"):
         FE2Config.from_dict(
             {
                 "macro": {"mesh": "a.msh", "bcs": [{"boundary": "top"}]},
-                "micro": {"mesh": "c.msh", "materials": {"m": {"law": "elastic"}}},
+                "micro": {"mesh": "c.msh", "materials": {"m": {"law": "elastic", "E": 1, "nu": 0}}},
                 "loading": {"steps": 2, "factors": [1.0]},
             }
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from mpi4py import MPI
 
@@ -62,8 +63,19 @@ def test_rve_size_toml_writes_json(tmp_path):
     for s in data["sizes"]:
         assert len(s["realizations"]) == 3
         assert lo <= s["statistics"]["periodic"]["mean"] <= hi
-    assert data["rve"]["rve_size"] > 0 and "cv_exponent" in data["rve"]
-    assert data["rve"]["integral_range"]["exponent"] == 1.0
+    # the integral range (exponent fixed to 1 by the config) and the RVE size, recomputed from
+    # the realizations in the file: A3 = exp(mean log(V D^2(V) / (p (1-p) (z1-z2)^2)))
+    props = [
+        np.array([r["properties"]["periodic"] for r in s["realizations"]]) for s in data["sizes"]
+    ]
+    V = np.array([2.0, 4.0]) ** 2
+    p = np.mean([r["volume_fraction"] for r in data["sizes"][-1]["realizations"]])
+    d2 = p * (1 - p) * (5.0 - 1.0) ** 2
+    A3 = np.exp(np.mean(np.log(V * np.array([np.var(z, ddof=1) for z in props]) / d2)))
+    fit = data["rve"]["integral_range"]
+    assert fit["integral_range"] == pytest.approx(A3, rel=1e-10)
+    volume = A3 * d2 / (0.05 * np.mean(props[-1]) / 2) ** 2  # eps_rel 0.05, n = 1
+    assert data["rve"]["rve_volume"] == pytest.approx(volume, rel=1e-10)
     assert data["rve"]["bc_gap"]["gap_exponent"] < 0
     assert out.with_suffix(".png").stat().st_size > 0
     assert not out.with_suffix(".json.tmp").exists()

@@ -422,19 +422,23 @@ class RVEProblem(PETScOwner):
             return fluctuation
         return fluctuation + direction_coefficients(self.kind, dG) @ sensitivity
 
-    def _newton(self, guess: np.ndarray | None) -> tuple[int, float]:
-        """Newton from ``guess`` (owned part; ``None``: zero); retried once with a line search.
-        Returns the iterations and the seconds; raises :class:`MicroSolveError`."""
+    def _newton(
+        self, guess: np.ndarray | None, fallback: np.ndarray | None
+    ) -> tuple[int, float]:
+        """Newton from ``guess`` (owned part; ``None``: zero); if that fails, once more from
+        ``fallback`` (default: ``guess``) with a backtracking line search.  Returns the
+        iterations and the seconds; raises :class:`MicroSolveError`."""
         t0 = time.perf_counter()
         outcome = self._newton_from(guess)
         its = outcome.iterations
         if not outcome.converged and self.petsc_options.get("snes_linesearch_type") == "basic":
             # full Newton steps can cycle on large plastic increments (points that yield at the
-            # start guess but not at the solution): backtrack instead
+            # start guess but not at the solution), and a predicted start can invert elements:
+            # backtrack from the safer start instead
             log.debug("RVE Newton failed (%s); retrying with a line search", outcome.cause)
             self.newton.set_options({"snes_linesearch_type": "bt"})
             try:
-                outcome = self._newton_from(guess)
+                outcome = self._newton_from(guess if fallback is None else fallback)
             finally:
                 self.newton.set_options({})
             its += outcome.iterations
@@ -451,12 +455,14 @@ class RVEProblem(PETScOwner):
         state: np.ndarray | None = None,
         guess: np.ndarray | None = None,
         *,
+        fallback: np.ndarray | None = None,
         tangent: str | None = "default",
     ) -> tuple[RVEResponse, np.ndarray, np.ndarray]:
         """Solve the RVE for the macro strain / deformation gradient ``G``.
 
         ``state`` is the packed committed state (``None``: zero) and ``guess`` the owned part of
-        a fluctuation to start Newton from (``None``: zero).  ``tangent``: ``"consistent"``,
+        a fluctuation to start Newton from (``None``: zero); should Newton fail from there, it
+        is retried with a line search from ``fallback`` (default ``guess``).  ``tangent``: ``"consistent"``,
         ``"taylor"``, ``None`` (no tangent) or ``"default"`` (the problem's).  Returns the
         response, the packed updated state (commit it if the macro step converges) and the
         owned part of the converged fluctuation.  Raises :class:`MicroSolveError`
@@ -469,7 +475,7 @@ class RVEProblem(PETScOwner):
         self._set_macro(G)
         self._G_given = np.asarray(G, dtype=float)
         self._unpack(state)
-        its, t_newton = self._newton(guess)
+        its, t_newton = self._newton(guess, fallback)
         t1 = time.perf_counter()
         flux, hill, taylor, C_points = self._averages(with_tangent=kind is not None)
         t2 = time.perf_counter()

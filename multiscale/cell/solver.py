@@ -27,7 +27,6 @@ the values of :class:`dolfinx.fem.Constant` objects.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import time
 from collections.abc import Mapping
@@ -43,6 +42,7 @@ from petsc4py import PETSc
 
 from multiscale.mesh.cell import CellMesh
 from multiscale.mesh.periodicity import check_fills_box, check_periodic
+from multiscale.nonlinear import unique_prefix
 from multiscale.petsc_options import prefixed_options
 from multiscale.physics.base import Material, generalized_gradient, kind_of
 from multiscale.tensors import voigt_index
@@ -54,7 +54,6 @@ __all__ = ["CellProblem", "default_petsc_options", "homogenize", "unit_loads"]
 
 log = logging.getLogger(__name__)
 
-_instances = itertools.count()
 
 
 def default_petsc_options(dim: int, ndofs: int, kind: str) -> dict[str, Any]:
@@ -131,11 +130,11 @@ class CellProblem:
         phase of the mesh needs a law.
     degree:
         Lagrange degree of the unknown.
-    petsc_options:
-        Overrides of :func:`default_petsc_options`, applied under this problem's options prefix.
-    options_prefix:
-        PETSc options prefix; by default ``multiscale_cell_<n>_`` with ``n`` counting the
-        problems created (identical on all ranks, since construction is collective).
+    petsc_options_prefix, petsc_options:
+        PETSc options prefix (default ``multiscale_cell_<n>_``, see
+        :func:`~multiscale.nonlinear.unique_prefix`) and overrides of
+        :func:`default_petsc_options`, applied under it (each solve adds the boundary condition
+        to the prefix: ``<prefix>periodic_``).
 
     Every method is collective on ``cell.mesh.comm``.
     """
@@ -146,8 +145,8 @@ class CellProblem:
         materials: Mapping[str | int, Material],
         *,
         degree: int = 1,
+        petsc_options_prefix: str | None = None,
         petsc_options: Mapping[str, Any] | None = None,
-        options_prefix: str | None = None,
     ) -> None:
         self.cell = cell
         mesh = cell.mesh
@@ -159,7 +158,7 @@ class CellProblem:
         self._check_tags_cover_mesh()
         check_fills_box(cell)
         self._periodic_checked = False
-        self.prefix = options_prefix or f"multiscale_cell_{next(_instances)}_"
+        self.prefix = petsc_options_prefix or unique_prefix("cell")
         self._user_options = dict(petsc_options or {})
 
         shape = () if self.kind == "scalar" else (self.dim,)

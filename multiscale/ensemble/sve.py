@@ -356,7 +356,7 @@ def solve_realization(
     micro = config.microstructure
     cell = build_realization(comm, micro, size, ss)
     prefix = f"multiscale_sve_{size_index}_{index}_"
-    problem = CellProblem(cell, config.laws.materials(), options_prefix=prefix)
+    problem = CellProblem(cell, config.laws.materials(), petsc_options_prefix=prefix)
     tensors, properties, hill = {}, {}, 0.0
     for bc in config.bcs:
         result = problem.solve(bc)

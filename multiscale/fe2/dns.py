@@ -164,7 +164,22 @@ class DNSProblem(SolidProblem):
                 new = law.updated_state(g, self.state)
                 self._updates.append((cells, {k: self.rule.expression(e) for k, e in new.items()}))
         self._max_p = 0.0
+        self._det_F = self.rule.expression(ufl.det(g)) if self.kind == "deformation" else None
         return internal, ufl.derivative(internal, self.u, self.du)
+
+    def on_iterate(self, x) -> None:
+        """Finite strain: an iterate with :math:`\\det F \\le 0` at a quadrature point fails
+        (on every rank), so the load step is cut instead of the laws being evaluated where
+        they are not defined."""
+        if self._det_F is None:
+            return
+        J = self.rule.evaluate(self._det_F).ravel()
+        if J.size and not J.min() > 0.0:
+            k = int(np.nanargmin(J)) if np.any(np.isfinite(J)) else 0
+            x_k = self.rule.coordinates().reshape(-1, self.dim)[k]
+            raise ValueError(
+                f"det F = {J[k]:.3g} <= 0 at the quadrature point {np.round(x_k, 6).tolist()}"
+            )
 
     def commit(self) -> None:
         """Accept the step: write the updated internal variables of the converged state."""

@@ -170,8 +170,11 @@ class MicroModel(PETScOwner):
         def solve(key: int, x: np.ndarray) -> np.ndarray:
             Gk = x.reshape(d, d)
             sens = trial["sensitivity"][key] if self.predictor else None
-            guess = self.rve.predict(trial["fluctuation"][key], sens, Gk - trial["G"][key])
-            response, state, fluct = self.rve.solve(Gk, self.committed["state"][key], guess)
+            last = trial["fluctuation"][key]
+            guess = self.rve.predict(last, sens, Gk - trial["G"][key])
+            response, state, fluct = self.rve.solve(
+                Gk, self.committed["state"][key], guess, fallback=last
+            )
             trial["state"][key] = state
             trial["fluctuation"][key] = fluct
             trial["G"][key] = Gk

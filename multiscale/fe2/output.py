@@ -59,6 +59,7 @@ class FE2Output:
         self._time = 0.0
         self._factor = 0.0
         self._file = None
+        self._fields = bool(fields)
         if fields:
             self._init_fields()
         if probes and problem.pool.group_size != 1:
@@ -89,7 +90,7 @@ class FE2Output:
 
     def files(self) -> list[Path]:
         """The XDMF files this output writes (rank 0's view: all of them)."""
-        out = [self.macro_path] if self._file is not None else []
+        out = [self.macro_path] if self._fields else []
         return out + [self.directory / f"rve_{i}.xdmf" for i in range(len(self._probes))]
 
     def _locate(self, probes: Sequence[Sequence[float]]) -> list[tuple[int, int, np.ndarray]]:

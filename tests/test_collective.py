@@ -1,0 +1,280 @@
+"""Failures that happen on one rank only become failures every rank sees: never a hang.
+
+Run serially and under ``mpirun -n 2`` and ``-n 3`` (the CI does all three).  Each test injects
+an error on the *last* rank alone and checks that every rank leaves the solve in the same way,
+with the same message: a failed Newton iterate, a cut load step, one error on all ranks, or,
+from the command line, exit status 2 (every rank failed) or an abort of the whole job (one rank
+failed alone).  Also: a finite-strain trial that inverts the macro deformation (det F <= 0) is
+cut, and the run then converges where smaller steps are admissible.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import dolfinx
+import pytest
+import ufl
+from mpi4py import MPI
+
+from multiscale.fe2 import DisplacementBC, FE2Problem, Traction
+from multiscale.fe2.dns import DNSProblem
+from multiscale.mesh import circular_inclusion
+from multiscale.mesh.macro import rectangle
+from multiscale.mesh.tiled import tiled_inclusions
+from multiscale.nonlinear import FormAssembly, LoadStepError, NewtonSolver
+from multiscale.physics import IsotropicElasticity, J2Plasticity, NeoHookean
+
+LAST = MPI.COMM_WORLD.size - 1
+PLASTIC = {
+    "matrix": J2Plasticity.from_young(1.0, 0.3, sigma_y=0.01, H=0.1),
+    "inclusion": IsotropicElasticity.from_young(10.0, 0.25),
+}
+HYPERELASTIC = {
+    "matrix": NeoHookean.from_young(1.0, 0.3),
+    "inclusion": NeoHookean.from_young(10.0, 0.25),
+}
+
+
+def same_on_all_ranks(comm: MPI.Comm, value) -> None:
+    values = comm.allgather(value)
+    assert all(v == values[0] for v in values), values
+
+
+class Injected(RuntimeError):
+    """The error planted on one rank."""
+
+
+# -- the Newton solver ---------------------------------------------------------------------------
+def poisson_newton(comm: MPI.Comm, on_iterate) -> NewtonSolver:
+    """-div((1 + u^2) grad u) = 1 on the unit square, u = 0 on the boundary."""
+    mesh = dolfinx.mesh.create_unit_square(comm, 8, 8)
+    V = dolfinx.fem.functionspace(mesh, ("Lagrange", 1))
+    u, v, du = dolfinx.fem.Function(V), ufl.TestFunction(V), ufl.TrialFunction(V)
+    F = (1 + u**2) * ufl.inner(ufl.grad(u), ufl.grad(v)) * ufl.dx - v * ufl.dx
+    mesh.topology.create_connectivity(1, 2)
+    dofs = dolfinx.fem.locate_dofs_topological(
+        V, 1, dolfinx.mesh.exterior_facet_indices(mesh.topology)
+    )
+    bc = dolfinx.fem.dirichletbc(0.0, dofs, V)
+    assembly = FormAssembly(
+        dolfinx.fem.form(F), dolfinx.fem.form(ufl.derivative(F, u, du)), u, [bc]
+    )
+    return NewtonSolver(assembly, on_iterate=on_iterate, name="test Newton")
+
+
+@pytest.mark.mpi
+def test_newton_fails_on_every_rank_when_one_rank_raises(comm):
+    calls = {"n": 0}
+
+    def on_iterate(x):
+        calls["n"] += 1
+        if comm.rank == LAST and calls["n"] == 2:
+            raise Injected("planted in the second iterate")
+
+    with poisson_newton(comm, on_iterate) as newton:
+        newton.x.set(0.0)
+        outcome = newton.solve()
+        assert not outcome.converged
+        assert outcome.iterations <= 1 and len(outcome.residuals) == 1  # one good residual
+        assert "planted in the second iterate" in outcome.cause
+        if comm.size > 1:
+            assert outcome.cause.startswith(f"rank {LAST}: ")
+        same_on_all_ranks(comm, (outcome.reason, outcome.iterations, outcome.cause))
+
+        # the same solver, without the failure, converges (quadratically: 4 iterations)
+        calls["n"] = -1000
+        newton.x.set(0.0)
+        outcome = newton.solve()
+        assert outcome.converged and outcome.cause is None
+        assert outcome.residuals[-1] < 1e-9 * outcome.residuals[0]
+        assert outcome.iterations <= 5
+    newton.destroy()  # idempotent after the with block
+
+
+# -- FE²: an RVE that fails on one rank ------------------------------------------------------------
+def fe2_problem(comm: MPI.Comm, **kwargs) -> FE2Problem:
+    return FE2Problem(
+        rectangle(comm, (1.0, 1.0), (2, 2)),
+        lambda c: circular_inclusion(c, 0.3, h=0.15),
+        PLASTIC,
+        bcs=[DisplacementBC("top", 0.02, 1), DisplacementBC("bottom", (0.0, 0.0))],
+        **kwargs,
+    )
+
+
+def plant(problem: FE2Problem, failures: int | None) -> dict:
+    """Make the RVE solve raise on the last rank: ``failures`` times, or always (``None``)."""
+    count = {"n": 0}
+    solve = problem.micro.rve.solve
+
+    def failing(G, *args, **kwargs):
+        count["n"] += 1
+        if problem.comm.rank == LAST and (failures is None or count["n"] <= failures):
+            raise Injected(f"planted in RVE solve {count['n']}")
+        return solve(G, *args, **kwargs)
+
+    problem.micro.rve.solve = failing
+    return count
+
+
+@pytest.mark.mpi
+def test_fe2_rve_failure_on_one_rank_cuts_the_step_everywhere(comm):
+    problem = fe2_problem(comm)
+    plant(problem, failures=1)
+    result = problem.solve([1.0])
+    attempts = result.failed_attempts
+    assert len(attempts) == 1 and attempts[0]["to"] == 1.0
+    assert "Injected: planted in RVE solve 1" in attempts[0]["cause"]
+    assert "RVE at the Gauss point" in attempts[0]["cause"]
+    assert [s.factor for s in result.steps][-1] == pytest.approx(1.0)
+    assert result.steps[0].cuts == 1
+    same_on_all_ranks(comm, [(a["from"], a["to"], a["cause"]) for a in attempts])
+    same_on_all_ranks(comm, [s.factor for s in result.steps])
+    reaction = result.curve()[-1, 1]
+
+    # the same run without the failure reaches the same state through the same sub-steps
+    reference = fe2_problem(comm)
+    ref = reference.solve([s.factor for s in result.steps])
+    assert reaction == pytest.approx(ref.curve()[-1, 1], rel=1e-9)
+    problem.destroy()
+    reference.destroy()
+
+
+@pytest.mark.mpi
+def test_fe2_persistent_failure_on_one_rank_is_one_error_on_all(comm):
+    problem = fe2_problem(comm, max_cuts=2)
+    plant(problem, failures=None)
+    with pytest.raises(LoadStepError) as info:
+        problem.solve([1.0])
+    message = str(info.value)
+    assert message.startswith("load step from factor 0 towards 1 failed after 2 cuts")
+    assert "Injected: planted in RVE solve" in message
+    same_on_all_ranks(comm, message)
+    assert problem.result.status == "failed" and problem.result.error == message
+    assert [a["to"] for a in problem.result.failed_attempts] == [1.0, 0.5, 0.25]
+    assert not problem.result.steps
+    problem.destroy()
+
+
+# -- det F <= 0: cut and retried -----------------------------------------------------------------
+@pytest.mark.mpi
+def test_fe2_inverted_trial_is_cut_then_converges(comm):
+    """A compressive traction 3 on the top of a soft Neo-Hookean block: the first Newton iterate
+    of the full step (the linear response) inverts the macro deformation; the step is cut, and
+    the halved steps converge to the full load, where the bottom carries the whole force."""
+    problem = FE2Problem(
+        rectangle(comm, (1.0, 1.0), (1, 1)),
+        lambda c: circular_inclusion(c, 0.3, h=0.2),
+        HYPERELASTIC,
+        bcs=[DisplacementBC("bottom", (0.0, 0.0))],
+        tractions=[Traction("top", (0.0, -3.0))],
+    )
+    result = problem.solve([1.0])
+    first = result.failed_attempts[0]
+    assert (first["from"], first["to"]) == (0.0, 1.0)
+    assert "det F > 0" in first["cause"]
+    assert result.steps[-1].factor == pytest.approx(1.0)
+    # global equilibrium: the reaction of the clamped bottom balances the applied force
+    assert result.steps[-1].reactions["bottom"][1] == pytest.approx(3.0, rel=1e-9)
+    assert abs(result.steps[-1].reactions["bottom"][0]) < 1e-9
+    same_on_all_ranks(comm, [a["cause"] for a in result.failed_attempts])
+    problem.destroy()
+
+
+@pytest.mark.mpi
+def test_dns_inverted_trial_is_cut_then_converges(comm):
+    """The same on the fully resolved Neo-Hookean microstructure (det F checked at every
+    quadrature point of every iterate), at the traction 0.5 that inverts the soft matrix in the
+    first iterate of the full step."""
+    tiled = tiled_inclusions(comm, 2, 0.3, h_cell=0.25)
+    problem = DNSProblem(
+        tiled,
+        HYPERELASTIC,
+        bcs=[DisplacementBC("bottom", (0.0, 0.0))],
+        tractions=[Traction("top", (0.0, -0.5))],
+    )
+    result = problem.solve([1.0])
+    assert result.failed_attempts and "det F" in result.failed_attempts[0]["cause"]
+    assert result.steps[-1].factor == pytest.approx(1.0)
+    assert result.steps[-1].reactions["bottom"][1] == pytest.approx(0.5, rel=1e-9)
+    same_on_all_ranks(comm, [a["cause"] for a in result.failed_attempts])
+    problem.destroy()
+
+
+# -- the command line ----------------------------------------------------------------------------
+SCRIPT = textwrap.dedent(
+    """
+    import sys
+    from mpi4py import MPI
+    import multiscale.cli.homogenize as homogenize
+    from multiscale.cli import main
+
+    def run(args, comm):
+        if {where}:
+            raise {error}
+        comm.barrier()  # the other ranks wait here for the failed one
+        return 0
+
+    homogenize.run = run
+    sys.exit(main(["homogenize", "cell.msh", "--physics", "conductivity",
+                   "--material", "matrix:k=1"]))
+    """
+)
+
+
+def _launch(tmp_path: Path, nranks: int, where: str, error: str) -> subprocess.CompletedProcess:
+    script = tmp_path / "fail.py"
+    script.write_text(SCRIPT.format(where=where, error=error))
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("OMPI_COMM", "OMPI_MCA_orte", "PMIX_", "PRTE_", "OMPI_FILE"))
+    }
+    env["MULTISCALE_ERROR_TIMEOUT"] = "3"
+    cmd = ["mpirun", "-n", str(nranks), "--oversubscribe", sys.executable, str(script)]
+    return subprocess.run(
+        cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+@pytest.mark.serial_only
+@pytest.mark.parametrize("nranks", [2, 3])
+def test_cli_error_on_every_rank_is_one_line_and_status_2(tmp_path, nranks):
+    proc = _launch(tmp_path, nranks, "True", 'ValueError("the mesh has no phase fibre")')
+    lines = [ln for ln in proc.stderr.splitlines() if "error:" in ln]
+    assert proc.returncode == 2, proc.stderr
+    assert lines == ["error: the mesh has no phase fibre"], proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.serial_only
+@pytest.mark.parametrize("nranks", [2, 3])
+def test_cli_error_on_one_rank_aborts_the_job(tmp_path, nranks):
+    last = nranks - 1
+    proc = _launch(tmp_path, nranks, f"comm.rank == {last}", 'ZeroDivisionError("planted")')
+    assert proc.returncode != 0
+    assert f"[rank {last}] error: ZeroDivisionError: planted" in proc.stderr, proc.stderr
+    assert "aborting" in proc.stderr
+
+
+def test_cli_internal_error_shows_its_type_and_no_traceback(tmp_path, capsys, monkeypatch):
+    import multiscale.cli.homogenize as homogenize
+    from multiscale.cli import main
+
+    def run(args, comm):
+        raise ZeroDivisionError("planted")
+
+    if MPI.COMM_WORLD.size > 1:
+        pytest.skip("the abort path is tested with mpirun above")
+    monkeypatch.setattr(homogenize, "run", run)
+    argv = ["homogenize", "c.msh", "--physics", "conductivity", "--material", "a:k=1"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "error: ZeroDivisionError: planted"
+    assert main(["-vv", *argv]) == 2
+    assert "Traceback" in capsys.readouterr().err
