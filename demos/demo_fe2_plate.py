@@ -33,11 +33,13 @@ import numpy as np
 from mpi4py import MPI
 
 from multiscale.fe2 import DisplacementBC, FE2Problem
+from multiscale.fe2.config import step_summary
 from multiscale.fe2.output import FE2Output
 from multiscale.mesh import circular_inclusion
 from multiscale.mesh.macro import plate_with_hole
 from multiscale.output import write_json
 from multiscale.physics import IsotropicElasticity, J2Plasticity
+from multiscale.progress import Progress
 
 comm = MPI.COMM_WORLD
 ci = bool(os.environ.get("CI"))
@@ -84,9 +86,18 @@ problem = FE2Problem(
     ],
 )
 output = FE2Output(problem, results, probes=[(0.3, 0.02)])
-problem.on_step = output
+progress = Progress(len(factors), "load factor", comm)
+
+
+def on_step(step):
+    output(step)
+    progress.advance(step_summary(step, problem.result))
+
+
+problem.on_step = on_step
 result = problem.solve(factors)
 output.close()
+progress.close()
 
 # %% [markdown]
 # The load–displacement curve bends once the matrix yields around the hole; every RVE satisfies

@@ -7,6 +7,10 @@ the package follows its folders: mesh -> physics -> cell/RVE solver -> coupler -
 
 from importlib.metadata import PackageNotFoundError, version
 
+from multiscale.threads import limit_threads_under_mpi
+
+limit_threads_under_mpi()  # before NumPy's BLAS loads, where this module is imported first
+
 try:
     __version__ = version("multiscale")
 except PackageNotFoundError:  # running from a source tree that was never installed

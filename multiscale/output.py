@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from mpi4py import MPI
 
-__all__ = ["jsonable", "write_json"]
+__all__ = ["jsonable", "on_rank0", "write_json"]
 
 log = logging.getLogger(__name__)
 
@@ -53,3 +53,17 @@ def write_json(path: str | os.PathLike, data: dict[str, Any], comm: MPI.Comm) ->
     if error is not None:
         raise OSError(error)
     return path
+
+
+def on_rank0(comm: MPI.Comm, write: Any) -> None:
+    """Call ``write()`` (a figure, a table) on rank 0 only; an error there is raised on every
+    rank (collective)."""
+    error = None
+    if comm.rank == 0:
+        try:
+            write()
+        except Exception as err:
+            error = f"{type(err).__name__}: {err}"
+    error = comm.bcast(error, root=0)
+    if error is not None:
+        raise OSError(f"writing on rank 0 failed: {error}")

@@ -15,6 +15,8 @@ import tempfile
 import pytest
 from mpi4py import MPI
 
+import multiscale  # noqa: F401  (before NumPy: one BLAS thread per rank, see multiscale.threads)
+
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
@@ -42,6 +44,21 @@ def _collect_and_sync(request: pytest.FixtureRequest):
         )
         sys.stderr.flush()
         world.Abort(1)
+
+
+@pytest.fixture(autouse=True)
+def _reset_cli_logging():
+    """Undo what ``multiscale.cli.main`` does to logging (its own stderr handler, no
+    propagation), so that tests after a CLI test still capture the package's log records."""
+    yield
+    import logging
+
+    logger = logging.getLogger("multiscale")
+    for handler in list(logger.handlers):
+        if getattr(handler, "_multiscale_cli", False):
+            logger.removeHandler(handler)
+    logger.propagate = True
+    logger.setLevel(logging.NOTSET)
 
 
 @pytest.fixture

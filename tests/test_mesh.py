@@ -263,6 +263,46 @@ def test_written_mesh_reads_back(comm, shared_tmp):
     assert fa == pytest.approx(fb, rel=1e-12)
 
 
+def _add_orphan_node(path: Path) -> None:
+    """Append to the mesh file a node inside the matrix that no cell uses (as gmsh 4.13 left in
+    a periodic sphere cell), classified on the matrix's surface so that gmsh saves it."""
+    gmsh.initialize(readConfigFiles=False)
+    try:
+        gmsh.option.setNumber("General.Terminal", 0)
+        gmsh.merge(str(path))
+        tags, _, _ = gmsh.model.mesh.getNodes()
+        matrix = gmsh.model.getEntitiesForPhysicalGroup(2, 1)[0]
+        gmsh.model.mesh.addNodes(2, int(matrix), [int(tags.max()) + 1], [0.05, 0.05, 0.0])
+        gmsh.write(str(path))
+        gmsh.model.remove()
+        gmsh.merge(str(path))  # the file really holds the node, and no cell uses it
+        tags, _, _ = gmsh.model.mesh.getNodes()
+        _, _, cell_nodes = gmsh.model.mesh.getElements(2)
+        used = np.unique(np.concatenate(cell_nodes))
+        assert np.setdiff1d(tags, used).size == 1
+    finally:
+        gmsh.finalize()
+
+
+def test_unused_node_is_dropped(comm, shared_tmp, caplog):
+    clean, orphan = shared_tmp / "clean.msh", shared_tmp / "orphan.msh"
+    cell = circular_inclusion(comm, 0.3, h=0.1, path=clean)
+    if comm.rank == 0:
+        orphan.write_bytes(clean.read_bytes())
+        _add_orphan_node(orphan)
+    comm.barrier()
+    with caplog.at_level(logging.WARNING, logger="multiscale"):
+        again = read_cell_mesh(orphan, comm)
+    if comm.rank == 0:
+        assert "orphan.msh: dropped 1 node(s) that no cell uses" in caplog.text
+    check_periodic(again)
+    assert again.phases == cell.phases
+    num = [c.mesh.topology.index_map(2).size_global for c in (cell, again)]
+    vertices = [c.mesh.topology.index_map(0).size_global for c in (cell, again)]
+    assert num[0] == num[1] and vertices[0] == vertices[1]
+    assert assembled_fractions(again) == pytest.approx(assembled_fractions(cell), rel=1e-12)
+
+
 def test_caller_gmsh_state_is_kept(comm):
     """A caller's gmsh session, current model and options survive a generator call."""
     if comm.rank == 0:

@@ -422,9 +422,7 @@ class RVEProblem(PETScOwner):
             return fluctuation
         return fluctuation + direction_coefficients(self.kind, dG) @ sensitivity
 
-    def _newton(
-        self, guess: np.ndarray | None, fallback: np.ndarray | None
-    ) -> tuple[int, float]:
+    def _newton(self, guess: np.ndarray | None, fallback: np.ndarray | None) -> tuple[int, float]:
         """Newton from ``guess`` (owned part; ``None``: zero); if that fails, once more from
         ``fallback`` (default: ``guess``) with a backtracking line search.  Returns the
         iterations and the seconds; raises :class:`MicroSolveError`."""
@@ -462,8 +460,9 @@ class RVEProblem(PETScOwner):
 
         ``state`` is the packed committed state (``None``: zero) and ``guess`` the owned part of
         a fluctuation to start Newton from (``None``: zero); should Newton fail from there, it
-        is retried with a line search from ``fallback`` (default ``guess``).  ``tangent``: ``"consistent"``,
-        ``"taylor"``, ``None`` (no tangent) or ``"default"`` (the problem's).  Returns the
+        is retried with a line search from ``fallback`` (default ``guess``).  ``tangent``:
+        ``"consistent"``, ``"taylor"``, ``None`` (no tangent) or ``"default"`` (the
+        problem's).  Returns the
         response, the packed updated state (commit it if the macro step converges) and the
         owned part of the converged fluctuation.  Raises :class:`MicroSolveError`
         (collectively) when Newton fails, ``ValueError`` for a non-finite ``G`` or one with

@@ -55,7 +55,6 @@ __all__ = ["CellProblem", "default_petsc_options", "homogenize", "unit_loads"]
 log = logging.getLogger(__name__)
 
 
-
 def default_petsc_options(dim: int, ndofs: int, kind: str) -> dict[str, Any]:
     """The solver chosen by measurement (see ``benchmarks/cell.py``).
 
@@ -287,7 +286,7 @@ class CellProblem:
                     obj.destroy()
         tensor = np.linalg.inv(mean_g) if subc else mean_q
         timings = {k: self.comm.allreduce(v, op=MPI.MAX) for k, v in timings.items()}
-        log.info(
+        log.debug(
             "%s %s cell, %d dofs: %s in %.2f s",
             bc,
             self.physics,

@@ -59,10 +59,8 @@ def _one_line(err: BaseException) -> str:
     failed solve, the exception type too for anything else (a bug, a library error)."""
     from multiscale.errors import CollectiveError
 
-    expected = (ValueError, OSError, CollectiveError, TypeError, KeyError)
+    expected = (ValueError, OSError, CollectiveError)
     text = str(err).strip() or type(err).__name__
-    if isinstance(err, KeyError) and err.args:
-        text = f"missing key {err.args[0]!r}"
     if not isinstance(err, expected):
         text = f"{type(err).__name__}: {text}"
     return " ".join(text.split())

@@ -19,83 +19,109 @@ the CV exponents, the integral-range fit, the statistical and BC-gap RVE sizes) 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import tomllib
 from pathlib import Path
 from typing import Any
 
-import yaml
+from multiscale.config import (
+    Boolean,
+    ConfigError,
+    Field,
+    Integer,
+    ListOf,
+    Number,
+    OneOf,
+    Section,
+    Table,
+    Text,
+    load,
+)
+from multiscale.ensemble.sve import BCS_ORDER, MICROSTRUCTURES
+from multiscale.output import on_rank0, write_json
 
-__all__ = ["add_parser", "load_config", "run"]
+__all__ = ["SCHEMA", "add_parser", "load_config", "run"]
 
 log = logging.getLogger(__name__)
 
-_TOP_KEYS = {
-    "microstructure",
-    "laws",
-    "sizes",
-    "realizations",
-    "seed",
-    "bcs",
-    "confidence",
-    "rve",
-    "output",
-}
-_RVE_KEYS = {"eps_rel", "n", "gap_tol", "bc", "free_exponent"}
+_PHASE = Table(Number(), min_length=1)
+
+#: The schema of the ``multiscale rve-size`` file (see the module docstring).
+SCHEMA = Section(
+    {
+        "microstructure": Field(
+            Section(
+                {
+                    "kind": Field(Text(MICROSTRUCTURES), default="disks"),
+                    "volume_fraction": Field(Number(positive=True, below=1.0), default=0.3),
+                    "dim": Field(Integer(min=2, max=3)),
+                    "resolution": Field(Number(positive=True), default=8.0),
+                    "gap": Field(Number(min=0.0, below=1.0), default=0.05),
+                    "polydispersity": Field(Number(min=0.0, below=1.0), default=0.0),
+                    "fraction_tol": Field(Number(positive=True), default=0.01),
+                    "match_fraction": Field(Boolean(), default=True),
+                }
+            ),
+            required=True,
+        ),
+        "laws": Field(
+            Section(
+                {
+                    "physics": Field(Text(("conductivity", "elasticity")), required=True),
+                    "matrix": Field(_PHASE, required=True),
+                    "inclusion": Field(_PHASE, required=True),
+                }
+            ),
+            required=True,
+        ),
+        "sizes": Field(ListOf(Number(positive=True), min_length=1), required=True),
+        "realizations": Field(OneOf(Integer(min=2), ListOf(Integer(min=2))), default=10),
+        "seed": Field(Integer(min=0), default=0),
+        "bcs": Field(ListOf(Text(BCS_ORDER), min_length=1), default=list(BCS_ORDER)),
+        "confidence": Field(Number(positive=True, below=1.0), default=0.95),
+        "rve": Field(
+            Section(
+                {
+                    "eps_rel": Field(Number(positive=True), default=0.01),
+                    "n": Field(Integer(min=1), default=1),
+                    "gap_tol": Field(Number(positive=True), default=0.05),
+                    "bc": Field(Text(BCS_ORDER), default="periodic"),
+                    "free_exponent": Field(Boolean(), default=True),
+                }
+            ),
+            default=dict,
+        ),
+        "output": Field(
+            Section({"json": Field(Text()), "plot": Field(Text())}),
+            default=dict,
+        ),
+    }
+)
 
 
-def load_config(path: str | Path) -> tuple[Any, dict[str, Any], dict[str, str]]:
+def load_config(path: str | Path) -> tuple[Any, dict[str, Any], dict[str, Path]]:
     """Read a YAML/TOML configuration: ``(EnsembleConfig, rve criteria, outputs)``.
 
-    Raises
-    ------
-    FileNotFoundError
-        No such file.
-    ValueError
-        Unreadable file, unknown keys, or invalid values (the message names the key).
+    Raises ``FileNotFoundError`` or :class:`~multiscale.config.ConfigError` (a ``ValueError``)
+    naming the file and the key.
     """
     from multiscale.ensemble import EnsembleConfig, Microstructure, PhaseLaw
 
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no configuration file {str(path)!r}")
-    text = path.read_text()
+    data = load(path, SCHEMA)
     try:
-        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
-    except (tomllib.TOMLDecodeError, yaml.YAMLError) as err:
-        raise ValueError(f"{path}: cannot parse the configuration: {err}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: the configuration must be a mapping of keys to values")
-    unknown = set(data) - _TOP_KEYS
-    if unknown:
-        raise ValueError(f"{path}: unknown keys {sorted(unknown)}; allowed: {sorted(_TOP_KEYS)}")
-    for key in ("microstructure", "laws", "sizes"):
-        if key not in data:
-            raise ValueError(f"{path}: the key {key!r} is required")
-    try:
-        micro = Microstructure(**data["microstructure"])
-        laws = PhaseLaw(**data["laws"])
         config = EnsembleConfig(
-            micro,
-            laws,
+            Microstructure(**data["microstructure"]),
+            PhaseLaw(**data["laws"]),
             tuple(data["sizes"]),
-            data.get("realizations", 10),
-            seed=data.get("seed", 0),
-            bcs=tuple(data.get("bcs", ("subc", "periodic", "kubc"))),
-            confidence=data.get("confidence", 0.95),
+            data["realizations"],
+            seed=data["seed"],
+            bcs=tuple(data["bcs"]),
+            confidence=data["confidence"],
         )
-    except TypeError as err:
-        raise ValueError(f"{path}: {err}") from None
-    rve = dict(data.get("rve") or {})
-    if set(rve) - _RVE_KEYS:
-        raise ValueError(f"{path}: unknown keys {sorted(set(rve) - _RVE_KEYS)} under 'rve'")
-    criteria = {"eps_rel": 0.01, "n": 1, "gap_tol": 0.05, "bc": "periodic", "free_exponent": True}
-    criteria.update(rve)
-    output = {k: str(v) for k, v in dict(data.get("output") or {}).items()}
-    if set(output) - {"json", "plot"}:
-        raise ValueError(f"{path}: 'output' takes the keys json and plot, got {sorted(output)}")
-    return config, criteria, output
+    except ValueError as err:
+        raise ConfigError(f"{path}: {err}") from None
+    output = {k: Path(v) for k, v in data["output"].items()}
+    return config, data["rve"], output
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -113,18 +139,12 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return p
 
 
-def _write_json(path: Path, summary: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(summary, indent=2))
-    tmp.replace(path)  # never a half-written result file
-
-
 def run(args: argparse.Namespace, comm) -> int:
     from multiscale.bounds import hashin_shtrikman_conductivity
     from multiscale.ensemble import plot_bc_convergence, run_ensemble, rve_size_report
 
     config, criteria, output = load_config(args.config)
+    dim = config.microstructure.dim
     result = run_ensemble(comm, config)
     summary = result.to_dict()
     summary["config_file"] = str(args.config)
@@ -142,31 +162,43 @@ def run(args: argparse.Namespace, comm) -> int:
         ks = config.laws.phase_values(config.microstructure.dim)
         bounds = hashin_shtrikman_conductivity([1 - p, p], ks, config.microstructure.dim)
         summary["hashin_shtrikman"] = list(bounds)
-    log.info("SVE statistics (%s):\n%s", config.laws.property_name, result.table())
+    n_real = sorted(set(config.realizations))
+    log.info(
+        "SVE statistics of %s (mean, std and CV per window size L; %s realization(s) per size):"
+        "\n%s",
+        config.laws.property_name,
+        "/".join(str(n) for n in n_real),
+        result.table(),
+    )
     if report is not None:
-        log.info("CV exponents: %s", {b: round(f.slope, 3) for b, f in report.cv_fit.items()})
+        slopes = ", ".join(f"{b} {f.slope:.3g}" for b, f in report.cv_fit.items())
+        log.info("CV ~ L^s, fitted s: %s (random media: s -> -d/2 = %g)", slopes, -dim / 2)
+        fit = report.integral_range
+        fixed = "" if criteria["free_exponent"] else " (fixed)"
         log.info(
-            "statistical RVE (eps_rel=%g, n=%d, %s): V=%.4g, L=%.4g; integral range %.4g, "
-            "exponent %.3f",
+            "integral range (%s): A3 = %.4g, exponent %.3g%s",
+            report.bc,
+            fit.integral_range,
+            fit.exponent,
+            fixed,
+        )
+        log.info(
+            "statistical RVE for a relative error %g of the mean with %d realization(s): "
+            "L = %.4g (V = %.4g)",
             report.eps_rel,
             report.n,
-            report.bc,
-            report.rve_volume,
             report.rve_size,
-            report.integral_range.integral_range,
-            report.integral_range.exponent,
+            report.rve_volume,
         )
         if report.gap is not None:
-            log.info("KUBC-SUBC gap below %g at L=%.4g", report.gap.tol, report.gap.size)
-    if comm.rank == 0:
-        json_path = args.json or (Path(output["json"]) if "json" in output else None)
-        plot_path = args.plot or (Path(output["plot"]) if "plot" in output else None)
-        if plot_path is not None:
-            plot_path.parent.mkdir(parents=True, exist_ok=True)
-            plot_bc_convergence(result, str(plot_path), bounds=bounds)
-            log.info("wrote %s", plot_path)
-        if json_path is not None:
-            _write_json(json_path, summary)
-            log.info("wrote %s", json_path)
-    comm.Barrier()
+            log.info(
+                "KUBC-SUBC gap of the means below %g at L = %.4g", report.gap.tol, report.gap.size
+            )
+    json_path = args.json or output.get("json")
+    plot_path = args.plot or output.get("plot")
+    if plot_path is not None:
+        on_rank0(comm, lambda: plot_bc_convergence(result, str(plot_path), bounds=bounds))
+        log.info("wrote %s", plot_path)
+    if json_path is not None:
+        write_json(json_path, summary, comm)
     return 0

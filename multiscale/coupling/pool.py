@@ -190,23 +190,36 @@ class MicroPool:
         return out, failures
 
     # -- independent tasks ----------------------------------------------------------------------
-    def map_tasks(self, fn: Callable[[int, MPI.Comm], Any], ntasks: int) -> list[Any]:
+    def own_tasks(self, ntasks: int) -> range:
+        """The tasks :meth:`map_tasks` runs on this rank's group."""
+        return range(self.group, int(ntasks), self.n_groups)
+
+    def map_tasks(
+        self,
+        fn: Callable[[int, MPI.Comm], Any],
+        ntasks: int,
+        *,
+        on_done: Callable[[int, Any], None] | None = None,
+    ) -> list[Any]:
         """Run ``fn(t, micro_comm)`` for ``t = 0 .. ntasks-1``, task ``t`` on group
         ``t mod n_groups``; return all results in task order on every rank (collective).
 
         ``fn`` must depend on ``t`` only (seed its random numbers from ``t``), so the results do
         not depend on the number of ranks.  Results must be picklable.  An exception in any task
-        is re-raised on every rank, naming the task.
+        is re-raised on every rank, naming the task.  ``on_done(t, result)`` is called on the
+        group's ranks after each of its tasks (progress reports).
         """
         mine: list[tuple[int, Any]] = []
         error: str | None = None
         t0 = time.perf_counter()
-        for t in range(self.group, int(ntasks), self.n_groups):
+        for t in self.own_tasks(ntasks):
             try:
                 result = fn(t, self.micro_comm)
             except Exception as err:
                 error = f"task {t} failed on group {self.group}: {type(err).__name__}: {err}"
                 break
+            if on_done is not None:
+                on_done(t, result)
             self._solves += 1
             if self.micro_comm.rank == 0:
                 mine.append((t, result))

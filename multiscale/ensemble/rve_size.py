@@ -38,6 +38,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -338,5 +339,6 @@ def plot_bc_convergence(
     ax.set_ylabel(f"apparent {name}")
     ax.set_title(title or f"{c.microstructure.kind}, vf {c.microstructure.volume_fraction:g}")
     ax.legend()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)

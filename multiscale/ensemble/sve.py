@@ -56,6 +56,7 @@ from multiscale.mesh.random import (
 )
 from multiscale.physics import Conductivity, IsotropicElasticity
 from multiscale.physics.base import Material
+from multiscale.progress import Progress
 from multiscale.tensors import bulk_shear_from_stiffness, energy_order
 
 __all__ = [
@@ -534,10 +535,21 @@ def run_ensemble(comm: MPI.Comm, config: EnsembleConfig, *, group_size: int = 1)
     t0 = time.perf_counter()
     tasks = config.tasks()
     pool = MicroPool(comm, group_size=group_size)
+    share = len(pool.own_tasks(len(tasks)))
+    progress = Progress(share, f"realizations on rank 0 (of {len(tasks)} in all)", comm)
+
+    def on_done(t: int, r: Realization) -> None:
+        if pool.micro_comm.rank == 0:
+            size = config.sizes[r.size_index]
+            progress.advance(f"L = {size:g}, PBC {r.properties.get('periodic', np.nan):.5g}")
+
     try:
         done = pool.map_tasks(
-            lambda t, micro_comm: solve_realization(config, *tasks[t], micro_comm), len(tasks)
+            lambda t, micro_comm: solve_realization(config, *tasks[t], micro_comm),
+            len(tasks),
+            on_done=on_done,
         )
+        progress.close()
         pool.log_statistics("SVE realizations")
     finally:
         pool.destroy()
@@ -546,5 +558,5 @@ def run_ensemble(comm: MPI.Comm, config: EnsembleConfig, *, group_size: int = 1)
         realizations[r.size_index].append(r)
     wall = comm.allreduce(time.perf_counter() - t0, op=MPI.MAX)
     result = EnsembleResult(config, realizations, wall_time=wall, ranks=comm.size)
-    _log.info("SVE ensemble (%d realizations, %.1f s):\n%s", len(tasks), wall, result.table())
+    _log.debug("SVE ensemble (%d realizations, %.1f s):\n%s", len(tasks), wall, result.table())
     return result

@@ -63,11 +63,12 @@ from multiscale.mesh.macro import MacroMesh, box, plate_with_hole, read_macro_me
 from multiscale.nonlinear import CollectiveError
 from multiscale.output import write_json
 from multiscale.physics import IsotropicElasticity, J2Plasticity, NeoHookean
+from multiscale.progress import Progress
 
 from .output import FE2Output
 from .solver import DisplacementBC, FE2Problem, FE2Result, Traction
 
-__all__ = ["SCHEMA", "FE2Config", "build_law", "run_fe2"]
+__all__ = ["SCHEMA", "FE2Config", "build_law", "run_fe2", "step_summary"]
 
 log = logging.getLogger(__name__)
 
@@ -348,6 +349,18 @@ class FE2Config:
         return bcs, tractions
 
 
+def step_summary(step, result: FE2Result) -> str:
+    """One line about a converged FE² step: factor, Newton iterations, RVE solves, reaction."""
+    reaction = step.reactions[result.load_boundary][result.load_component]
+    q = step.quantities
+    cuts = f", {step.cuts} cut(s)" if step.cuts else ""
+    return (
+        f"{step.factor:.4g}, {step.iterations} Newton its{cuts}, "
+        f"{int(q.get('rve_solves', 0))} RVE solves, reaction {reaction:.5g}, "
+        f"max <p> {q.get('max_mean_p', 0.0):.3g}"
+    )
+
+
 def run_fe2(config: FE2Config, comm: MPI.Comm) -> FE2Result:
     """Build and solve the FE² problem of ``config``; write the fields, probes and summary.
 
@@ -381,19 +394,12 @@ def run_fe2(config: FE2Config, comm: MPI.Comm) -> FE2Result:
             problem, directory, probes=config.output["probes"], fields=config.output["fields"]
         )
         factors = config.factors()
-        progress = {"done": 0}
+        progress = Progress(len(factors), "load factor", comm)
 
         def on_step(step) -> None:
             output(step)
-            if any(np.isclose(step.factor, f) for f in factors):
-                progress["done"] += 1
-                log.info(
-                    "[%d/%d] load factor %.4g reached (%.1f s)",
-                    progress["done"],
-                    len(factors),
-                    step.factor,
-                    time.perf_counter() - t0,
-                )
+            if progress.done < len(factors) and np.isclose(step.factor, factors[progress.done]):
+                progress.advance(step_summary(step, problem.result))
 
         problem.on_step = on_step
         summary_path = directory / config.output["summary"]
@@ -403,6 +409,7 @@ def run_fe2(config: FE2Config, comm: MPI.Comm) -> FE2Result:
             pass  # recorded in problem.result; the summary is written, then the error raised
         finally:
             output.close()
+            progress.close()
         result = problem.result
         data = result.to_dict()
         data["probes"] = output.probe_points()

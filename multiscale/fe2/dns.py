@@ -204,7 +204,7 @@ class DNSProblem(SolidProblem):
     def record(self, step: StepRecord) -> None:
         super().record(step)
         step.quantities = {"max_p": self.comm.allreduce(self._max_p, op=MPI.MAX)}
-        log.info(
+        log.debug(
             "DNS step %d: factor %.4g, %d Newton its, max p %.3g, %.2f s",
             len(self.stepper.steps) + 1,
             step.factor,

@@ -268,7 +268,7 @@ class FE2Problem(SolidProblem):
             "max_mean_p": self.comm.allreduce(mp, op=MPI.MAX),
         }
         self._solves_recorded = total
-        log.info(
+        log.debug(
             "step %d: factor %.4g, %d Newton its (residual %.2e), %d RVE solves, reaction %.5g, "
             "max <p> %.3g, HM %.1e, %.2f s",
             len(self.stepper.steps) + 1,

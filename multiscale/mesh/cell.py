@@ -25,7 +25,14 @@ from mpi4py import MPI
 
 T = TypeVar("T")
 
-__all__ = ["CellMesh"]
+__all__ = ["CellMesh", "UnknownPhaseError"]
+
+
+class UnknownPhaseError(KeyError, ValueError):
+    """A phase name the cell does not have (bad input: a ``ValueError`` too)."""
+
+    def __str__(self) -> str:  # the message, not KeyError's repr of it
+        return str(self.args[0]) if self.args else ""
 
 
 @dataclass(slots=True)
@@ -75,8 +82,9 @@ class CellMesh:
 
         Raises
         ------
-        KeyError
-            No phase of that name; the message lists the phases.
+        UnknownPhaseError
+            No phase of that name (a ``KeyError`` and a ``ValueError``); the message lists the
+            phases.
         ValueError
             No phase with that tag number, or an argument that is neither a name nor an integer.
         """
@@ -84,7 +92,7 @@ class CellMesh:
             try:
                 return self.phases[name_or_number]
             except KeyError:
-                raise KeyError(
+                raise UnknownPhaseError(
                     f"no phase named {name_or_number!r} in this cell; available phases: "
                     f"{self._describe_phases()}"
                 ) from None

@@ -146,6 +146,37 @@ def _phase_groups(source: str) -> tuple[dict[str, int], int]:
     return phases, dim
 
 
+def _drop_unused_nodes(dim: int, phases: dict[str, int], source: str) -> int:
+    """Remove the nodes that no cell of the phases uses (gmsh can leave one behind, and dolfinx's
+    gmsh reader may then fail to distribute the mesh): the phases' cells are re-added to one
+    discrete entity each, with only the nodes they use.  Returns how many nodes were dropped
+    (0: the model is left as it is)."""
+    node_tags, coords, _ = gmsh.model.mesh.getNodes()
+    blocks: dict[str, list[tuple[int, np.ndarray, np.ndarray]]] = {}
+    for name, tag in phases.items():
+        blocks[name] = []
+        for entity in gmsh.model.getEntitiesForPhysicalGroup(dim, tag):
+            types, elements, nodes = gmsh.model.mesh.getElements(dim, int(entity))
+            blocks[name] += list(zip(types, elements, nodes, strict=True))
+    used = np.unique(np.concatenate([n for b in blocks.values() for _, _, n in b]))
+    dropped = int(np.unique(node_tags).size - used.size)
+    if dropped <= 0:
+        return 0
+    order = np.argsort(node_tags)
+    x = coords.reshape(-1, 3)[order][np.searchsorted(node_tags[order], used)]
+    gmsh.model.mesh.clear()
+    gmsh.model.removePhysicalGroups()
+    for k, (name, tag) in enumerate(phases.items()):
+        entity = gmsh.model.addDiscreteEntity(dim)
+        if k == 0:
+            gmsh.model.mesh.addNodes(dim, entity, used, x.ravel())
+        for etype, elements, nodes in blocks[name]:
+            gmsh.model.mesh.addElementsByType(entity, int(etype), elements, nodes)
+        gmsh.model.addPhysicalGroup(dim, [entity], tag, name)
+    _log.warning("%s: dropped %d node(s) that no cell uses", source, dropped)
+    return dropped
+
+
 def model_to_cell_mesh(
     comm: MPI.Comm,
     build: Callable[[], None],
@@ -159,7 +190,8 @@ def model_to_cell_mesh(
     """Run ``build`` on rank 0 of ``comm`` in a fresh gmsh model, then distribute its mesh.
 
     ``build()`` must leave a meshed model whose top-dimensional physical groups are the phases
-    (checked: every cell in exactly one group).  Errors raised on rank 0 (by ``build`` or by the
+    (checked: every cell in exactly one group); nodes that no cell uses are dropped (with a
+    warning) before the mesh reaches dolfinx.  Errors raised on rank 0 (by ``build`` or by the
     checks) are raised on every rank, as ``ValueError``, ``FileNotFoundError`` or
     ``RuntimeError``.  Collective.
 
@@ -186,6 +218,7 @@ def model_to_cell_mesh(
             try:
                 build()
                 phases, dim = _phase_groups(source)
+                _drop_unused_nodes(dim, phases, source)
                 payload: tuple = (None, (phases, dim))
             except Exception as err:
                 kind = type(err).__name__ if type(err).__name__ in _FORWARDED else "RuntimeError"
