@@ -28,21 +28,21 @@ import numpy as np
 from mpi4py import MPI
 
 from multiscale.hmm import (
-    DNS,
-    HMM,
+    DNSProblem,
+    HMMProblem,
     MacroProblem,
-    MicroProblem,
     MicroSettings,
+    SamplingProblem,
     compare,
     smooth_periodic,
-    unit_mesh,
 )
+from multiscale.mesh import unit_mesh
 
 comm = MPI.COMM_WORLD
 ci = bool(os.environ.get("CI"))
 results = Path(os.environ.get("MULTISCALE_RESULTS", "results"))
 coef = smooth_periodic(2, 0.5)
-cell = MicroProblem(MPI.COMM_SELF, coef, MicroSettings(1.0, 1.0, n=32 if ci else 128))
+cell = SamplingProblem(MPI.COMM_SELF, coef, MicroSettings(1.0, 1.0, n=32 if ci else 128))
 A_hom = cell.effective_tensor(np.zeros(2))
 cell.destroy()
 
@@ -63,8 +63,10 @@ dns_cache = {}
 rows = []
 for H, eps, k, coupling, m in rows_spec:
     if eps not in dns_cache:
-        dns_cache[eps] = DNS(comm, coef, eps, round(8 / eps)).solve()
-    hmm = HMM(unit_mesh(comm, 2, H), coef, MicroSettings(k * eps, eps, n=k * m, coupling=coupling))
+        dns_cache[eps] = DNSProblem(comm, coef, eps, round(8 / eps)).solve()
+    hmm = HMMProblem(
+        unit_mesh(comm, 2, H), coef, MicroSettings(k * eps, eps, n=k * m, coupling=coupling)
+    )
     u_H = hmm.solve()
     ed, eh = compare(u_H, H, dns_cache[eps]), compare(u_H, H, u_0)
     rows.append((H, k * eps, eps, coupling, m, ed["L2"] / ed["L2_ref"], eh["L2"] / eh["L2_ref"]))

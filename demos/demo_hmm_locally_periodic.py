@@ -27,16 +27,16 @@ import ufl
 from mpi4py import MPI
 
 from multiscale.hmm import (
-    DNS,
-    HMM,
+    DNSProblem,
+    HMMProblem,
     MacroProblem,
-    MicroProblem,
     MicroSettings,
+    SamplingProblem,
     compare,
     separable,
     smooth_periodic,
-    unit_mesh,
 )
+from multiscale.mesh import unit_mesh
 
 comm = MPI.COMM_WORLD
 ci = bool(os.environ.get("CI"))
@@ -49,12 +49,12 @@ fast = smooth_periodic(2, 0.5)
 coef = separable(lambda x: 1 + 0.5 * ufl.sin(2 * math.pi * x[0]), fast)
 
 # %%
-hmm = HMM(unit_mesh(comm, 2, H), coef, MicroSettings(eps, eps, n=8))
+hmm = HMMProblem(unit_mesh(comm, 2, H), coef, MicroSettings(eps, eps, n=8))
 u_H = hmm.solve()
 stats = hmm.statistics()
-dns = DNS(comm, coef, eps, n_dns)
+dns = DNSProblem(comm, coef, eps, n_dns)
 u_eps = dns.solve()
-cell = MicroProblem(MPI.COMM_SELF, fast, MicroSettings(1.0, 1.0, n=64))
+cell = SamplingProblem(MPI.COMM_SELF, fast, MicroSettings(1.0, 1.0, n=64))
 B = cell.effective_tensor(np.zeros(2))
 cell.destroy()
 ref = MacroProblem(unit_mesh(comm, 2, n_dns), quadrature_degree=2)
@@ -63,7 +63,7 @@ e_dns, e_hom = compare(u_H, H, u_eps), compare(u_H, H, u_0)
 if comm.rank == 0:
     print(f"H = 1/{H}, eps = delta = 1/{round(1 / eps)}, DNS {dns.ndofs} dofs")
     print(
-        f"micro solves {stats['pool']['total_solves']}, HMM {stats['timings_s']}, "
+        f"micro solves {stats['pool']['solves_total']}, HMM {stats['timings_s']}, "
         f"DNS {dns.seconds:.2f} s"
     )
     print(

@@ -40,8 +40,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -67,7 +66,6 @@ __all__ = [
     "StepRecord",
     "Steppable",
     "agree",
-    "collectively",
     "direct_solver_options",
     "newton_options",
     "unique_prefix",
@@ -132,25 +130,6 @@ def agree(comm: MPI.Comm, error: BaseException | str | None) -> str | None:
     rank, message = failed[0]
     more = f" (and {len(failed) - 1} more rank(s))" if len(failed) > 1 else ""
     return f"rank {rank}: {message}{more}"
-
-
-@contextmanager
-def collectively(comm: MPI.Comm, what: str = "") -> Iterator[None]:
-    """Run the block on every rank; if it raises on any rank, raise :class:`CollectiveError`
-    with the first rank's message on **every** rank (the original exception is chained on the
-    ranks where it happened).  Collective on ``comm``.
-
-    The block itself must not enter a collective on ``comm`` after a point where it can fail on
-    one rank only: the agreement comes after it.
-    """
-    error: Exception | None = None
-    try:
-        yield
-    except Exception as err:  # every kind: the point is that no rank is left waiting
-        error = err
-    message = agree(comm, error)
-    if message is not None:
-        raise CollectiveError(f"{what}: {message}" if what else message) from error
 
 
 # -- assembly ---------------------------------------------------------------------------------
@@ -386,12 +365,14 @@ class NewtonSolver(PETScOwner):
 
     # -- SNES callbacks ---------------------------------------------------------------------------
     def _evaluate_collectively(self, x: PETSc.Vec) -> bool:
-        error: Exception | None = None
+        # only the message is kept: the exception's traceback would hold the callback's PETSc
+        # objects alive on this rank past destroy(), whose collective frees then hang
+        error: str | None = None
         t0 = time.perf_counter()
         try:
             self.evaluate(x)
         except Exception as err:
-            error = err
+            error = f"{type(err).__name__}: {err}" if not str(err) else str(err)
             log.debug("evaluation failed on this rank", exc_info=True)
         t1 = time.perf_counter()
         message = agree(self.comm, error)
@@ -654,3 +635,79 @@ class LoadStepper:
         self.steps.append(record)
         if self.on_step is not None:
             self.on_step(record)
+
+
+class SteppedProblem(PETScOwner):
+    """The :class:`Steppable` shell of a problem whose unknown ``u`` follows load factors: the
+    Newton solver, the committed copy of ``u``, ``attempt``/``commit``/``rollback`` and the
+    :class:`LoadStepper`; every load-stepped method of the package (the FE² macro problem and
+    its DNS, the HMM macro problem and its DNS) is one.
+
+    A subclass sets ``comm`` and ``u``, calls :meth:`_init_stepping` with its assembly, and
+    defines :meth:`set_load`; it may extend :meth:`on_iterate` (pointwise work at each iterate;
+    it may raise, after reaching every collective the other ranks reach), :meth:`commit`,
+    :meth:`rollback` (its own history, after calling these) and :meth:`record` (what a
+    :class:`StepRecord` should carry).  ``role`` names the default options prefix and
+    ``newton_name`` the solver in failure messages.
+    """
+
+    role = "problem"
+    newton_name = "Newton"
+    comm: MPI.Comm
+    u: dolfinx.fem.Function
+
+    def _init_stepping(
+        self,
+        assembly: Assembly,
+        *,
+        petsc_options_prefix: str | None = None,
+        petsc_options: Mapping[str, Any] | None = None,
+        defaults: Mapping[str, Any] | None = None,
+        symmetric: bool = False,
+        max_cuts: int = 6,
+        regrow_after: int = 2,
+        on_step: Callable[[StepRecord], None] | None = None,
+    ) -> None:
+        """The Newton solver, the committed state and the load stepper."""
+        self.newton = self._own(
+            NewtonSolver(
+                assembly,
+                petsc_options_prefix=petsc_options_prefix,
+                petsc_options=petsc_options,
+                defaults=defaults,
+                symmetric=symmetric,
+                role=self.role,
+                name=self.newton_name,
+                on_iterate=self.on_iterate,
+            )
+        )
+        self.prefix = self.newton.prefix
+        self.petsc_options = self.newton.petsc_options
+        self._committed = self._own(self.u.x.petsc_vec.copy())
+        self.stepper = LoadStepper(
+            self, max_cuts=max_cuts, regrow_after=regrow_after, on_step=on_step, label=self.role
+        )
+
+    def set_load(self, factor: float) -> None:
+        """Boundary values, tractions or sources at load factor ``factor``."""
+        raise NotImplementedError
+
+    def on_iterate(self, x: PETSc.Vec) -> None:
+        """Pointwise work at each Newton iterate (after ``u`` holds it); may raise."""
+
+    def attempt(self) -> NewtonOutcome:
+        """Newton at the current load from the committed ``u``."""
+        self._committed.copy(self.newton.x)
+        return self.newton.solve()
+
+    def commit(self) -> None:
+        """Accept the last attempt: ``u`` (already at the solution) becomes the committed one."""
+        self.u.x.petsc_vec.copy(self._committed)
+
+    def rollback(self) -> None:
+        """Back to the committed ``u``."""
+        self._committed.copy(self.u.x.petsc_vec)
+        self.u.x.scatter_forward()
+
+    def record(self, step: StepRecord) -> None:
+        """Fill what a converged step records beyond the Newton history (nothing here)."""

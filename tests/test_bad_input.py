@@ -34,6 +34,15 @@ loading: {steps: 1}
 output: {directory: OUT}
 """
 
+HMM = """\
+dim: 2
+eps: 0.25
+coefficient: {type: laminate, k1: 1, k2: 4}
+macro: {n: 4}
+micro: {n: 4, snap: true}
+output: OUT/hmm.json
+"""
+
 RVE = """\
 microstructure: {kind: disks, volume_fraction: 0.3, resolution: 3}
 laws: {physics: conductivity, matrix: {k: 1}, inclusion: {k: 10}}
@@ -49,6 +58,10 @@ def fe2(text: str) -> tuple[str, str]:
 
 def rve(text: str) -> tuple[str, str]:
     return "rve.yaml", text
+
+
+def hmm(text: str) -> tuple[str, str]:
+    return "hmm.yaml", text
 
 
 #: (label, command line with {dir} for the work folder, files to write, expected message part)
@@ -140,6 +153,22 @@ CASES = [
     ("rve-size: unknown physics", ["rve-size", "{dir}/rve.yaml"],
      [rve(RVE.replace("physics: conductivity", "physics: optics"))],
      "laws.physics: must be one of ['conductivity', 'elasticity'], got 'optics'"),
+    # multiscale hmm
+    ("hmm: null eps", ["hmm", "{dir}/hmm.yaml"], [hmm(HMM.replace("eps: 0.25", "eps: null"))],
+     "eps: null is not allowed"),
+    ("hmm: unknown coefficient", ["hmm", "{dir}/hmm.yaml"],
+     [hmm(HMM.replace("type: laminate", "type: foam"))],
+     "coefficient.type: must be one of ['laminate'"),
+    ("hmm: missing conductivity", ["hmm", "{dir}/hmm.yaml"],
+     [hmm(HMM.replace(", k2: 4", ""))], "coefficient: the key 'k2' is required"),
+    ("hmm: parameter of another type", ["hmm", "{dir}/hmm.yaml"],
+     [hmm(HMM.replace("k2: 4", "k2: 4, sigma: 1"))], "coefficient: unknown key(s) ['sigma']"),
+    ("hmm: sampling domain below a period", ["hmm", "{dir}/hmm.yaml"],
+     [hmm(HMM.replace("micro: {", "micro: {delta: 0.1, "))],
+     "periodic coupling needs delta >= eps"),
+    ("hmm: checkerboard in 3D", ["hmm", "{dir}/hmm.yaml"],
+     [hmm(HMM.replace("dim: 2", "dim: 3").replace("laminate", "checkerboard"))],
+     "the checkerboard is two-dimensional"),
     # multiscale demo
     ("demo: unknown name", ["demo", "no_such_demo"], [], "no demo named 'no_such_demo'"),
 ]  # fmt: skip

@@ -44,7 +44,7 @@ def run(args: argparse.Namespace, comm: MPI.Comm) -> int:
             raise ValueError(f"--steps must be positive, got {args.steps}")
         config.loading.pop("factors", None)
         config.loading["steps"] = args.steps
-    result = run_fe2(config, comm)
+    result = run_fe2(comm, config)
     curve = result.curve()
     log.info(
         "FE² done: %d steps, %d macro Newton iterations, %d RVE solves, final reaction %.6g on "

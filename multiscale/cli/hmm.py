@@ -16,57 +16,143 @@ The configuration (see ``examples/hmm.yaml``)::
                                    # separable linear coefficients)
     output: results/hmm.json
 
-The summary is written by rank 0, atomically (temporary file, then rename).
+Unknown, missing and null keys, wrong types and values out of range are errors naming the key
+(:mod:`multiscale.config`); the output path is relative to the current directory.  The summary is
+written by rank 0, atomically (:func:`multiscale.output.write_json`).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import time
-import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from mpi4py import MPI
 
-__all__ = ["add_parser", "build_coefficient", "load_config", "run"]
+from multiscale.config import (
+    Boolean,
+    ConfigError,
+    Field,
+    Integer,
+    Number,
+    Section,
+    Spec,
+    Text,
+    load,
+)
+from multiscale.output import write_json
+
+__all__ = ["SCHEMA", "add_parser", "build_coefficient", "load_config", "run"]
 
 log = logging.getLogger(__name__)
 
 _TYPES = ("laminate", "checkerboard", "smooth_layers", "smooth_periodic", "random")
 
 
-def load_config(path: Path) -> dict[str, Any]:
-    """Read a ``.yaml``/``.yml`` or ``.toml`` file into a dict."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"configuration file {path} not found")
-    text = path.read_text()
-    if path.suffix in (".yaml", ".yml"):
-        import yaml
+#: Parameters of each coefficient type (all optional, with the defaults of
+#: :func:`build_coefficient`).
+_PARAMETERS = {
+    "laminate": {"k1": Number(positive=True), "k2": Number(positive=True)},
+    "checkerboard": {
+        "k1": Number(positive=True),
+        "k2": Number(positive=True),
+        "cell_n": Integer(min=2),
+    },
+    "smooth_layers": {"amplitude": Number(min=0.0, below=1.0), "mean": Number(positive=True)},
+    "smooth_periodic": {"amplitude": Number(min=0.0, below=1.0), "cell_n": Integer(min=2)},
+    "random": {
+        "seed": Integer(min=0),
+        "sigma": Number(min=0.0),
+        "correlation_length": Number(positive=True),
+        "modes": Integer(min=1),
+    },
+}
+_REQUIRED = {"laminate": ("k1", "k2"), "checkerboard": ("k1", "k2")}
 
-        data = yaml.safe_load(text)
-    elif path.suffix == ".toml":
-        data = tomllib.loads(text)
-    else:
-        raise ValueError(f"configuration {path} must be .yaml, .yml or .toml")
-    if not isinstance(data, dict):
-        raise ValueError(f"configuration {path} must be a mapping")
+
+@dataclass(frozen=True)
+class CoefficientSpec(Spec):
+    """A ``coefficient`` section: ``type``, that type's parameters, optional ``slow`` and
+    ``beta``."""
+
+    what = "a mapping with 'type' and its parameters"
+
+    def check(self, value: Any, where: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.wrong_type(value, where)
+        kind = Text(tuple(_PARAMETERS)).check(value.get("type"), f"{where}.type")
+        fields = {name: Field(spec) for name, spec in _PARAMETERS[kind].items()}
+        fields.update(
+            {
+                "type": Field(Text(tuple(_PARAMETERS))),
+                "beta": Field(Number(min=0.0), default=0.0),
+                "slow": Field(
+                    Section(
+                        {
+                            "amplitude": Field(Number(min=0.0, below=1.0), default=0.5),
+                            "axis": Field(Integer(min=0, max=2), default=0),
+                        }
+                    )
+                ),
+            }
+        )
+        for name in _REQUIRED.get(kind, ()):
+            fields[name] = Field(fields[name].spec, required=True)
+        return Section(fields).check(value, where)
+
+
+#: The schema of the ``multiscale hmm`` file (see the module docstring).
+SCHEMA = Section(
+    {
+        "dim": Field(Integer(min=1, max=3), default=2),
+        "eps": Field(Number(positive=True), required=True),
+        "coefficient": Field(CoefficientSpec(), required=True),
+        "macro": Field(
+            Section(
+                {
+                    "n": Field(Integer(min=1), default=16),
+                    "f": Field(Number(), default=1.0),
+                    "boundary_value": Field(Number(), default=0.0),
+                    "quadrature_degree": Field(Integer(min=1), default=1),
+                }
+            ),
+            default=dict,
+        ),
+        "micro": Field(
+            Section(
+                {
+                    "delta": Field(Number(positive=True)),
+                    "n": Field(Integer(min=2), default=16),
+                    "coupling": Field(Text(("periodic", "dirichlet")), default="periodic"),
+                    "freeze_x": Field(Boolean(), default=True),
+                    "inner": Field(Number(positive=True, max=1.0), default=1.0),
+                    "snap": Field(Boolean(), default=False),
+                    "quadrature_degree": Field(Integer(min=0), default=4),
+                }
+            ),
+            default=dict,
+        ),
+        "dns": Field(Section({"n": Field(Integer(min=2), required=True)})),
+        "homogenized": Field(Section({"n": Field(Integer(min=2), required=True)})),
+        "output": Field(Text()),
+    }
+)
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """The checked configuration of ``path`` (YAML or TOML), defaults filled in; raises
+    ``FileNotFoundError`` or :class:`~multiscale.config.ConfigError` naming the key."""
+    data = load(path, SCHEMA)
+    if data["coefficient"]["type"] == "checkerboard" and data["dim"] != 2:
+        raise ConfigError(f"{path}: coefficient.type: the checkerboard is two-dimensional")
+    if data["coefficient"].get("slow") and data["coefficient"]["slow"]["axis"] >= data["dim"]:
+        raise ConfigError(f"{path}: coefficient.slow.axis: must be below dim = {data['dim']}")
     return data
-
-
-def _section(cfg: dict[str, Any], key: str, allowed: set[str]) -> dict[str, Any]:
-    sec = cfg.get(key) or {}
-    if not isinstance(sec, dict):
-        raise ValueError(f"config section {key!r} must be a mapping")
-    unknown = set(sec) - allowed
-    if unknown:
-        raise ValueError(f"unknown key(s) {sorted(unknown)} in section {key!r}")
-    return sec
 
 
 def build_coefficient(spec: dict[str, Any], dim: int) -> tuple[Any, Any]:
@@ -104,7 +190,7 @@ def build_coefficient(spec: dict[str, Any], dim: int) -> tuple[Any, Any]:
     elif kind == "smooth_periodic":
         coef = hmm.smooth_periodic(dim, float(spec.pop("amplitude", 0.5)))
         n_cell = int(spec.pop("cell_n", 64))
-        cell = hmm.MicroProblem(MPI.COMM_SELF, coef, hmm.MicroSettings(1.0, 1.0, n=n_cell))
+        cell = hmm.SamplingProblem(MPI.COMM_SELF, coef, hmm.MicroSettings(1.0, 1.0, n=n_cell))
         A_hom = cell.effective_tensor(np.zeros(dim))
         cell.destroy()
     else:
@@ -150,41 +236,25 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace, comm: MPI.Comm) -> int:
     from multiscale import hmm
+    from multiscale.mesh import unit_mesh
 
     t0 = time.perf_counter()
     cfg = load_config(args.config)
-    unknown = set(cfg) - {
-        "dim",
-        "eps",
-        "coefficient",
-        "macro",
-        "micro",
-        "dns",
-        "homogenized",
-        "output",
-    }
-    if unknown:
-        raise ValueError(f"unknown top-level key(s) {sorted(unknown)} in {args.config}")
-    dim = int(cfg.get("dim", 2))
-    eps = float(cfg["eps"]) if "eps" in cfg else None
-    if eps is None:
-        raise ValueError("the configuration needs eps")
-    coef, A_hom = build_coefficient(dict(cfg.get("coefficient") or {}), dim)
-    macro = _section(cfg, "macro", {"n", "f", "boundary_value", "quadrature_degree"})
-    micro = _section(
-        cfg, "micro", {"delta", "n", "coupling", "freeze_x", "inner", "snap", "quadrature_degree"}
-    )
-    settings = hmm.MicroSettings(eps=eps, delta=float(micro.pop("delta", eps)), **micro)
-    n_macro = int(macro.get("n", 16))
-    f = float(macro.get("f", 1.0))
-    bv = float(macro.get("boundary_value", 0.0))
-    solver = hmm.HMM(
-        hmm.unit_mesh(comm, dim, n_macro),
+    dim, eps = cfg["dim"], cfg["eps"]
+    coef, A_hom = build_coefficient(dict(cfg["coefficient"]), dim)
+    macro, micro = cfg["macro"], dict(cfg["micro"])
+    try:
+        settings = hmm.MicroSettings(eps=eps, delta=micro.pop("delta", eps), **micro)
+    except ValueError as err:
+        raise ConfigError(f"{args.config}: micro: {err}") from None
+    n_macro, f, bv = macro["n"], macro["f"], macro["boundary_value"]
+    solver = hmm.HMMProblem(
+        unit_mesh(comm, dim, n_macro),
         coef,
         settings,
         f=f,
         boundary_value=bv,
-        quadrature_degree=int(macro.get("quadrature_degree", 1)),
+        quadrature_degree=macro["quadrature_degree"],
     )
     t_hmm = time.perf_counter()
     u_H = solver.solve()
@@ -203,26 +273,27 @@ def run(args: argparse.Namespace, comm: MPI.Comm) -> int:
             comm.allreduce(solver.tensors.sum(axis=0), op=MPI.SUM)
             / comm.allreduce(len(solver.tensors), op=MPI.SUM)
         ).tolist()
-    dns_cfg = _section(cfg, "dns", {"n"})
+    dns_cfg = cfg.get("dns")
     if dns_cfg:
-        dns = hmm.DNS(comm, coef, eps, int(dns_cfg["n"]), f=f, boundary_value=bv)
+        dns = hmm.DNSProblem(comm, coef, eps, int(dns_cfg["n"]), f=f, boundary_value=bv)
         u_eps = dns.solve()
         err = hmm.compare(u_H, n_macro, u_eps)
         summary["dns"] = {"n": dns.n, "time_s": dns.seconds, "iterations": dns.iterations}
+        dns.destroy()
         summary["error_vs_dns"] = {
             "L2": err["L2"],
             "L2_relative": err["L2"] / err["L2_ref"],
             "H1": err["H1"],
         }
         log.info("error vs DNS: L2 %.3e (relative %.3e)", err["L2"], err["L2"] / err["L2_ref"])
-    hom_cfg = _section(cfg, "homogenized", {"n"})
+    hom_cfg = cfg.get("homogenized")
     if hom_cfg:
         if A_hom is None:
             log.warning("no homogenized tensor is known for %s: skipping that reference", coef.name)
         else:
             n_ref = int(hom_cfg["n"])
             ref = hmm.MacroProblem(
-                hmm.unit_mesh(comm, dim, n_ref), f, boundary_value=bv, quadrature_degree=2
+                unit_mesh(comm, dim, n_ref), f, boundary_value=bv, quadrature_degree=2
             )
             u0 = ref.solve_homogenized(A_hom)
             err = hmm.compare(u_H, n_macro, u0)
@@ -237,11 +308,6 @@ def run(args: argparse.Namespace, comm: MPI.Comm) -> int:
     summary["wall_time_s"] = comm.allreduce(time.perf_counter() - t0, op=MPI.MAX)
     solver.destroy()
     out = args.json or (Path(cfg["output"]) if cfg.get("output") else None)
-    if out is not None and comm.rank == 0:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_suffix(out.suffix + ".tmp")
-        tmp.write_text(json.dumps(summary, indent=2))
-        tmp.replace(out)
-        log.info("wrote %s", out)
-    comm.Barrier()
+    if out is not None:
+        write_json(out, summary, comm)
     return 0

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import time
 from pathlib import Path
 
 import numpy as np
 from mpi4py import MPI
+
+from multiscale.output import write_json
 
 __all__ = ["add_parser", "parse_material", "run"]
 
@@ -87,9 +88,6 @@ def run(args: argparse.Namespace, comm) -> int:
         log.info("%s %s tensor (%s):\n%s", args.bc, args.physics, result.notation, result.tensor)
     log.info("volume fractions: %s", result.volume_fractions)
     log.info("Hill-Mandel residual: %.3e", result.hill_mandel_residual)
-    if args.json is not None and comm.rank == 0:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.json.with_suffix(args.json.suffix + ".tmp")
-        tmp.write_text(json.dumps(summary, indent=2))
-        tmp.replace(args.json)  # never a half-written result file
+    if args.json is not None:
+        write_json(args.json, summary, comm)
     return 0

@@ -50,6 +50,7 @@ class QuadratureRule:
             metadata={"quadrature_degree": self.degree, "quadrature_rule": "default"},
         )
         self._spaces: dict[tuple[int, ...], dolfinx.fem.FunctionSpace] = {}
+        self._coordinates: np.ndarray | None = None
 
     # -- spaces and functions ---------------------------------------------------------------------
     def space(self, shape: tuple[int, ...] = ()) -> dolfinx.fem.FunctionSpace:
@@ -72,6 +73,7 @@ class QuadratureRule:
 
     def expression(self, expr: ufl.core.expr.Expr) -> dolfinx.fem.Expression:
         """Compile ``expr`` for evaluation at this rule's points (do it once, reuse it).
+        Collective on the mesh communicator (the JIT compilation is).
 
         An expression without a domain (a constant tensor, such as the tangent of a linear law)
         is tied to the mesh by a factor :math:`\\det J / \\det J = 1`, since FFCx compiles
@@ -116,8 +118,14 @@ class QuadratureRule:
 
     # -- geometry ---------------------------------------------------------------------------------
     def coordinates(self) -> np.ndarray:
-        """Physical coordinates of the owned points, ``(n_cells, n_points, gdim)``."""
-        return self.evaluate(ufl.SpatialCoordinate(self.mesh))
+        """Physical coordinates of the owned points, ``(n_cells, n_points, gdim)``.
+
+        Computed at the first call, which is collective (it compiles an expression, and the
+        compilation is collective on the mesh communicator), and cached: later calls are local,
+        so an error path on one rank may ask for them."""
+        if self._coordinates is None:
+            self._coordinates = self.evaluate(ufl.SpatialCoordinate(self.mesh))
+        return self._coordinates
 
     def jacobian_weights(self, cells: np.ndarray | None = None) -> np.ndarray:
         """:math:`w_q |\\det J|` at the points of ``cells`` (default: owned), ``(n_cells,

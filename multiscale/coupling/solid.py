@@ -10,11 +10,11 @@ Find :math:`u` with
 for the load factors :math:`\\lambda` of a list, where :math:`q` is the stress (Cauchy at small
 strain, first Piola at finite strain) that a subclass defines: the RVEs of FE², or the phase
 laws of the DNS.  :class:`SolidProblem` owns the space, the loaded boundaries, the compiled forms
-and a :class:`~multiscale.nonlinear.NewtonSolver`, and is the
-:class:`~multiscale.nonlinear.Steppable` of a :class:`~multiscale.nonlinear.LoadStepper`; a
-subclass adds its constitutive part in :meth:`SolidProblem._init_constitutive`, its pointwise
-work in :meth:`~SolidProblem.on_iterate` and its history in :meth:`~SolidProblem.commit` and
-:meth:`~SolidProblem.rollback`.
+and a :class:`~multiscale.nonlinear.NewtonSolver`, and is a
+:class:`~multiscale.nonlinear.SteppedProblem` (driven by a
+:class:`~multiscale.nonlinear.LoadStepper`); a subclass adds its constitutive part in
+:meth:`SolidProblem._init_constitutive`, its pointwise work in :meth:`~SolidProblem.on_iterate`
+and its history in :meth:`~SolidProblem.commit` and :meth:`~SolidProblem.rollback`.
 
 A :class:`DisplacementBC` prescribes :math:`u_c = \\lambda\\,\\bar u_c` on a named boundary, a
 :class:`Traction` the traction :math:`\\lambda\\,\\bar t`.  The reaction on a displacement
@@ -39,14 +39,7 @@ from mpi4py import MPI
 from petsc4py import PETSc
 
 from multiscale.mesh.macro import MacroMesh
-from multiscale.nonlinear import (
-    FormAssembly,
-    LoadStepper,
-    NewtonOutcome,
-    NewtonSolver,
-    PETScOwner,
-    StepRecord,
-)
+from multiscale.nonlinear import FormAssembly, SteppedProblem, StepRecord
 
 __all__ = [
     "DisplacementBC",
@@ -206,7 +199,7 @@ class SolidResult:
         }
 
 
-class SolidProblem(PETScOwner):
+class SolidProblem(SteppedProblem):
     """A displacement problem on a macro mesh whose stress a subclass defines.
 
     Parameters
@@ -258,16 +251,9 @@ class SolidProblem(PETScOwner):
         self._init_loads(bcs, tractions)
         internal, jacobian = self._init_constitutive()
         self._init_forms(internal, jacobian)
-        self._init_solver(petsc_options_prefix, petsc_options, defaults, symmetric)
-        self.stepper = LoadStepper(
-            self,
-            max_cuts=max_cuts,
-            regrow_after=regrow_after,
-            on_step=self._on_step,
-            label=self.role,
+        self._init_solver(
+            petsc_options_prefix, petsc_options, defaults, symmetric, max_cuts, regrow_after
         )
-        self.result.steps = self.stepper.steps
-        self.result.failed_attempts = self.stepper.failed_attempts
 
     # -- construction, in steps -------------------------------------------------------------------
     def _init_space(self) -> None:
@@ -321,24 +307,22 @@ class SolidProblem(PETScOwner):
         petsc_options: dict[str, Any] | None,
         defaults: dict[str, Any] | None,
         symmetric: bool,
+        max_cuts: int,
+        regrow_after: int,
     ) -> None:
-        assembly = FormAssembly(self._F, self._J, self.u, self.loads.bcs)
-        self.newton = self._own(
-            NewtonSolver(
-                assembly,
-                petsc_options_prefix=prefix,
-                petsc_options=petsc_options,
-                defaults=defaults,
-                symmetric=symmetric,
-                role=self.role,
-                name=self.newton_name,
-                on_iterate=self.on_iterate,
-            )
+        self._init_stepping(
+            FormAssembly(self._F, self._J, self.u, self.loads.bcs),
+            petsc_options_prefix=prefix,
+            petsc_options=petsc_options,
+            defaults=defaults,
+            symmetric=symmetric,
+            max_cuts=max_cuts,
+            regrow_after=regrow_after,
+            on_step=self._on_step,
         )
-        self.prefix = self.newton.prefix
-        self.petsc_options = self.newton.petsc_options
-        self._committed = self._own(self.u.x.petsc_vec.copy())
         self._internal = self._own(self.newton.b.duplicate())
+        self.result.steps = self.stepper.steps
+        self.result.failed_attempts = self.stepper.failed_attempts
 
     # -- the Steppable protocol -------------------------------------------------------------------
     def set_load(self, factor: float) -> None:
@@ -346,23 +330,6 @@ class SolidProblem(PETScOwner):
         self.factor = float(factor)
         self._load.value = self.factor
         self.loads.set_factor(self.factor)
-
-    def on_iterate(self, x: PETSc.Vec) -> None:
-        """Pointwise work at each Newton iterate (after ``u`` holds it); may raise."""
-
-    def attempt(self) -> NewtonOutcome:
-        """Newton at the current load from the committed displacement."""
-        self._committed.copy(self.newton.x)
-        return self.newton.solve()
-
-    def commit(self) -> None:
-        """Accept the last attempt: ``u`` (already at the solution) becomes the committed one."""
-        self.u.x.petsc_vec.copy(self._committed)
-
-    def rollback(self) -> None:
-        """Back to the committed displacement."""
-        self._committed.copy(self.u.x.petsc_vec)
-        self.u.x.scatter_forward()
 
     def record(self, step: StepRecord) -> None:
         """The reactions of the committed state."""

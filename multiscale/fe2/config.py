@@ -361,7 +361,7 @@ def step_summary(step, result: FE2Result) -> str:
     )
 
 
-def run_fe2(config: FE2Config, comm: MPI.Comm) -> FE2Result:
+def run_fe2(comm: MPI.Comm, config: FE2Config) -> FE2Result:
     """Build and solve the FE² problem of ``config``; write the fields, probes and summary.
 
     The summary JSON is written (atomically, by rank 0) also when the run fails, with the

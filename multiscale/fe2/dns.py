@@ -165,6 +165,7 @@ class DNSProblem(SolidProblem):
                 self._updates.append((cells, {k: self.rule.expression(e) for k, e in new.items()}))
         self._max_p = 0.0
         self._det_F = self.rule.expression(ufl.det(g)) if self.kind == "deformation" else None
+        self.rule.coordinates()  # collective once: failure messages name the point later
         return internal, ufl.derivative(internal, self.u, self.du)
 
     def on_iterate(self, x) -> None:

@@ -171,6 +171,7 @@ class FE2Problem(SolidProblem):
         u = self.u
         g = ufl.sym(ufl.grad(u)) if self.kind == "strain" else ufl.Identity(d) + ufl.grad(u)
         self._g_expr = self.rule.expression(g)
+        self.rule.coordinates()  # collective once: failure messages name the point later
         self._cache: MicroEvaluation | None = None  # at the committed state
         self._last: MicroEvaluation | None = None  # at the last iterate
         self._reuse = False
@@ -208,24 +209,25 @@ class FE2Problem(SolidProblem):
     def on_iterate(self, x: PETSc.Vec) -> None:
         """Solve the RVEs at the iterate (or reuse the committed responses at the first iterate
         of a step) and fill stress and tangent; raises on a failure of any of this rank's
-        points (the Newton solver makes it every rank's failure)."""
+        points (the Newton solver makes it every rank's failure) only after the collectives
+        every rank reaches (the RVE group's, the quadrature functions' ghost update): a
+        non-finite or inverted strain fails its point inside the RVE solve, and failed points
+        are written as NaN."""
         if self._reuse:
             self._reuse = False
             self._assign(self._cache)
             return
         d = self.dim
         G = self.rule.evaluate(self._g_expr).reshape(-1, d, d)
-        if not np.all(np.isfinite(G)):
-            raise MicroSolveError("non-finite macro strain at a Gauss point")
         t0 = time.perf_counter()
         ev = self.micro.evaluate(G)
         self.micro_seconds["total"] += time.perf_counter() - t0
         for key in ("newton", "tangent", "averages"):
             self.micro_seconds[key] += ev.seconds.get(key, 0.0)
+        self._assign(ev)
         if ev.failures:
             more = f" (and {len(ev.failures) - 1} more)" if len(ev.failures) > 1 else ""
             raise MicroSolveError(self._locate(ev.failures[0]) + more)
-        self._assign(ev)
 
     def _assign(self, ev: MicroEvaluation) -> None:
         self.rule.assign(self.flux, ev.flux)

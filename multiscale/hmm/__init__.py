@@ -3,12 +3,17 @@
 
 * :mod:`~multiscale.hmm.coefficients` -- :math:`a(x, y)` as UFL: locally periodic, random
   stationary, monotone nonlinear;
-* :mod:`~multiscale.hmm.micro` -- the sampling-domain problem (one compiled form, lifting by the
-  macro gradient with periodic or Dirichlet coupling, restriction by flux averaging, tangents);
-* :mod:`~multiscale.hmm.macro` -- the P1 macro problem with quadrature-point coefficients;
-* :mod:`~multiscale.hmm.solver` -- :class:`HMM`, linear and Newton (SNES) couplers, micro solves
-  distributed with :class:`~multiscale.coupling.MicroPool`;
-* :mod:`~multiscale.hmm.dns` -- the fine-scale reference and error measurement;
+* :mod:`~multiscale.hmm.micro` -- :class:`SamplingProblem`, the sampling-domain problem (one
+  compiled form, lifting by the macro gradient with periodic or Dirichlet coupling, restriction
+  by flux averaging, tangents; Newton by :class:`~multiscale.nonlinear.NewtonSolver`), and
+  :class:`MicroModel`, the micro-solver role (pool, warm starts, commit/rollback);
+* :mod:`~multiscale.hmm.macro` -- the P1 macro problem with quadrature-point coefficients, the
+  load of the scalar problems and their load-stepped Newton solve (:class:`ScalarProblem`);
+* :mod:`~multiscale.hmm.solver` -- :class:`HMMProblem`: one micro computation and one linear
+  solve for a linear coefficient, macro Newton with the consistent HMM tangent along load steps
+  for a nonlinear one, micro solves distributed with :class:`~multiscale.coupling.MicroPool`;
+* :mod:`~multiscale.hmm.dns` -- :class:`DNSProblem`, the fine-scale reference, and
+  :func:`compare`, the error measurement;
 * :mod:`~multiscale.hmm.reference` -- :math:`A^{hom}` of two-phase cells from the cell solver.
 """
 
@@ -23,26 +28,29 @@ from .coefficients import (
     smooth_layers_tensor,
     smooth_periodic,
 )
-from .dns import DNS, compare
-from .macro import MacroProblem
-from .micro import COUPLINGS, MicroProblem, MicroSettings, unit_mesh
+from .dns import DNSProblem, compare
+from .macro import MacroProblem, ScalarLoad, ScalarProblem
+from .micro import COUPLINGS, MicroModel, MicroSettings, SamplingProblem, SamplingResponse
 from .reference import checkerboard_phase, laminate_phase, two_phase_cell_tensor
-from .solver import HMM, default_snes_options
+from .solver import HMMProblem
 
 __all__ = [
     "COUPLINGS",
-    "DNS",
-    "HMM",
     "Coefficient",
+    "DNSProblem",
+    "HMMProblem",
     "MacroProblem",
-    "MicroProblem",
+    "MicroModel",
     "MicroSettings",
     "MonotoneFlux",
     "RandomStationary",
+    "SamplingProblem",
+    "SamplingResponse",
+    "ScalarLoad",
+    "ScalarProblem",
     "checkerboard",
     "checkerboard_phase",
     "compare",
-    "default_snes_options",
     "laminate",
     "laminate_phase",
     "separable",
@@ -50,5 +58,4 @@ __all__ = [
     "smooth_layers_tensor",
     "smooth_periodic",
     "two_phase_cell_tensor",
-    "unit_mesh",
 ]

@@ -1,11 +1,16 @@
 r"""Direct numerical simulation and error measurement for HMM.
 
-:class:`DNS` solves :math:`-\nabla\cdot q(x, x/\varepsilon, \nabla u^\varepsilon) = f` (linear or
-monotone nonlinear) on a structured fine mesh of :math:`[0,1]^d` that resolves
-:math:`\varepsilon`, with the same coefficient object, source and boundary value as the HMM.
+:class:`DNSProblem` solves :math:`-\nabla\cdot q(x, x/\varepsilon, \nabla u^\varepsilon) =
+\lambda f`, :math:`u^\varepsilon = \lambda u_D` on the boundary (linear or monotone nonlinear)
+on a structured fine mesh of :math:`[0,1]^d` that resolves :math:`\varepsilon`, with the same
+coefficient object, source and boundary value as the HMM.  A linear problem is one linear solve;
+a nonlinear one is solved by the package's :class:`~multiscale.nonlinear.NewtonSolver` (UFL
+Jacobian, :class:`~multiscale.nonlinear.FormAssembly`) along the load factors :math:`\lambda`
+of a :class:`~multiscale.nonlinear.LoadStepper` (by default the single factor 1), as the HMM
+macro problem (:class:`~multiscale.hmm.macro.ScalarProblem`).
 
 :func:`compare` measures a coarse P1 solution :math:`u_H` (on the structured mesh of
-:func:`~multiscale.hmm.micro.unit_mesh` with ``n_coarse`` cells per side) against a reference
+:func:`~multiscale.mesh.unit_mesh` with ``n_coarse`` cells per side) against a reference
 :math:`u_{ref}` on any fine mesh:
 
 .. math::
@@ -20,40 +25,40 @@ non-matching distributed meshes, and the same code on dolfinx 0.9 and 0.11.
 
 from __future__ import annotations
 
-import itertools
 import logging
-import time
 from collections.abc import Mapping
 from typing import Any
 
 import dolfinx
-import dolfinx.fem.petsc
 import numpy as np
 import ufl
 from mpi4py import MPI
-from petsc4py import PETSc
 
 from multiscale.coupling import QuadratureRule
-from multiscale.petsc_options import prefixed_options
+from multiscale.mesh import unit_mesh
+from multiscale.nonlinear import unique_prefix
 
-from .macro import Source, as_source, boundary_condition, linear_solver_options
-from .micro import unit_mesh
-from .solver import default_snes_options
+from .macro import ScalarLoad, ScalarProblem, Source, linear_solve, linear_solver_options
 
-__all__ = ["DNS", "compare"]
+__all__ = ["DNSProblem", "compare"]
 
 log = logging.getLogger(__name__)
 
-_instances = itertools.count()
 
-
-class DNS:
+class DNSProblem(ScalarProblem):
     """The fine-scale problem on ``unit_mesh(comm, dim, n)``.
 
     ``n`` should resolve :math:`\\varepsilon` (several cells per period, and for piecewise
     constant coefficients ``n`` a multiple of :math:`2/\\varepsilon` so cells do not straddle
-    interfaces).  Collective on ``comm``.
+    interfaces).  ``petsc_options_prefix`` and ``petsc_options`` are the prefix and overrides of
+    the linear solver (:func:`~multiscale.hmm.macro.linear_solver_options`) or, for a nonlinear
+    coefficient, of the Newton solver (:func:`~multiscale.hmm.macro.default_newton_options`);
+    ``max_cuts`` and ``regrow_after`` those of its load stepper.  :meth:`solve` returns
+    :attr:`u`.  Collective on ``comm``.
     """
+
+    role = "hmm_dns"
+    newton_name = "DNS Newton"
 
     def __init__(
         self,
@@ -65,7 +70,10 @@ class DNS:
         f: Source = 1.0,
         boundary_value: float = 0.0,
         quadrature_degree: int = 4,
+        petsc_options_prefix: str | None = None,
         petsc_options: Mapping[str, Any] | None = None,
+        max_cuts: int = 6,
+        regrow_after: int = 2,
     ) -> None:
         eps = float(eps)
         if not np.isfinite(eps) or eps <= 0.0:
@@ -79,108 +87,53 @@ class DNS:
         self.mesh = mesh = unit_mesh(comm, coefficient.dim, self.n)
         self.V = dolfinx.fem.functionspace(mesh, ("Lagrange", 1))
         self.u = dolfinx.fem.Function(self.V, name="u_eps")
-        self.bc = boundary_condition(self.V, float(boundary_value))
-        x = ufl.SpatialCoordinate(mesh)
-        y = x / dolfinx.fem.Constant(mesh, eps)
-        v, w = ufl.TestFunction(self.V), ufl.TrialFunction(self.V)
-        dx = ufl.dx(metadata={"quadrature_degree": int(quadrature_degree)})
-        fx = as_source(f, mesh)
-        if coefficient.linear:
-            self._a = dolfinx.fem.form(
-                ufl.inner(coefficient.flux(x, y, ufl.grad(w)), ufl.grad(v)) * dx
-            )
-            self._L = dolfinx.fem.form(fx * v * ufl.dx)
-        else:
-            F = (
-                ufl.inner(coefficient.flux(x, y, ufl.grad(self.u)), ufl.grad(v)) * dx
-                - fx * v * ufl.dx
-            )
-            self._F = dolfinx.fem.form(F)
-            self._a = dolfinx.fem.form(ufl.derivative(F, self.u, w))
-        self.options = linear_solver_options() if coefficient.linear else default_snes_options()
-        self.options.update(petsc_options or {})
-        self.prefix = f"multiscale_hmm_dns_{next(_instances)}_"
+        self.load = ScalarLoad(self.V, f, boundary_value)
         self.ndofs = self.V.dofmap.index_map.size_global
-        self.iterations = 0
-        self.residual_history: list[float] = []
-        self.seconds = 0.0
-
-    def _configure(self, obj: PETSc.KSP | PETSc.SNES) -> None:
-        obj.setOptionsPrefix(self.prefix)
-        with prefixed_options(self.prefix, self.options):
-            obj.setFromOptions()
-
-    def solve(self) -> dolfinx.fem.Function:
-        t0 = time.perf_counter()
-        if self.coefficient.linear:
-            self._solve_linear()
+        self._init_forms(int(quadrature_degree))
+        if coefficient.linear:
+            self.prefix = petsc_options_prefix or unique_prefix(self.role)
+            self.petsc_options = {**linear_solver_options(), **(petsc_options or {})}
         else:
-            self._solve_nonlinear()
-        self.seconds = self.comm.allreduce(time.perf_counter() - t0, op=MPI.MAX)
-        return self.u
+            self._init_newton(
+                self._F,
+                self._J,
+                petsc_options_prefix=petsc_options_prefix,
+                petsc_options=petsc_options,
+                max_cuts=max_cuts,
+                regrow_after=regrow_after,
+            )
+            assert self.newton is not None
+            self.prefix, self.petsc_options = self.newton.prefix, self.newton.petsc_options
+
+    def _init_forms(self, quadrature_degree: int) -> None:
+        """The bilinear and linear forms (linear coefficient) or the residual and its UFL
+        Jacobian, compiled once."""
+        mesh = self.mesh
+        x = ufl.SpatialCoordinate(mesh)
+        y = x / dolfinx.fem.Constant(mesh, self.eps)
+        v, w = ufl.TestFunction(self.V), ufl.TrialFunction(self.V)
+        dx = ufl.dx(metadata={"quadrature_degree": quadrature_degree})
+        source = self.load.source * v * ufl.dx
+        if self.coefficient.linear:
+            flux = self.coefficient.flux(x, y, ufl.grad(w))
+            self._J = dolfinx.fem.form(ufl.inner(flux, ufl.grad(v)) * dx)
+            self._L = dolfinx.fem.form(source)
+        else:
+            flux = self.coefficient.flux(x, y, ufl.grad(self.u))
+            F = ufl.inner(flux, ufl.grad(v)) * dx - source
+            self._F = dolfinx.fem.form(F)
+            self._J = dolfinx.fem.form(ufl.derivative(F, self.u, w))
 
     def _solve_linear(self) -> None:
-        A = dolfinx.fem.petsc.assemble_matrix(self._a, bcs=[self.bc])
-        A.assemble()
-        b = dolfinx.fem.petsc.assemble_vector(self._L)
-        dolfinx.fem.petsc.apply_lifting(b, [self._a], [[self.bc]])
-        b.ghostUpdate(addv=PETSc.InsertMode.ADD_VALUES, mode=PETSc.ScatterMode.REVERSE)
-        dolfinx.fem.petsc.set_bc(b, [self.bc])
-        ksp = PETSc.KSP().create(self.comm)
-        try:
-            ksp.setOperators(A)
-            self._configure(ksp)
-            ksp.solve(b, self.u.x.petsc_vec)
-            if ksp.getConvergedReason() < 0:
-                raise RuntimeError(f"DNS linear solve failed: reason {ksp.getConvergedReason()}")
-            self.u.x.scatter_forward()
-            self.iterations = 1
-        finally:
-            for obj in (ksp, A, b):
-                obj.destroy()
-
-    def _solve_nonlinear(self) -> None:
-        u = self.u
-        u.x.array[:] = 0.0
-        self.bc.set(u.x.array)
-        u.x.scatter_forward()
-        b = u.x.petsc_vec.duplicate()
-        A = dolfinx.fem.petsc.create_matrix(self._a)
-        x = u.x.petsc_vec.copy()
-        snes = PETSc.SNES().create(self.comm)
-
-        def residual(snes, xv, F):
-            xv.copy(u.x.petsc_vec)
-            u.x.scatter_forward()
-            with F.localForm() as f_local:
-                f_local.set(0.0)
-            dolfinx.fem.petsc.assemble_vector(F, self._F)
-            F.ghostUpdate(addv=PETSc.InsertMode.ADD_VALUES, mode=PETSc.ScatterMode.REVERSE)
-            dolfinx.fem.petsc.set_bc(F, [self.bc], xv, -1.0)
-
-        def jacobian(snes, xv, J, P):
-            J.zeroEntries()
-            dolfinx.fem.petsc.assemble_matrix(J, self._a, [self.bc])
-            J.assemble()
-
-        try:
-            snes.setFunction(residual, b)
-            snes.setJacobian(jacobian, A)
-            snes.setConvergenceHistory()
-            self._configure(snes)
-            snes.solve(None, x)
-            self.iterations = snes.getIterationNumber()
-            self.residual_history = [float(r) for r in snes.getConvergenceHistory()[0]]
-            if snes.getConvergedReason() < 0:
-                raise RuntimeError(
-                    f"DNS Newton did not converge: reason {snes.getConvergedReason()}, "
-                    f"residuals {self.residual_history}"
-                )
-            x.copy(u.x.petsc_vec)
-            u.x.scatter_forward()
-        finally:
-            for obj in (snes, A, b, x):
-                obj.destroy()
+        linear_solve(
+            self._J,
+            self._L,
+            [self.load.bc],
+            self.u,
+            petsc_options_prefix=self.prefix,
+            petsc_options=self.petsc_options,
+            what="DNS linear solve",
+        )
 
 
 def _lattice_keys(X: np.ndarray, n: int) -> np.ndarray:

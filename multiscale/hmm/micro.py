@@ -19,65 +19,82 @@ All sampling domains share one mesh of the unit cell :math:`Y = [0,1]^d`: with
     \int_Y q\big(x, (x_q + \delta(\xi - \tfrac12))/\varepsilon, G + \nabla_\xi w\big)\cdot
     \nabla_\xi v\,d\xi = 0,
 
-and :math:`x_q`, :math:`\delta`, :math:`\varepsilon` and :math:`G` are :class:`dolfinx.fem.Constant`
-objects of **one** set of compiled forms, updated per point.
+and :math:`x_q`, :math:`\delta`, :math:`\varepsilon`, :math:`G` (and the unit direction
+:math:`T` of the tangent below) are :class:`dolfinx.fem.Constant` objects of **one** set of
+compiled forms, updated per point.
 
 Restriction.  The macro flux is the micro flux averaged over :math:`K_\delta`, or over an inner
 box of relative size ``inner`` (oversampling):
-:math:`Q(x_q, G) = |Y_{in}|^{-1}\int_{Y_{in}} q\,d\xi`.
+:math:`Q(x_q, G) = |Y_{in}|^{-1}\int_{Y_{in}} q\,d\xi`, a weighted sum over the micro quadrature
+points of the inner cells.
+
+Newton.  :class:`SamplingProblem` solves for :math:`w` with the package's
+:class:`~multiscale.nonlinear.NewtonSolver` on the constrained space
+(:class:`~multiscale.cell.constraints.ConstrainedAssembly`): full Newton steps, converged when
+the residual is below ``newton_atol`` and ``newton_rtol`` of its reference *and* the last
+correction below ``snes_stol`` :math:`= 10^{-8}` of :math:`\|w\| + |G|\sqrt N` (:math:`N` micro
+dofs).  At least one Newton step is taken (``min_iterations = 1``), so the Jacobian factorized
+last is that at the solution to that accuracy, while the solution itself, one quadratically
+convergent step further, is accurate to round-off.  Before every residual the linearized
+coefficient :math:`D = \partial q/\partial g` is evaluated at the micro quadrature points and
+checked (the solver's ``on_iterate`` hook): a NaN, or a :math:`D` whose symmetric part is not
+positive definite, fails the solve with :class:`~multiscale.coupling.MicroSolveError` on every
+rank of the micro problem.
 
 Tangent.  :math:`\partial Q/\partial G` is obtained from the linearized micro problems: with
-:math:`D = \partial q/\partial g` at the converged state, :math:`\chi_j` solves
+:math:`D` at the converged state, :math:`\chi_j` solves
 :math:`\int_Y D(e_j + \nabla\chi_j)\cdot\nabla v = 0` and column :math:`j` of the tangent is
-:math:`\langle D(e_j + \nabla\chi_j)\rangle_{Y_{in}}`.  The Jacobian is factorized once and the
-:math:`d` right-hand sides reuse the factorization.  For a linear coefficient the tangent *is* the
-effective tensor :math:`A^{HMM}(x_q)` and no Newton iteration is needed; for a nonlinear one the
-micro Newton iteration (with step cuts) runs first.
+:math:`\langle D(e_j + \nabla\chi_j)\rangle_{Y_{in}}`.  The :math:`d` right-hand sides reuse the
+factorization of the Newton solver's last Jacobian (the KSP of its SNES).  A linear coefficient
+needs no Newton iteration: at :math:`G = 0`, :math:`w = 0` the coefficient is checked, its
+stiffness assembled into the solver's matrix and factorized by the same KSP; the tangent *is*
+the effective tensor :math:`A^{HMM}(x_q)` and :math:`Q = A^{HMM} G`.
+
+Micro-solver role.  :class:`MicroModel` (the name of FE²'s counterpart) holds the
+:class:`~multiscale.coupling.MicroPool`, one :class:`SamplingProblem` on its micro communicator
+and, for a nonlinear coefficient, the fluctuation of every point of the group: the trial one
+(the warm start of the next solve at the point) and the committed one (of the last converged
+macro load step), with :meth:`MicroModel.commit` and :meth:`MicroModel.rollback`.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import math
-from collections.abc import Mapping
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import dolfinx
-import dolfinx.fem.petsc
-import dolfinx_mpc
 import numpy as np
 import ufl
 from mpi4py import MPI
 from petsc4py import PETSc
 
-from multiscale.cell.constraints import build_constraint
-from multiscale.coupling import MicroSolveError, QuadratureRule
-from multiscale.petsc_options import prefixed_options
+from multiscale.cell.constraints import ConstrainedAssembly, build_constraint
+from multiscale.coupling import MicroFailure, MicroPool, MicroSolveError, QuadratureRule
+from multiscale.mesh import unit_mesh
+from multiscale.nonlinear import (
+    NewtonOutcome,
+    NewtonSolver,
+    PETScOwner,
+    agree,
+    newton_options,
+)
 
-__all__ = ["COUPLINGS", "MicroProblem", "MicroSettings", "unit_mesh"]
+__all__ = [
+    "COUPLINGS",
+    "MicroModel",
+    "MicroSettings",
+    "SamplingProblem",
+    "SamplingResponse",
+    "default_micro_options",
+]
 
 log = logging.getLogger(__name__)
 
-_instances = itertools.count()
-
 #: Coupling conditions of the sampling-domain problem.
 COUPLINGS = ("periodic", "dirichlet")
-
-
-def unit_mesh(comm: MPI.Comm, dim: int, n: int) -> dolfinx.mesh.Mesh:
-    """The structured mesh of :math:`[0,1]^d` with ``n`` cells per side (simplices)."""
-    n = int(n)
-    if n < 1:
-        raise ValueError(f"number of cells per side must be >= 1, got {n}")
-    if dim == 1:
-        return dolfinx.mesh.create_unit_interval(comm, n)
-    if dim == 2:
-        return dolfinx.mesh.create_unit_square(comm, n, n)
-    if dim == 3:
-        return dolfinx.mesh.create_unit_cube(comm, n, n, n)
-    raise ValueError(f"dimension must be 1, 2 or 3, got {dim!r}")
 
 
 @dataclass(slots=True)
@@ -106,9 +123,11 @@ class MicroSettings:
     degree, quadrature_degree:
         Lagrange degree of the micro unknown and degree of the micro quadrature.
     newton_rtol, newton_atol, newton_max_it:
-        Micro Newton tolerances (nonlinear coefficients only).
+        The micro Newton's ``snes_rtol``, ``snes_atol`` and ``snes_max_it`` (see
+        :func:`default_micro_options`).
     petsc_options:
-        Overrides of the micro linear solver options (default: LU).
+        Overrides of the micro Newton and linear solver options (any ``snes_*``, ``ksp_*`` or
+        ``pc_*`` key, on top of :func:`default_micro_options`).
     """
 
     delta: float
@@ -173,26 +192,51 @@ class MicroSettings:
         }
 
 
-def _zero_vector(b: PETSc.Vec) -> None:
-    with b.localForm() as b_local:
-        b_local.set(0.0)
+def default_micro_options(settings: MicroSettings, serial: bool) -> dict[str, Any]:
+    """:func:`~multiscale.nonlinear.newton_options` (full Newton steps) with the tolerances of
+    ``settings``, the step test ``snes_stol 1e-8`` and LU: PETSc's own for a micro problem on
+    one rank (``serial``; the problems are small), MUMPS otherwise."""
+    options = newton_options(
+        snes_rtol=settings.newton_rtol,
+        snes_atol=settings.newton_atol,
+        snes_stol=1.0e-8,
+        snes_max_it=settings.newton_max_it,
+    )
+    if serial:
+        options["pc_factor_mat_solver_type"] = "petsc"
+    return options
 
 
-class MicroProblem:
+@dataclass(slots=True)
+class SamplingResponse:
+    """One sampling-domain solve: the averaged ``flux`` :math:`Q` (d), the ``tangent``
+    :math:`\\partial Q/\\partial G` (d x d), the owned part of the converged ``fluctuation``
+    (the warm start of the next solve at the point) and the Newton ``iterations``."""
+
+    flux: np.ndarray
+    tangent: np.ndarray
+    fluctuation: np.ndarray
+    iterations: int
+
+
+class SamplingProblem(PETScOwner):
     """The sampling-domain problem of one coefficient, built once and solved at every point.
 
     Parameters
     ----------
     comm:
-        Communicator of the micro mesh (:attr:`MicroPool.micro_comm`).
+        Communicator of the micro mesh (:attr:`MicroPool.micro_comm
+        <multiscale.coupling.MicroPool.micro_comm>`).
     coefficient:
         A linear coefficient or a nonlinear flux law (see :mod:`multiscale.hmm.coefficients`).
     settings:
         :class:`MicroSettings`.
-    options_prefix:
-        PETSc options prefix (default ``multiscale_hmm_micro_<n>_``, identical on all ranks).
+    petsc_options_prefix:
+        Options prefix of the micro Newton solver (default ``multiscale_hmm_micro_<n>_``,
+        identical on all ranks).
 
-    Collective on ``comm``.  :meth:`destroy` frees the PETSc objects.
+    Collective on ``comm``.  Frees its PETSc objects in :meth:`destroy` (also on leaving a
+    ``with`` block).
     """
 
     def __init__(
@@ -201,32 +245,51 @@ class MicroProblem:
         coefficient: Any,
         settings: MicroSettings,
         *,
-        options_prefix: str | None = None,
+        petsc_options_prefix: str | None = None,
     ) -> None:
         self.comm = comm
         self.coefficient = coefficient
-        self.settings = s = settings
+        self.settings = settings
         self.linear = bool(coefficient.linear)
-        d = self.dim = int(coefficient.dim)
+        self.dim = int(coefficient.dim)
+        self._init_space()
+        self._init_constants()
+        self._init_forms()
+        self._init_solver(petsc_options_prefix)
+
+    # -- construction, in steps -------------------------------------------------------------------
+    def _init_space(self) -> None:
+        """Unit-cell mesh, constrained space, the averaging cells and their weights."""
+        s, d = self.settings, self.dim
         if s.coupling == "periodic" and not math.isclose(
             s.periods, round(s.periods), rel_tol=0, abs_tol=1e-9
         ):
             log.info("periodic coupling with delta/eps = %.4g not an integer", s.periods)
-        self.mesh = mesh = unit_mesh(comm, d, s.n)
+        self.mesh = mesh = unit_mesh(self.comm, d, s.n)
         self.V = dolfinx.fem.functionspace(mesh, ("Lagrange", int(s.degree)))
+        self.ndofs = self.V.dofmap.index_map.size_global
         box = np.array([np.zeros(d), np.ones(d)])
-        self.mpc, self.bcs = build_constraint(
+        self.mpc, bcs = build_constraint(
             self.V, box, "periodic" if s.coupling == "periodic" else "kubc"
         )
         W = self.mpc.function_space
         # The conditions of build_constraint live on V; dolfinx_mpc assembles on the constrained
         # space W and silently skips conditions of another space, so restate them on W (same
         # local dof numbering).
-        self.bcs = [dolfinx.fem.dirichletbc(0.0, bc.dof_indices()[0], W) for bc in self.bcs]
-        self.w = dolfinx.fem.Function(W)  # fluctuation (micro Newton state)
-        self.dw = dolfinx.fem.Function(W)  # Newton increment
-        self.chi = dolfinx.fem.Function(W)  # tangent corrector of one direction
+        self.bcs = [dolfinx.fem.dirichletbc(0.0, bc.dof_indices()[0], W) for bc in bcs]
+        self.w = dolfinx.fem.Function(W, name="fluctuation")
+        self.chi = dolfinx.fem.Function(W, name="corrector")
+        self.rule = QuadratureRule(mesh, int(s.quadrature_degree))
+        mid = dolfinx.mesh.compute_midpoints(mesh, mesh.topology.dim, self.rule.cells)[:, :d]
+        inside = np.all(np.abs(mid - 0.5) < 0.5 * s.inner, axis=1)
+        self._inner = np.flatnonzero(inside)  # rows of the rule's (owned) cells
+        self._inner_cells = self.rule.cells[self._inner]
+        self._weights = self.rule.jacobian_weights(self._inner_cells)
+        volume = float(self._weights.sum())
+        self.inner_volume = _comm_sum(self.comm, np.array([volume]))[0]
 
+    def _init_constants(self) -> None:
+        mesh, d, s = self.mesh, self.dim, self.settings
         self.xq = dolfinx.fem.Constant(mesh, np.zeros(d))
         self.corner = dolfinx.fem.Constant(mesh, np.zeros(d))
         self.delta = dolfinx.fem.Constant(mesh, s.delta)
@@ -234,189 +297,198 @@ class MicroProblem:
         self.G = dolfinx.fem.Constant(mesh, np.zeros(d))
         self.T = dolfinx.fem.Constant(mesh, np.zeros(d))
 
-        xi = ufl.SpatialCoordinate(mesh)
+    def _init_forms(self) -> None:
+        """Residual, Jacobian, corrector right-hand side and point expressions, compiled
+        once."""
+        d = self.dim
+        xi = ufl.SpatialCoordinate(self.mesh)
         z = self.corner + self.delta * xi
         y = z / self.eps
-        x_slow = self.xq if s.freeze_x else z
-
-        # Cells of the averaging box (tag 1) and the rest (tag 0).
-        tdim = mesh.topology.dim
-        ncells = mesh.topology.index_map(tdim).size_local + mesh.topology.index_map(tdim).num_ghosts
-        cells = np.arange(ncells, dtype=np.int32)
-        mid = dolfinx.mesh.compute_midpoints(mesh, tdim, cells)[:, :d]
-        inside = np.all(np.abs(mid - 0.5) < 0.5 * s.inner, axis=1).astype(np.int32)
-        tags = dolfinx.mesh.meshtags(mesh, tdim, cells, inside)
-        md = {"quadrature_degree": int(s.quadrature_degree)}
-        dx = ufl.Measure("dx", domain=mesh, metadata=md)
-        dx_in = ufl.Measure("dx", domain=mesh, metadata=md, subdomain_data=tags)(1)
-
+        x_slow = self.xq if self.settings.freeze_x else z
         g = ufl.variable(self.G + ufl.grad(self.w))
-        q = coefficient.flux(x_slow, y, g)
+        q = self.coefficient.flux(x_slow, y, g)
         if ufl.shape(q) != (d,):
             raise ValueError(f"the flux must be a vector of length {d}, got shape {ufl.shape(q)}")
         D = ufl.diff(q, g)
-        v = ufl.TestFunction(W)
-        du = ufl.TrialFunction(W)
+        W = self.mpc.function_space
+        v, du = ufl.TestFunction(W), ufl.TrialFunction(W)
+        dx = self.rule.dx
         self._F = dolfinx.fem.form(ufl.inner(q, ufl.grad(v)) * dx)
         self._J = dolfinx.fem.form(ufl.inner(ufl.dot(D, ufl.grad(du)), ufl.grad(v)) * dx)
         self._L_T = dolfinx.fem.form(-ufl.inner(ufl.dot(D, self.T), ufl.grad(v)) * dx)
-        corrected = ufl.dot(D, self.T + ufl.grad(self.chi))
-        self._tangent_avg = [dolfinx.fem.form(corrected[i] * dx_in) for i in range(d)]
-        self._flux_avg = [dolfinx.fem.form(q[i] * dx_in) for i in range(d)]
-        one = dolfinx.fem.Constant(mesh, 1.0)
-        self.inner_volume = comm.allreduce(
-            dolfinx.fem.assemble_scalar(dolfinx.fem.form(one * dx_in)), op=MPI.SUM
-        )
-        # Check of the coefficient: D at the quadrature points, one compiled expression.
-        self._check_rule = QuadratureRule(mesh, max(int(s.quadrature_degree), 1))
-        self._D_expr = self._check_rule.expression(D)
+        self._q_expr = self.rule.expression(q)
+        self._D_expr = self.rule.expression(D)
+        self._grad_chi = self.rule.expression(ufl.grad(self.chi))
 
-        self.prefix = options_prefix or f"multiscale_hmm_micro_{next(_instances)}_"
-        options: dict[str, Any] = {"ksp_type": "preonly", "pc_type": "lu"}
-        if comm.size > 1:
-            options["pc_factor_mat_solver_type"] = "mumps"
-        options.update(s.petsc_options)
-        self.petsc_options = options
-        self.A = dolfinx_mpc.assemble_matrix(self._J, self.mpc, bcs=self.bcs)
-        self.b = dolfinx_mpc.assemble_vector(self._L_T, self.mpc)
-        self.ksp = PETSc.KSP().create(comm)
-        self.ksp.setOptionsPrefix(self.prefix)
-        self.ksp.setOperators(self.A)
-        with prefixed_options(self.prefix, options):
-            self.ksp.setFromOptions()
-        self._history: dict[int, np.ndarray] = {}
-        self.newton_iterations: list[int] = []
-        self.ndofs = self.V.dofmap.index_map.size_global
-
-    # -- pieces -----------------------------------------------------------------------------------
-    def _assemble_vector(self, form: dolfinx.fem.Form) -> PETSc.Vec:
-        _zero_vector(self.b)
-        dolfinx_mpc.assemble_vector(form, self.mpc, self.b)
-        self.b.ghostUpdate(addv=PETSc.InsertMode.ADD_VALUES, mode=PETSc.ScatterMode.REVERSE)
-        dolfinx.fem.petsc.set_bc(self.b, self.bcs)
-        return self.b
-
-    def _assemble_jacobian(self) -> None:
-        dolfinx_mpc.assemble_matrix(self._J, self.mpc, bcs=self.bcs, A=self.A)
-        self.ksp.setOperators(self.A)
-
-    def _solve_into(self, u: dolfinx.fem.Function, what: str) -> None:
-        self.ksp.solve(self.b, u.x.petsc_vec)
-        reason = self.ksp.getConvergedReason()
-        if reason < 0:
-            raise MicroSolveError(f"micro linear solve ({what}) failed: KSP reason {reason}")
-        u.x.scatter_forward()
-        self.mpc.backsubstitution(u)
-
-    def _check_coefficient(self) -> None:
-        """Raise on a NaN or a non-positive-definite linearized coefficient."""
-        D = self._check_rule.evaluate(self._D_expr).reshape(-1, self.dim, self.dim)
-        bad = 0
-        if D.size:
-            if not np.all(np.isfinite(D)):
-                bad = 2
-            else:
-                sym = 0.5 * (D + np.transpose(D, (0, 2, 1)))
-                if np.linalg.eigvalsh(sym)[:, 0].min() <= 0.0:
-                    bad = 1
-        bad = self.comm.allreduce(bad, op=MPI.MAX)
-        if bad:
-            what = "NaN or infinite" if bad == 2 else "not positive definite"
-            raise MicroSolveError(
-                f"the coefficient is {what} on the sampling domain at x_q = {self.xq.value}"
+    def _init_solver(self, prefix: str | None) -> None:
+        self.assembly = ConstrainedAssembly(self._F, self._J, self.w, self.mpc, self.bcs)
+        self.newton = self._own(
+            NewtonSolver(
+                self.assembly,
+                petsc_options_prefix=prefix,
+                petsc_options=self.settings.petsc_options,
+                defaults=default_micro_options(self.settings, self.comm.size == 1),
+                min_iterations=1,
+                role="hmm_micro",
+                name="sampling-domain Newton",
+                on_iterate=self._check_coefficient,
+                step_scale=self._step_scale,
+                residual_reference=self._residual_reference,
             )
+        )
+        self.prefix = self.newton.prefix
+        self.petsc_options = self.newton.petsc_options
+        self._rhs = self._own(self.newton.b.duplicate())
+        self._D_points: np.ndarray | None = None  # D at the last iterate (owned cells)
+        self._scale = math.sqrt(self.ndofs)
 
-    def _residual_norm(self) -> float:
-        return self._assemble_vector(self._F).norm()
+    # -- Newton hooks -----------------------------------------------------------------------------
+    def _check_coefficient(self, x: PETSc.Vec) -> None:
+        """Evaluate :math:`D` at the iterate (kept for the tangent) and raise on a NaN or a
+        symmetric part that is not positive definite (Sylvester's criterion: positive leading
+        principal minors)."""
+        self._D_points = D = self.rule.evaluate(self._D_expr)
+        if not D.size:
+            return
+        D = D.reshape(-1, self.dim, self.dim)
+        if not np.all(np.isfinite(D)):
+            raise MicroSolveError("the coefficient is NaN or infinite on the sampling domain")
+        S = 0.5 * (D + np.transpose(D, (0, 2, 1)))
+        minors = [S[:, 0, 0]]
+        if self.dim > 1:
+            minors.append(S[:, 0, 0] * S[:, 1, 1] - S[:, 0, 1] * S[:, 1, 0])
+        if self.dim > 2:
+            minors.append(
+                S[:, 0, 0] * (S[:, 1, 1] * S[:, 2, 2] - S[:, 1, 2] * S[:, 2, 1])
+                - S[:, 0, 1] * (S[:, 1, 0] * S[:, 2, 2] - S[:, 1, 2] * S[:, 2, 0])
+                + S[:, 0, 2] * (S[:, 1, 0] * S[:, 2, 1] - S[:, 1, 1] * S[:, 2, 0])
+            )
+        if min(float(m.min()) for m in minors) <= 0.0:
+            raise MicroSolveError("the coefficient is not positive definite on the sampling domain")
 
-    def _newton(self, key: int | None) -> None:
-        """Micro Newton iteration for the fluctuation ``w`` at the current constants."""
-        s = self.settings
-        if key is not None and key in self._history:
-            self.w.x.array[:] = self._history[key]
-        else:
-            self.w.x.array[:] = 0.0
-        r = self._residual_norm()
-        r0 = r
-        it = 0
-        while r > max(s.newton_rtol * r0, s.newton_atol):
-            if it >= s.newton_max_it or not math.isfinite(r):
-                raise MicroSolveError(
-                    f"micro Newton did not converge at x_q = {self.xq.value}, G = {self.G.value}: "
-                    f"residual {r:.3e} (initial {r0:.3e}) after {it} iterations"
-                )
-            self._check_coefficient()
-            self._assemble_jacobian()
-            self.b.scale(-1.0)
-            self._solve_into(self.dw, "Newton step")
-            w0 = self.w.x.array.copy()
-            step = 1.0
-            for _ in range(12):  # step cuts until the residual decreases
-                self.w.x.array[:] = w0 + step * self.dw.x.array
-                r_new = self._residual_norm()
-                if math.isfinite(r_new) and r_new < r:
-                    break
-                step *= 0.5
-            else:
-                raise MicroSolveError(
-                    f"micro Newton stalled at x_q = {self.xq.value}: no step length reduces the "
-                    f"residual {r:.3e}"
-                )
-            r = r_new
-            it += 1
-        self.newton_iterations.append(it)
-        if key is not None:
-            self._history[key] = self.w.x.array.copy()
+    def _step_scale(self) -> float:
+        # |G| sqrt(N): the size of the affine part over the unit cell; or, where that vanishes
+        # (G = 0 from a non-zero warm start), the first correction, so round-off is not chased
+        return max(float(np.linalg.norm(self.G.value)) * self._scale, self.newton.first_step)
+
+    def _residual_reference(self, f0: float) -> float:
+        # the nodal fluxes of the affine part, ||A|| |G| sqrt(N): the load of the cell problem,
+        # not round-off where a warm start is already (nearly) the solution
+        norm = self.newton.A.norm(PETSc.NormType.INFINITY)
+        return max(f0, norm * self._step_scale())
 
     # -- the micro solve --------------------------------------------------------------------------
-    def solve(
-        self, xq: np.ndarray, G: np.ndarray | None = None, key: int | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        r"""Averaged flux :math:`Q(x_q, G)` and tangent :math:`\partial Q/\partial G` (``d x d``).
+    @property
+    def fluctuation_size(self) -> int:
+        """Length of the owned part of a fluctuation vector."""
+        return self.newton.x.getLocalSize()
 
-        For a linear coefficient the tangent is :math:`A^{HMM}(x_q)` and :math:`Q = A^{HMM} G`.
-        ``key`` names the point for warm starts of the micro Newton iteration.  Collective on the
-        micro communicator; raises :class:`MicroSolveError` on failure.
-        """
-        d = self.dim
-        s = self.settings
+    def _set_point(self, xq: np.ndarray, G: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        d, s = self.dim, self.settings
         xq = np.asarray(xq, dtype=float)[:d]
+        G = np.zeros(d) if G is None else np.asarray(G, dtype=float)[:d]
+        if not (np.all(np.isfinite(xq)) and np.all(np.isfinite(G))):
+            raise MicroSolveError(f"non-finite micro input: x_q = {xq.tolist()}, G = {G.tolist()}")
         corner = xq - 0.5 * s.delta
         if s.snap:
             corner = s.eps * np.round(corner / s.eps)
         self.xq.value[...] = xq
         self.corner.value[...] = corner
-        G = np.zeros(d) if G is None else np.asarray(G, dtype=float)[:d]
-        if self.linear:
-            self.G.value[...] = 0.0
-            self.w.x.array[:] = 0.0
-            self._check_coefficient()
+        self.G.value[...] = 0.0 if self.linear else G
+        return xq, G
+
+    def _newton(self, guess: np.ndarray | None) -> NewtonOutcome:
+        """Newton from ``guess`` (``None``: zero); on success the last Jacobian, factorized by
+        the solver's KSP, is that at the solution (to ``snes_stol``)."""
+        x = self.newton.x
+        if guess is None:
+            x.set(0.0)
         else:
-            self.G.value[...] = G
-            self._newton(key)
-        self._assemble_jacobian()
-        tangent = np.zeros((d, d))
-        for j in range(d):
-            self.T.value[...] = np.eye(d)[j]
-            self._assemble_vector(self._L_T)
-            self._solve_into(self.chi, f"corrector {j}")
-            tangent[:, j] = [dolfinx.fem.assemble_scalar(f) for f in self._tangent_avg]
-        tangent = self.comm.allreduce(tangent, op=MPI.SUM) / self.inner_volume
+            x.getArray()[:] = guess
+        x.ghostUpdate(addv=PETSc.InsertMode.INSERT, mode=PETSc.ScatterMode.FORWARD)
+        return self.newton.solve()
+
+    def _factorize(self) -> NewtonOutcome:
+        """A linear coefficient, at :math:`G = 0` and :math:`w = 0`: the coefficient check and
+        the stiffness, assembled into the Newton solver's matrix and set on its KSP, which
+        factorizes it at the first corrector solve.  No Newton iteration (collective)."""
+        x = self.newton.x
+        x.set(0.0)
+        error: str | None = None
+        try:
+            self.newton.evaluate(x)
+        except Exception as err:  # agreed on below, so every rank of the micro problem raises
+            error = str(err) or type(err).__name__  # the message only: no frames kept alive
+        message = agree(self.comm, error)
+        if message is not None:
+            return NewtonOutcome(False, 0, 0, [], message)
+        self.assembly.jacobian(self.newton.A)
+        self.newton.snes.getKSP().setOperators(self.newton.A)
+        return NewtonOutcome(True, 0, 0, [])
+
+    def solve(
+        self, xq: np.ndarray, G: np.ndarray | None = None, guess: np.ndarray | None = None
+    ) -> SamplingResponse:
+        r"""Averaged flux :math:`Q(x_q, G)` and tangent :math:`\partial Q/\partial G` at the
+        point ``xq`` (``G`` ``None``: zero), Newton starting from ``guess`` (the owned part of a
+        fluctuation; ``None``: zero).
+
+        For a linear coefficient the tangent is :math:`A^{HMM}(x_q)` and :math:`Q = A^{HMM} G`
+        (no Newton iteration, ``guess`` unused).  Collective on the micro communicator; raises
+        :class:`MicroSolveError` (on all its ranks) when the coefficient check or Newton fails.
+        """
+        xq, G = self._set_point(xq, G)
+        self._D_points = None
+        outcome = self._factorize() if self.linear else self._newton(guess)
+        if not outcome.converged:
+            raise MicroSolveError(
+                f"{outcome.cause}; sampling domain at x_q = {np.round(xq, 8).tolist()}, "
+                f"G = {np.round(G, 8).tolist()}"
+            )
+        flux, tangent = self._averages()
         if self.linear:
-            Q = tangent @ G
-        else:
-            Q = np.array([dolfinx.fem.assemble_scalar(f) for f in self._flux_avg])
-            Q = self.comm.allreduce(Q, op=MPI.SUM) / self.inner_volume
-        if not (np.all(np.isfinite(tangent)) and np.all(np.isfinite(Q))):
-            raise MicroSolveError(f"non-finite micro result at x_q = {self.xq.value}")
-        return Q, tangent
+            flux = tangent @ G
+        if not (np.all(np.isfinite(tangent)) and np.all(np.isfinite(flux))):
+            raise MicroSolveError(f"non-finite micro result at x_q = {xq.tolist()}")
+        return SamplingResponse(flux, tangent, self.newton.x.getArray().copy(), outcome.iterations)
+
+    def _averages(self) -> tuple[np.ndarray, np.ndarray]:
+        """:math:`Q` and the tangent at the converged state: the :math:`d` correctors with the
+        factorization of the last Jacobian, then weighted sums over the inner cells."""
+        d, w = self.dim, self._weights
+        assert self._D_points is not None, "the coefficient was not evaluated at the solution"
+        wD = w[:, :, None, None] * self._D_points[self._inner]
+        local = np.zeros((d, d + 1))
+        if not self.linear:  # a linear coefficient's flux is the tangent times G
+            q = self.rule.evaluate(self._q_expr, self._inner_cells)
+            local[:, d] = w.ravel() @ q.reshape(-1, d)
+        grads = np.empty((*w.shape, d, d))  # grad chi_j at the points, j last
+        ksp = self.newton.snes.getKSP()
+        for j, e in enumerate(np.eye(d)):
+            self.T.value[...] = e
+            self.assembly.assemble_vector(self._L_T, self._rhs)
+            ksp.solve(self._rhs, self.chi.x.petsc_vec)
+            if ksp.getConvergedReason() < 0:
+                raise MicroSolveError(
+                    f"micro corrector solve {j} ({self.prefix}) failed: KSP reason "
+                    f"{ksp.getConvergedReason()}"
+                )
+            self.chi.x.scatter_forward()
+            self.mpc.backsubstitution(self.chi)
+            grads[..., j] = self.rule.evaluate(self._grad_chi, self._inner_cells)
+        grads += np.eye(d)
+        # sum over the points of w D (I + grad chi): one matrix product
+        local[:, :d] = np.moveaxis(wD, 2, 0).reshape(d, -1) @ grads.reshape(-1, d)
+        total = _comm_sum(self.comm, local) / self.inner_volume
+        return total[:, d], total[:, :d]
 
     def effective_tensor(self, xq: np.ndarray) -> np.ndarray:
         """:math:`A^{HMM}(x_q)` of a linear coefficient (the tangent at :math:`G = 0`)."""
-        return self.solve(xq)[1]
+        return self.solve(xq).tangent
 
     def set_scales(self, delta: float | None = None, eps: float | None = None) -> None:
-        """Change :math:`\\delta` and/or :math:`\\varepsilon` without recompiling."""
+        """Change :math:`\\delta` and/or :math:`\\varepsilon` without recompiling (a
+        :class:`MicroModel`'s warm starts then belong to the old scales)."""
         if delta is not None:
             self.delta.value = float(delta)
             self.settings.delta = float(delta)
@@ -424,11 +496,94 @@ class MicroProblem:
             self.eps.value = float(eps)
             self.settings.eps = float(eps)
         self.settings.__post_init__()
-        self._history.clear()
 
-    def solver_info(self) -> Mapping[str, Any]:
-        return {"prefix": self.prefix, "options": dict(self.petsc_options), "ndofs": self.ndofs}
 
-    def destroy(self) -> None:
-        for obj in (self.ksp, self.A, self.b):
-            obj.destroy()
+def _comm_sum(comm: MPI.Comm, values: np.ndarray) -> np.ndarray:
+    """``values`` summed over ``comm`` (no communication on one rank)."""
+    return comm.allreduce(values, op=MPI.SUM) if comm.size > 1 else values
+
+
+class MicroModel(PETScOwner):
+    """The sampling domains of the macro quadrature points of this rank (or rank group).
+
+    Parameters
+    ----------
+    pool:
+        The distribution of micro solves (its ``micro_comm`` carries the sampling problem).
+    coefficient, settings:
+        Of the :class:`SamplingProblem`.
+    n_points:
+        Number of macro quadrature points this rank owns.
+    petsc_options_prefix:
+        Of the :class:`SamplingProblem`.
+
+    :attr:`solves`, :attr:`newton_iterations` and :attr:`seconds` count this rank's micro
+    solves (as a member of its group), their Newton iterations and the wall time of
+    :meth:`evaluate`.
+    """
+
+    def __init__(
+        self,
+        pool: MicroPool,
+        coefficient: Any,
+        settings: MicroSettings,
+        n_points: int,
+        *,
+        petsc_options_prefix: str | None = None,
+    ) -> None:
+        self.pool = pool
+        self.problem = self._own(
+            SamplingProblem(
+                pool.micro_comm, coefficient, settings, petsc_options_prefix=petsc_options_prefix
+            )
+        )
+        self.dim, self.linear = self.problem.dim, self.problem.linear
+        self.n_local = int(n_points)
+        mc = pool.micro_comm
+        self.n_group = int(sum(mc.allgather(self.n_local))) if mc.size > 1 else self.n_local
+        n, nw = (0, 0) if self.linear else (self.n_group, self.problem.fluctuation_size)
+        self.committed = np.zeros((n, nw))
+        self.trial = np.zeros((n, nw))
+        self.solves = 0
+        self.newton_iterations = 0
+        self.seconds = 0.0
+
+    def evaluate(
+        self, points: np.ndarray, gradients: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, list[MicroFailure]]:
+        """Fluxes ``(n, d)`` and tangents ``(n, d, d)`` at this rank's ``points`` ``(n, d)``
+        for the macro ``gradients`` ``(n, d)`` (``None``: zero, for the effective tensors of a
+        linear coefficient), and the failures of the group (their rows are NaN).
+
+        Each nonlinear solve starts from the point's trial fluctuation and replaces it.  Not
+        collective on the macro communicator (only on the micro one): the caller agrees on the
+        failures."""
+        d = self.dim
+        n = len(points)
+        points = np.asarray(points, dtype=float).reshape(n, d)
+        inputs = points if gradients is None else np.hstack([points, np.reshape(gradients, (n, d))])
+        trial = self.trial
+
+        def solve(key: int, row: np.ndarray) -> np.ndarray:
+            G = None if gradients is None else row[d:]
+            response = self.problem.solve(row[:d], G, None if self.linear else trial[key])
+            if not self.linear:
+                trial[key] = response.fluctuation
+            self.solves += 1
+            self.newton_iterations += response.iterations
+            return np.concatenate([response.flux, response.tangent.ravel()])
+
+        t0 = time.perf_counter()
+        out, failures = self.pool.run(solve, inputs)
+        self.seconds += time.perf_counter() - t0
+        if out.shape[1] == 0:  # no point solved in the group (all empty, or the first failed)
+            out = np.full((n, d + d * d), np.nan)
+        return out[:, :d], out[:, d:].reshape(n, d, d), failures
+
+    def commit(self) -> None:
+        """The trial fluctuations become the committed ones (a converged macro step)."""
+        np.copyto(self.committed, self.trial)
+
+    def rollback(self) -> None:
+        """Back to the committed fluctuations (a failed macro step)."""
+        np.copyto(self.trial, self.committed)

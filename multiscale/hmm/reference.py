@@ -2,9 +2,10 @@ r"""Homogenized references for HMM: :math:`A^{hom}` from the project's cell solv
 
 For a piecewise-constant periodic coefficient with two phases the homogenized tensor is computed
 by :class:`~multiscale.cell.CellProblem` with periodic conditions on the structured unit cell
-``unit_mesh(comm, d, n)`` whose cells are tagged by the phase at their midpoints -- the same mesh
-the sampling-domain problems use when :math:`\delta = \varepsilon` and the domains are snapped to
-the period lattice, so FE-HMM must reproduce it to solver tolerance.
+``unit_mesh(comm, d, n)`` (:func:`~multiscale.mesh.unit_mesh`) whose cells are tagged by the
+phase at their midpoints -- the same mesh the sampling-domain problems use when
+:math:`\delta = \varepsilon` and the domains are snapped to the period lattice, so FE-HMM must
+reproduce it to solver tolerance.
 """
 
 from __future__ import annotations
@@ -16,10 +17,8 @@ import numpy as np
 from mpi4py import MPI
 
 from multiscale.cell import CellProblem
-from multiscale.mesh import CellMesh
+from multiscale.mesh import CellMesh, unit_mesh
 from multiscale.physics import Conductivity
-
-from .micro import unit_mesh
 
 __all__ = ["checkerboard_phase", "laminate_phase", "two_phase_cell_tensor"]
 

@@ -1,83 +1,95 @@
-r"""FE-HMM: the macro solver coupled with the micro problems at its quadrature points.
+r"""FE-HMM: the macro problem coupled with the micro problems at its quadrature points.
 
-Linear problems: one micro computation per macro quadrature point gives
-:math:`A^{HMM}(x_q)` from :math:`d` corrector solves with one factorization; the macro system is
-assembled from it and solved once.
+Linear coefficients: one micro computation per macro quadrature point gives
+:math:`A^{HMM}(x_q)` (:math:`d` corrector solves with one factorization); the macro system is
+assembled from it and solved once (:meth:`MacroProblem.solve_linear
+<multiscale.hmm.macro.MacroProblem.solve_linear>`), at the last load factor.
 
-Nonlinear problems :math:`-\nabla\cdot q(x, x/\varepsilon, \nabla u) = f`: PETSc SNES (Newton
-with a backtracking line search) on the macro residual; every residual evaluation runs the micro
-Newton iterations at :math:`G_q = \nabla u_H(x_q)` and returns the averaged fluxes and the HMM
-tangents :math:`\partial Q/\partial G` of the linearized micro problems, which make the macro
-Jacobian consistent (quadratic convergence).  A micro failure on any rank makes the residual NaN,
-so the line search cuts the step; if SNES still fails, a :class:`RuntimeError` says why.
+Nonlinear coefficients :math:`-\nabla\cdot q(x, x/\varepsilon, \nabla u) = \lambda f`,
+:math:`u = \lambda u_D` on the boundary: :class:`HMMProblem` is a
+:class:`~multiscale.nonlinear.Steppable` that a :class:`~multiscale.nonlinear.LoadStepper` drives
+over the load factors :math:`\lambda`; each step is solved by the package's
+:class:`~multiscale.nonlinear.NewtonSolver` on the macro residual.  At every Newton iterate its
+``on_iterate`` hook runs the micro Newton iterations at :math:`G_q = \nabla u_H(x_q)` through
+the :class:`~multiscale.coupling.MicroPool` and returns the averaged fluxes and the HMM tangents
+:math:`\partial Q/\partial G` of the linearized micro problems, which make the macro Jacobian
+consistent (quadratic convergence).  A micro failure on any rank (Newton, a NaN or not positive
+definite coefficient) fails the iterate on every rank, in the Newton solver's one agreement,
+and the load stepper rolls back and halves the step; after ``max_cuts`` cuts a
+:class:`~multiscale.nonlinear.LoadStepError` naming the failing point is raised on every rank.
 
-Micro solves are distributed with :class:`~multiscale.coupling.MicroPool` by owned quadrature
-points; the micro problem is built once on the pool's micro communicator.
+Each micro Newton starts from the point's last fluctuation (committed with the macro step,
+dropped when it is cut), and the first iterate of a load step, the committed solution, reuses
+the micro responses of the last iterate of the previous step instead of solving them again.
+The micro problem is built once on the pool's micro communicator
+(:class:`~multiscale.hmm.micro.MicroModel`).
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import time
 from collections.abc import Mapping
 from typing import Any
 
 import dolfinx
-import dolfinx.fem.petsc
 import numpy as np
 from mpi4py import MPI
 from petsc4py import PETSc
 
-from multiscale.coupling import MicroPool
-from multiscale.petsc_options import prefixed_options
+from multiscale.coupling import MicroFailure, MicroPool, MicroSolveError
+from multiscale.nonlinear import CollectiveError, NewtonOutcome, StepRecord, agree
 
-from .macro import MacroProblem, Source
-from .micro import MicroProblem, MicroSettings
+from .macro import MacroProblem, ScalarProblem, Source
+from .micro import MicroModel, MicroSettings
 
-__all__ = ["HMM", "default_snes_options"]
+__all__ = ["HMMProblem"]
 
 log = logging.getLogger(__name__)
 
-_instances = itertools.count()
+
+def _first(failures: list[MicroFailure]) -> str | None:
+    """The first failure of a group (and how many more), or ``None``."""
+    if not failures:
+        return None
+    more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+    return f"{failures[0]}{more}"
 
 
-def default_snes_options() -> dict[str, Any]:
-    """Newton with backtracking (step cuts) and MUMPS for the linearized macro systems."""
-    return {
-        "snes_type": "newtonls",
-        "snes_linesearch_type": "bt",
-        "snes_rtol": 1e-10,
-        "snes_atol": 1e-12,
-        "snes_stol": 0.0,
-        "snes_max_it": 25,
-        "ksp_type": "preonly",
-        "pc_type": "lu",
-        "pc_factor_mat_solver_type": "mumps",
-    }
-
-
-class HMM:
+class HMMProblem(ScalarProblem):
     """The finite element heterogeneous multiscale method on a macro mesh.
 
     Parameters
     ----------
     mesh:
         Macro mesh of :math:`[0,1]^d` (any simplex mesh works; the DNS comparison helpers
-        assume the structured unit meshes of :func:`~multiscale.hmm.micro.unit_mesh`).
+        assume the structured unit meshes of :func:`~multiscale.mesh.unit_mesh`).
     coefficient:
         Linear coefficient or nonlinear flux law.
     micro:
-        :class:`MicroSettings` of the sampling domains.
+        :class:`~multiscale.hmm.micro.MicroSettings` of the sampling domains.
     f, boundary_value, quadrature_degree:
-        Macro source, constant Dirichlet value and degree of the macro rule.
+        Macro source and constant Dirichlet value (at load factor 1) and degree of the macro
+        rule.
     pool:
-        The :class:`MicroPool` to use (created, and destroyed by :meth:`destroy`, if omitted).
-    petsc_options, snes_options:
-        Overrides of the macro linear and nonlinear solver options.
+        The :class:`MicroPool` to use (default: one of ``group_size`` ranks per micro problem,
+        freed by :meth:`destroy`).
+    petsc_options_prefix, petsc_options:
+        Prefix and overrides of the macro solver options: the linear solver's
+        (:func:`~multiscale.hmm.macro.linear_solver_options`) for a linear coefficient, the
+        Newton solver's (:func:`~multiscale.hmm.macro.default_newton_options`) otherwise.
+    max_cuts, regrow_after:
+        Of the :class:`~multiscale.nonlinear.LoadStepper` (nonlinear coefficients).
 
-    Collective on ``mesh.comm``.
+    :meth:`solve` returns the macro solution :attr:`u`; :attr:`tensors` holds
+    :math:`A^{HMM}` at this rank's points (linear coefficients), :attr:`stepper` the load steps
+    (nonlinear ones) and :meth:`statistics` the counts and timings.  Collective on
+    ``mesh.comm``.  Frees its PETSc objects in :meth:`destroy` (also on leaving a ``with``
+    block).
     """
+
+    role = "hmm"
+    newton_name = "macro Newton"
 
     def __init__(
         self,
@@ -89,160 +101,172 @@ class HMM:
         boundary_value: float = 0.0,
         quadrature_degree: int = 1,
         pool: MicroPool | None = None,
+        group_size: int = 1,
+        petsc_options_prefix: str | None = None,
         petsc_options: Mapping[str, Any] | None = None,
-        snes_options: Mapping[str, Any] | None = None,
+        max_cuts: int = 6,
+        regrow_after: int = 2,
     ) -> None:
         if mesh.geometry.dim != coefficient.dim:
             raise ValueError(f"{coefficient.dim}D coefficient on a {mesh.geometry.dim}D macro mesh")
         self.comm: MPI.Comm = mesh.comm
         self.coefficient = coefficient
         self.settings = micro
-        self._own_pool = pool is None
-        self.pool = pool if pool is not None else MicroPool(self.comm)
+        self.linear = bool(coefficient.linear)
+        linear_options = (petsc_options_prefix, petsc_options) if self.linear else (None, None)
+        self._init_macro(mesh, f, boundary_value, quadrature_degree, *linear_options)
+        self._init_micro(pool, group_size)
+        #: :math:`A^{HMM}` at this rank's points (linear coefficients, after :meth:`solve`)
+        self.tensors: np.ndarray | None = None
+        self._linear_seconds = 0.0
+        self._cache: tuple[np.ndarray, np.ndarray] | None = None  # at the committed state
+        self._last: tuple[np.ndarray, np.ndarray] | None = None  # at the last iterate
+        self._reuse = False
+        self._solves_recorded = 0
+        if not self.linear:
+            self._init_newton(
+                self.macro.F,
+                self.macro.J,
+                petsc_options_prefix=petsc_options_prefix,
+                petsc_options=petsc_options,
+                max_cuts=max_cuts,
+                regrow_after=regrow_after,
+            )
+        solver = self.macro if self.newton is None else self.newton
+        self.prefix, self.petsc_options = solver.prefix, solver.petsc_options
+
+    # -- construction, in steps -------------------------------------------------------------------
+    def _init_macro(
+        self,
+        mesh: dolfinx.mesh.Mesh,
+        f: Source,
+        boundary_value: float,
+        quadrature_degree: int,
+        prefix: str | None,
+        petsc_options: Mapping[str, Any] | None,
+    ) -> None:
         self.macro = MacroProblem(
             mesh,
             f,
             quadrature_degree=quadrature_degree,
             boundary_value=boundary_value,
             petsc_options=petsc_options,
+            petsc_options_prefix=prefix,
         )
-        self.micro = MicroProblem(self.pool.micro_comm, coefficient, micro)
         self.dim = self.macro.dim
-        self.prefix = f"multiscale_hmm_snes_{next(_instances)}_"
-        self.snes_options = default_snes_options()
-        self.snes_options.update(snes_options or {})
-        self.timings: dict[str, float] = {"micro": 0.0, "macro": 0.0}
-        self.residual_history: list[float] = []
-        self.macro_iterations = 0
-        self.tensors: np.ndarray | None = None
+        self.u = self.macro.u
+        self.load = self.macro.load
 
-    @property
-    def u(self) -> dolfinx.fem.Function:
-        return self.macro.u
+    def _init_micro(self, pool: MicroPool | None, group_size: int) -> None:
+        self.pool = pool if pool is not None else self._own(MicroPool(self.comm, group_size))
+        self.micro = self._own(
+            MicroModel(self.pool, self.coefficient, self.settings, self.macro.rule.n_local)
+        )
 
     # -- micro computations -----------------------------------------------------------------------
-    def _micro(self, gradients: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """Fluxes ``(n_local, d)`` and tangents ``(n_local, d, d)`` at this rank's points;
-        a :class:`RuntimeError` on every rank if any micro solve failed (collective)."""
-        d = self.dim
-        pts = self.macro.points
-        inputs = pts if gradients is None else np.hstack([pts, gradients])
-
-        def solve(key: int, row: np.ndarray) -> np.ndarray:
-            G = None if gradients is None else row[d:]
-            Q, T = self.micro.solve(row[:d], G, key=key)
-            return np.concatenate([Q, T.ravel()])
-
-        t0 = time.perf_counter()
-        out, failures = self.pool.run(solve, inputs)
-        self.timings["micro"] += time.perf_counter() - t0
-        all_failures = [m for part in self.comm.allgather(failures) for m in part]
-        if all_failures:
-            raise RuntimeError(
-                f"{len(all_failures)} micro problem(s) failed; first: {all_failures[0]}"
-            )
-        out = out.reshape(len(pts), d + d * d)
-        return out[:, :d], out[:, d:].reshape(-1, d, d)
-
     def effective_tensors(self) -> np.ndarray:
-        """:math:`A^{HMM}(x_q)` at this rank's points, ``(n_local, d, d)`` (linear coefficient)."""
-        if not self.coefficient.linear:
+        """:math:`A^{HMM}(x_q)` at this rank's points, ``(n_local, d, d)``, of a linear
+        coefficient: one micro computation per point, the first time (collective; a
+        :class:`~multiscale.nonlinear.CollectiveError` on every rank if a micro problem
+        failed)."""
+        if not self.linear:
             raise ValueError("effective tensors are defined for linear coefficients only")
-        self.tensors = self._micro(None)[1]
+        if self.tensors is None:
+            _, tensors, failures = self.micro.evaluate(self.macro.points)
+            message = agree(self.comm, _first(failures))
+            if message is not None:
+                raise CollectiveError(f"HMM micro problems failed: {message}")
+            self.tensors = tensors
         return self.tensors
 
-    # -- solves -----------------------------------------------------------------------------------
-    def solve(self) -> dolfinx.fem.Function:
-        """The HMM solution :math:`u_H` (collective)."""
-        if self.coefficient.linear:
-            tensors = self.effective_tensors()
-            t0 = time.perf_counter()
-            u = self.macro.solve_linear(tensors)
-            self.timings["macro"] += time.perf_counter() - t0
-            self.macro_iterations = 1
-            return u
-        return self._solve_nonlinear()
+    def _solve_linear(self) -> None:
+        tensors = self.effective_tensors()
+        t0 = time.perf_counter()
+        self.macro.solve_linear(tensors)
+        self._linear_seconds += time.perf_counter() - t0
 
-    def _solve_nonlinear(self) -> dolfinx.fem.Function:
-        macro = self.macro
-        u = macro.u
-        u.x.array[:] = 0.0
-        macro.bc.set(u.x.array)  # initial guess satisfying the boundary condition
-        u.x.scatter_forward()
-        b = u.x.petsc_vec.duplicate()
-        A = dolfinx.fem.petsc.create_matrix(macro._a)
-        x = u.x.petsc_vec.copy()
-        snes = PETSc.SNES().create(self.comm)
-        last = x.duplicate()  # the state whose tangents are in macro.A_q
-        state: dict[str, Any] = {"valid": False, "failed": None}
+    def on_iterate(self, x: PETSc.Vec) -> None:
+        """Solve the micro problems at the iterate's gradients (or reuse the committed
+        responses at the first iterate of a step) and fill fluxes and tangents; raises on a
+        failure of any of this rank's points (the Newton solver makes it every rank's
+        failure)."""
+        if self._reuse and self._cache is not None:
+            self._reuse = False
+            self._assign(*self._cache)
+            return
+        G = self.macro.gradients()
+        if np.all(np.isfinite(G)):
+            Q, T, failures = self.micro.evaluate(self.macro.points, G)
+            message = _first(failures)
+        else:
+            d = self.dim
+            Q, T = np.full((len(G), d), np.nan), np.full((len(G), d, d), np.nan)
+            message = "non-finite macro gradient at a quadrature point"
+        # assigning updates ghosts, a collective that every rank must reach: only then may
+        # this rank's failure be raised (the Newton solver agrees on it)
+        self._assign(Q, T)
+        if message is not None:
+            raise MicroSolveError(message)
 
-        def residual(snes: PETSc.SNES, xv: PETSc.Vec, F: PETSc.Vec) -> None:
-            xv.copy(u.x.petsc_vec)
-            u.x.scatter_forward()
-            try:
-                Q, T = self._micro(macro.gradients())
-            except RuntimeError as err:  # collective: every rank sees the same failure
-                state["failed"] = str(err)
-                F.set(np.nan)
-                return
-            t0 = time.perf_counter()
-            macro.set_flux(Q)
-            macro.set_tangent(T)
-            xv.copy(last)
-            state["valid"] = True
-            macro.assemble_residual(xv, F)
-            self.timings["macro"] += time.perf_counter() - t0
+    def _assign(self, Q: np.ndarray, T: np.ndarray) -> None:
+        self.macro.set_flux(Q)
+        self.macro.set_tangent(T)
+        self._last = (Q, T)
 
-        def jacobian(snes: PETSc.SNES, xv: PETSc.Vec, J: PETSc.Mat, P: PETSc.Mat) -> None:
-            stale = not (state["valid"] and np.array_equal(last.array_r, xv.array_r))
-            if self.comm.allreduce(stale, op=MPI.LOR):  # tangents of this state (rarely needed)
-                scratch = b.duplicate()
-                residual(snes, xv, scratch)
-                scratch.destroy()
-            t0 = time.perf_counter()
-            macro.assemble_jacobian(J)
-            self.timings["macro"] += time.perf_counter() - t0
+    # -- the Steppable protocol -------------------------------------------------------------------
+    def attempt(self) -> NewtonOutcome:
+        self._reuse = self._cache is not None
+        return super().attempt()
 
-        try:
-            snes.setOptionsPrefix(self.prefix)
-            snes.setFunction(residual, b)
-            snes.setJacobian(jacobian, A)
-            snes.setConvergenceHistory()
-            with prefixed_options(self.prefix, self.snes_options):
-                snes.setFromOptions()
-            snes.solve(None, x)
-            reason = snes.getConvergedReason()
-            self.macro_iterations = snes.getIterationNumber()
-            self.residual_history = [float(r) for r in snes.getConvergenceHistory()[0]]
-            if reason < 0:
-                detail = f"; last micro failure: {state['failed']}" if state["failed"] else ""
-                raise RuntimeError(
-                    f"macro Newton (SNES {self.prefix!r}) did not converge: reason {reason} after "
-                    f"{self.macro_iterations} iterations, residuals {self.residual_history}{detail}"
-                )
-            x.copy(u.x.petsc_vec)
-            u.x.scatter_forward()
-        finally:
-            for obj in (snes, A, b, x, last):
-                obj.destroy()
-        return u
+    def commit(self) -> None:
+        super().commit()
+        self.micro.commit()
+        self._cache = self._last
+
+    def rollback(self) -> None:
+        super().rollback()
+        self.micro.rollback()
+        self._reuse = False
+
+    def record(self, step: StepRecord) -> None:
+        total = self._micro_total("solves")
+        step.quantities = {"micro_solves": float(total - self._solves_recorded)}
+        self._solves_recorded = total
+        log.info(
+            "HMM step: factor %.4g, %d macro Newton its (residual %.2e), %d micro solves, %.2f s",
+            step.factor,
+            step.iterations,
+            step.residuals[-1] if step.residuals else 0.0,
+            step.quantities["micro_solves"],
+            step.seconds,
+        )
 
     # -- reports ----------------------------------------------------------------------------------
+    def _micro_total(self, name: str) -> int:
+        """A counter of :class:`MicroModel` summed over the groups (collective)."""
+        mine = getattr(self.micro, name) if self.pool.micro_comm.rank == 0 else 0
+        return int(self.comm.allreduce(mine, op=MPI.SUM))
+
     def statistics(self) -> dict[str, Any]:
-        """Micro-solve counts and times (reduced over ranks), macro iterations and timings."""
-        stats = self.pool.statistics()
-        timings = {k: self.comm.allreduce(v, op=MPI.MAX) for k, v in self.timings.items()}
+        """Micro-solve counts and times (reduced over ranks), macro iterations and residuals,
+        and timings: ``micro`` (micro evaluations), ``macro`` (macro assembly and solves) and
+        ``failure_agreement``, maxima over ranks (collective)."""
+        if self.newton is None:
+            macro, agreement = self._linear_seconds, 0.0
+        else:
+            t = self.newton.timings
+            macro, agreement = t["solve"] - t["evaluate"] - t["agree"], t["agree"]
+        local = {"micro": self.micro.seconds, "macro": macro, "failure_agreement": agreement}
+        steps = self.stepper.steps if self.stepper is not None else []
         return {
-            "pool": stats.to_dict(),
-            "macro_iterations": self.macro_iterations,
-            "residual_history": list(self.residual_history),
-            "timings_s": timings,
+            "pool": self.pool.statistics().to_dict(),
+            "micro_newton_iterations": self._micro_total("newton_iterations"),
+            "macro_iterations": self.iterations,
+            "residual_history": self.residual_history,
+            "load_factors": [s.factor for s in steps],
+            "failed_attempts": len(self.stepper.failed_attempts) if self.stepper else 0,
+            "timings_s": {k: self.comm.allreduce(v, op=MPI.MAX) for k, v in local.items()},
             "macro_dofs": self.macro.ndofs,
-            "micro_dofs": self.micro.ndofs,
+            "micro_dofs": self.micro.problem.ndofs,
             "quadrature_points": self.comm.allreduce(len(self.macro.points), op=MPI.SUM),
         }
-
-    def destroy(self) -> None:
-        self.micro.destroy()
-        if self._own_pool:
-            self.pool.destroy()
