@@ -18,6 +18,7 @@ must exist afterwards, and at the end the clone must hold no new file outside ``
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import re
 import shlex
@@ -60,7 +61,7 @@ def named_outputs(command: str) -> list[str]:
     except ValueError:
         return []
     out = []
-    for flag, value in zip(words, words[1:], strict=False):
+    for flag, value in itertools.pairwise(words):
         if flag in OUTPUT_FLAGS:
             out.append(value)
     out += [w.split("=", 1)[1] for w in words if w.split("=", 1)[0] in OUTPUT_FLAGS and "=" in w]
@@ -145,9 +146,7 @@ def main() -> int:
         ["git", "status", "--porcelain", "--untracked-files=all"],
         cwd=clone, capture_output=True, text=True, check=False,
     ).stdout.split("\n")  # fmt: skip
-    stray = [
-        line[3:] for line in untracked if line.strip() and not line[3:].startswith("results/")
-    ]
+    stray = [line[3:] for line in untracked if line.strip() and not line[3:].startswith("results/")]
     print("\nREADME commands (fresh clone, CI=true):")
     for label, result, seconds, note in rows:
         print(f"  {result:8s} {seconds:7.1f} s  {label[:90]}{'  (' + note + ')' if note else ''}")

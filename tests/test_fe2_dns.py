@@ -21,9 +21,9 @@ from mpi4py import MPI
 from multiscale.coupling.probe import PointProbe, grid_points
 from multiscale.fe2 import DisplacementBC, FE2Problem
 from multiscale.fe2.dns import DNSProblem, displacement_error
-from multiscale.mesh.tiled import tiled_inclusions
 from multiscale.mesh import circular_inclusion
 from multiscale.mesh.macro import rectangle
+from multiscale.mesh.tiled import tiled_inclusions
 from multiscale.physics import IsotropicElasticity, J2Plasticity, NeoHookean
 
 VF = 0.3  # fibre area fraction
