@@ -42,11 +42,12 @@ import ufl
 from mpi4py import MPI
 from petsc4py import PETSc
 
+from multiscale.coupling.concurrent import ConcurrentCoupling
 from multiscale.coupling.pool import MicroFailure, MicroPool, MicroSolveError
 from multiscale.coupling.quadrature import QuadratureRule
 from multiscale.coupling.solid import DisplacementBC, SolidProblem, SolidResult, Traction
 from multiscale.mesh.macro import MacroMesh
-from multiscale.nonlinear import CollectiveError, NewtonOutcome, StepRecord
+from multiscale.nonlinear import CollectiveError, StepRecord
 from multiscale.physics.base import Material
 
 from .micro import CellSource, MicroEvaluation, MicroModel
@@ -73,7 +74,7 @@ class FE2Result(SolidResult):
         return {**SolidResult.to_dict(self), "micro": self.micro}
 
 
-class FE2Problem(SolidProblem):
+class FE2Problem(ConcurrentCoupling, SolidProblem):
     """A macro boundary-value problem with an RVE at every quadrature point.
 
     Parameters
@@ -172,9 +173,7 @@ class FE2Problem(SolidProblem):
         g = ufl.sym(ufl.grad(u)) if self.kind == "strain" else ufl.Identity(d) + ufl.grad(u)
         self._g_expr = self.rule.expression(g)
         self.rule.coordinates()  # collective once: failure messages name the point later
-        self._cache: MicroEvaluation | None = None  # at the committed state
-        self._last: MicroEvaluation | None = None  # at the last iterate
-        self._reuse = False
+        self._init_coupling()
         i, j, k, m = ufl.indices(4)
         dx = self.rule.dx
         internal = ufl.inner(self.flux, ufl.grad(self.v)) * dx
@@ -213,9 +212,7 @@ class FE2Problem(SolidProblem):
         every rank reaches (the RVE group's, the quadrature functions' ghost update): a
         non-finite or inverted strain fails its point inside the RVE solve, and failed points
         are written as NaN."""
-        if self._reuse:
-            self._reuse = False
-            self._assign(self._cache)
+        if self._reuse_committed():
             return
         d = self.dim
         G = self.rule.evaluate(self._g_expr).reshape(-1, d, d)
@@ -224,12 +221,12 @@ class FE2Problem(SolidProblem):
         self.micro_seconds["total"] += time.perf_counter() - t0
         for key in ("newton", "tangent", "averages"):
             self.micro_seconds[key] += ev.seconds.get(key, 0.0)
-        self._assign(ev)
+        self._assign_responses(ev)
         if ev.failures:
             more = f" (and {len(ev.failures) - 1} more)" if len(ev.failures) > 1 else ""
             raise MicroSolveError(self._locate(ev.failures[0]) + more)
 
-    def _assign(self, ev: MicroEvaluation) -> None:
+    def _assign_responses(self, ev: MicroEvaluation) -> None:
         self.rule.assign(self.flux, ev.flux)
         self.rule.assign(self.tangent_q, np.ascontiguousarray(ev.tangent))
         self.rule.assign(self.mean_p, ev.mean_p)
@@ -243,19 +240,8 @@ class FE2Problem(SolidProblem):
         return f"RVE at the Gauss point {np.round(x, 6).tolist()}: {failure.message}"
 
     # -- the Steppable protocol -------------------------------------------------------------------
-    def attempt(self) -> NewtonOutcome:
-        self._reuse = self._cache is not None
-        return super().attempt()
-
-    def commit(self) -> None:
-        super().commit()
-        self.micro.commit()
-        self._cache = _copy(self._last)
-
-    def rollback(self) -> None:
-        super().rollback()
-        self.micro.rollback()
-        self._reuse = False
+    def _keep(self, ev: MicroEvaluation | None) -> MicroEvaluation | None:
+        return _copy(ev)
 
     def record(self, step: StepRecord) -> None:
         super().record(step)

@@ -38,7 +38,8 @@ from mpi4py import MPI
 from petsc4py import PETSc
 
 from multiscale.coupling import MicroFailure, MicroPool, MicroSolveError
-from multiscale.nonlinear import CollectiveError, NewtonOutcome, StepRecord, agree
+from multiscale.coupling.concurrent import ConcurrentCoupling
+from multiscale.nonlinear import CollectiveError, StepRecord, agree
 
 from .macro import MacroProblem, ScalarProblem, Source
 from .micro import MicroModel, MicroSettings
@@ -56,7 +57,7 @@ def _first(failures: list[MicroFailure]) -> str | None:
     return f"{failures[0]}{more}"
 
 
-class HMMProblem(ScalarProblem):
+class HMMProblem(ConcurrentCoupling, ScalarProblem):
     """The finite element heterogeneous multiscale method on a macro mesh.
 
     Parameters
@@ -119,9 +120,7 @@ class HMMProblem(ScalarProblem):
         #: :math:`A^{HMM}` at this rank's points (linear coefficients, after :meth:`solve`)
         self.tensors: np.ndarray | None = None
         self._linear_seconds = 0.0
-        self._cache: tuple[np.ndarray, np.ndarray] | None = None  # at the committed state
-        self._last: tuple[np.ndarray, np.ndarray] | None = None  # at the last iterate
-        self._reuse = False
+        self._init_coupling()
         self._solves_recorded = 0
         if not self.linear:
             self._init_newton(
@@ -190,44 +189,25 @@ class HMMProblem(ScalarProblem):
         responses at the first iterate of a step) and fill fluxes and tangents; raises on a
         failure of any of this rank's points (the Newton solver makes it every rank's
         failure)."""
-        if self._reuse and self._cache is not None:
-            self._reuse = False
-            self._assign(*self._cache)
+        if self._reuse_committed():
             return
-        G = self.macro.gradients()
-        if np.all(np.isfinite(G)):
-            Q, T, failures = self.micro.evaluate(self.macro.points, G)
-            message = _first(failures)
-        else:
-            d = self.dim
-            Q, T = np.full((len(G), d), np.nan), np.full((len(G), d, d), np.nan)
-            message = "non-finite macro gradient at a quadrature point"
-        # assigning updates ghosts, a collective that every rank must reach: only then may
-        # this rank's failure be raised (the Newton solver agrees on it)
-        self._assign(Q, T)
+        # a non-finite gradient fails its point inside the micro solve (the micro group's
+        # collectives are reached by all its ranks); assigning updates ghosts, a collective
+        # that every rank must reach: only then may this rank's failure be raised (the Newton
+        # solver agrees on it)
+        Q, T, failures = self.micro.evaluate(self.macro.points, self.macro.gradients())
+        self._assign_responses((Q, T))
+        message = _first(failures)
         if message is not None:
             raise MicroSolveError(message)
 
-    def _assign(self, Q: np.ndarray, T: np.ndarray) -> None:
+    def _assign_responses(self, responses: tuple[np.ndarray, np.ndarray]) -> None:
+        Q, T = responses
         self.macro.set_flux(Q)
         self.macro.set_tangent(T)
         self._last = (Q, T)
 
     # -- the Steppable protocol -------------------------------------------------------------------
-    def attempt(self) -> NewtonOutcome:
-        self._reuse = self._cache is not None
-        return super().attempt()
-
-    def commit(self) -> None:
-        super().commit()
-        self.micro.commit()
-        self._cache = self._last
-
-    def rollback(self) -> None:
-        super().rollback()
-        self.micro.rollback()
-        self._reuse = False
-
     def record(self, step: StepRecord) -> None:
         total = self._micro_total("solves")
         step.quantities = {"micro_solves": float(total - self._solves_recorded)}
