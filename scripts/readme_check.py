@@ -96,6 +96,33 @@ def make_clone(worktree: bool, where: Path) -> Path:
     return clone
 
 
+def env_run_elsewhere(clone: Path, tmp: Path, env: dict[str, str]) -> tuple[str, str, float, str]:
+    """``scripts/env-run`` started from a folder outside the checkout, on a script and files
+    there: it must run in that folder, read the input and write the output where asked."""
+    work = tmp / "elsewhere"
+    work.mkdir()
+    (work / "input.txt").write_text("21\n")
+    (work / "double.py").write_text(
+        "import os, sys\n"
+        "import multiscale\n"
+        "value = int(open(sys.argv[1]).read())\n"
+        "open(sys.argv[2], 'w').write(f'{2 * value} {os.getcwd()}')\n"
+    )
+    label = f"(cd {work} && {clone}/scripts/env-run python3 double.py input.txt out/result.txt)"
+    (work / "out").mkdir()
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [str(clone / "scripts" / "env-run"), "python3", "double.py", "input.txt", "out/result.txt"],
+        cwd=work, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    seconds = time.perf_counter() - t0
+    result = work / "out" / "result.txt"
+    expected = f"42 {work.resolve()}"
+    ok = proc.returncode == 0 and result.is_file() and result.read_text() == expected
+    note = "" if ok else f"exit {proc.returncode}: {proc.stderr.strip()[-200:]}"
+    return (label, "ok" if ok else "FAILED", seconds, note)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--worktree", action="store_true", help="copy uncommitted changes too")
@@ -140,6 +167,9 @@ def main() -> int:
         failed += not ok
         note = f"missing {missing}" if missing else (f"exit {status}" if status != 0 else "")
         rows.append((label, "ok" if ok else "FAILED", seconds, note))
+    if not args.only:
+        rows.append(env_run_elsewhere(clone, tmp, env))
+        failed += rows[-1][1] != "ok"
     for p in clone.glob(".readme_block_*.py"):
         p.unlink()
     untracked = subprocess.run(
