@@ -28,7 +28,15 @@ from multiscale import __version__
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: Modules (relative to this package) holding ``add_parser`` and ``run``, in ``--help`` order.
-COMMANDS: tuple[str, ...] = (".mesh", ".homogenize", ".fe2", ".hmm", ".rve_size", ".demo")
+COMMANDS: tuple[str, ...] = (
+    ".mesh",
+    ".homogenize",
+    ".fe2",
+    ".hmm",
+    ".rve_size",
+    ".lattice",
+    ".demo",
+)
 
 log = logging.getLogger("multiscale.cli")
 
