@@ -6,7 +6,9 @@
 * :mod:`.cauchy_born`: :class:`CauchyBorn`, a hyperelastic material law of the package built
   from a potential on a lattice at its relaxed lattice constant;
 * :mod:`.stability`: strong ellipticity, convexity along a path and phonon stability, and the
-  critical load along a loading path.
+  critical load along a loading path;
+* :mod:`.statics`: finite and periodic atom sets, their pair energy, forces and sparse Hessian,
+  and energy minimization by Newton (PETSc SNES) with Dirichlet atoms and load stepping.
 """
 
 from .cauchy_born import CauchyBorn, relaxed_lattice_constant
@@ -25,10 +27,13 @@ from .stability import (
     path_convexity,
     phonon,
 )
+from .statics import AtomisticProblem, AtomSet, PairModel, StaticsResult, neighbour_pairs
 
 __all__ = [
     "CRITERIA",
     "LATTICES",
+    "AtomSet",
+    "AtomisticProblem",
     "Bonds",
     "CauchyBorn",
     "Harmonic",
@@ -37,14 +42,17 @@ __all__ = [
     "LennardJones",
     "LoadingPath",
     "Morse",
+    "PairModel",
     "PairPotential",
     "PathStability",
     "Shifted",
+    "StaticsResult",
     "analyse_path",
     "dispersion",
     "dynamical_matrix",
     "ellipticity",
     "hessian_eigenvalues",
+    "neighbour_pairs",
     "path_convexity",
     "phonon",
     "relaxed_lattice_constant",
