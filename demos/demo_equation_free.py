@@ -10,7 +10,7 @@
 # %% [markdown]
 # # Temporal multiscale: projective integration, gap-tooth, memory
 #
-# Four experiments of `multiscale.equation_free`:
+# Five experiments of `multiscale.equation_free`:
 #
 # 1. coarse projective integration of a stiff linear fast–slow system, with and without
 #    projection, and its error against the projective step (forward Euler and Runge–Kutta 2);
@@ -19,7 +19,10 @@
 #    coefficient the teeth realize against the buffer size, the tooth size and $\varepsilon$,
 #    and patch dynamics against the homogenized decay $e^{-a^*(2\pi)^2 t}$;
 # 4. Mori–Zwanzig: the generalized Langevin equation with the exact memory kernel against the
-#    full system and the Markovian approximation.
+#    full system and the Markovian approximation;
+# 5. random walkers as a stochastic micro simulator: projective integration of the diffusion
+#    equation against the particle number, and a Boltzmann steady state by Newton–Krylov with
+#    common random numbers.
 #
 # Run it with `mpirun -n 2 python3 demos/demo_equation_free.py`; the teeth are spread over the
 # ranks.
@@ -43,6 +46,8 @@ from multiscale.equation_free import (
     LinearSystem,
     MicroCoarseStepper,
     ProjectiveSettings,
+    RandomWalkers,
+    WalkerSettings,
     projective_integrate,
     sine_homogenized,
 )
@@ -214,6 +219,49 @@ for g, c in ((1.0, -1.0), (100.0, -100.0)):
         f"{np.abs(markov - full).max():.1e}"
     )
 
+# %% [markdown]
+# ## 5. Random walkers
+#
+# Walkers $X \leftarrow X + \sqrt{2D\delta t}\,\xi$ on the periodic unit interval
+# ($D = 0.05$, 16 coarse nodes, lifting by inverse-CDF sampling, cloud-in-cell restriction),
+# projective forward Euler with $\delta t = 0.01$, $k = 2$, $\Delta = 0.04$ from
+# $1 + \tfrac12\cos 2\pi x$ to $t = 0.35$: the error against
+# $1 + \tfrac12 e^{-D(2\pi)^2 t}\cos 2\pi x$ falls as $N^{-1/2}$ down to the error of the
+# coarse scheme.  Then walkers in $V = 0.1\cos 2\pi x$ ($D = 0.1$): Newton–Krylov with common
+# random numbers finds the Boltzmann density $e^{-V/D}/Z$ within the particle noise; with fresh
+# random numbers for every evaluation (not in the CI size) it does not converge.
+
+# %%
+x16 = np.arange(16) / 16
+heat = ProjectiveSettings(dt=0.01, k=2, Delta=0.04)
+walker_runs = {}
+for N in [10_000, 40_000, 160_000] if CI else [10_000, 40_000, 160_000, 640_000]:
+    walkers = RandomWalkers(WalkerSettings(N, 16, 0.05, seed=1), comm)
+    w_stepper = MicroCoarseStepper(walkers, walkers.lift, walkers.restrict, heat.dt)
+    t_w, U_w = projective_integrate(w_stepper, 1 + 0.5 * np.cos(2 * np.pi * x16), heat, 5)
+    exact_w = 1 + 0.5 * np.exp(-0.05 * (2 * np.pi) ** 2 * t_w[-1]) * np.cos(2 * np.pi * x16)
+    walker_runs[N] = (U_w[-1], float(np.abs(U_w[-1] - exact_w).max()))
+summary["walkers_error_vs_N"] = {str(N): e for N, (_, e) in walker_runs.items()}
+say("walkers: " + ", ".join(f"N = {N}: {e:.1e}" for N, (_, e) in walker_runs.items()))
+
+x8 = np.arange(8) / 8
+boltzmann = np.exp(-np.cos(2 * np.pi * x8)) / np.i0(1.0)  # nodal values (the tests restrict it)
+steady = {}
+for crn in (True,) if CI else (True, False):
+    n_fp = 5_000 if CI else 20_000
+    fp_settings = WalkerSettings(n_fp, 8, 0.1, v0=0.1, seed=7, common_random_numbers=crn)
+    fp = RandomWalkers(fp_settings, comm)
+    phi_fp = MicroCoarseStepper(fp, fp.lift, fp.restrict, 0.002)
+    opts = {"snes_max_it": 8, "snes_rtol": 1e-8, "snes_atol": 1e-10, "ksp_rtol": 1e-6}
+    with CoarseNewtonKrylov(lambda U, f=phi_fp: f(U, 50), 8, comm, petsc_options=opts) as nk:
+        res = nk.solve(np.ones(8))
+    steady[crn] = res.U
+    summary.setdefault("walkers_newton_krylov", {})["crn" if crn else "fresh_seeds"] = {
+        "converged": res.outcome.converged,
+        "residual": res.outcome.residuals[-1],
+    }
+    say(f"Newton–Krylov, common random numbers {crn}: {res.outcome.residuals[-1]:.1e} residual")
+
 # %%
 if comm.rank == 0:
     results.mkdir(parents=True, exist_ok=True)
@@ -256,4 +304,21 @@ if comm.rank == 0:
         ax[1].legend()
         fig.tight_layout()
         fig.savefig(results / "gaptooth_memory.png", dpi=120)
+        fig, ax = plt.subplots(1, 2, figsize=(10, 4))
+        ax[0].plot(x16, exact_w, "k-", lw=0.8, label="exact")
+        for N, (U_end, _) in walker_runs.items():
+            ax[0].plot(x16, U_end, "o", ms=3, label=f"N = {N}")
+        ax[0].set_xlabel("x")
+        ax[0].set_title(f"walkers, projective, t = {t_w[-1]:.2f}")
+        ax[0].legend()
+        xf = np.linspace(0.0, 1.0, 200)
+        ax[1].plot(xf, np.exp(-np.cos(2 * np.pi * xf)) / np.i0(1.0), "k-", lw=0.8)
+        ax[1].plot(x8, steady[True], "o", label="Newton–Krylov, common random numbers")
+        if False in steady:
+            ax[1].plot(x8, steady[False], "x", label="fresh random numbers")
+        ax[1].set_xlabel("x")
+        ax[1].set_title("Boltzmann steady state")
+        ax[1].legend()
+        fig.tight_layout()
+        fig.savefig(results / "walkers.png", dpi=120)
     print(f"wrote {results}")

@@ -7,6 +7,9 @@ dynamics, and memory from eliminated variables (Mori–Zwanzig).
 * :mod:`~multiscale.equation_free.systems` -- model fast–slow micro simulators;
 * :mod:`~multiscale.equation_free.gaptooth` -- the gap-tooth scheme with buffers on dolfinx
   patch meshes and patch dynamics;
+* :mod:`~multiscale.equation_free.particles` -- a stochastic micro simulator: random walkers
+  whose density obeys a drift–diffusion equation, lifting by inverse-CDF sampling, restriction by
+  a cloud-in-cell kernel, common random numbers and rank-independent seeding;
 * :mod:`~multiscale.equation_free.mori_zwanzig` -- the generalized Langevin equation of a
   linear system with an eliminated variable, against the full system and the Markovian
   approximation.
@@ -27,6 +30,7 @@ from .core import (
 )
 from .gaptooth import GapTooth, GapToothSettings, sine_coefficient, sine_homogenized
 from .mori_zwanzig import LinearBath, solve_gle
+from .particles import RandomWalkers, WalkerSettings, WalkerState
 from .systems import FastSlowReaction, LinearSystem
 
 __all__ = [
@@ -42,6 +46,9 @@ __all__ = [
     "MicroSimulator",
     "NewtonKrylovResult",
     "ProjectiveSettings",
+    "RandomWalkers",
+    "WalkerSettings",
+    "WalkerState",
     "amplification_factor",
     "projective_integrate",
     "projective_step",
