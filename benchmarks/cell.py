@@ -36,6 +36,7 @@ from mpi4py import MPI
 
 from multiscale.cell import CellProblem
 from multiscale.mesh import read_cell_mesh, spherical_inclusion
+from multiscale.output import write_json_file
 from multiscale.physics import IsotropicElasticity
 
 #: characteristic lengths giving about 10k, 50k and 200k displacement dofs (calibrated here)
@@ -122,8 +123,7 @@ def worker(args: argparse.Namespace, petsc: dict) -> None:
         threads = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
         out = {"cell_3d_sphere": rows, "threads": threads}
         if args.json:
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps(out, indent=1, default=float))
+            write_json_file(args.json, out)
 
 
 def scaling(args: argparse.Namespace) -> None:
@@ -153,9 +153,8 @@ def scaling(args: argparse.Namespace) -> None:
             summary.append({"target_dofs": n, "ndofs": r["ndofs"], "ranks": k, "efficiency": eff})
             print(f"{r['ndofs']:10d} {k:6d} {r['total_s']:9.2f} {r['solves_s']:9.2f} {eff:10.2f}")
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
         data = {"cell_3d_sphere": rows, "strong_scaling": summary}
-        args.json.write_text(json.dumps(data, indent=1, default=float))
+        write_json_file(args.json, data)
         print(f"wrote {args.json}")
 
 

@@ -34,6 +34,7 @@ from multiscale.equation_free import (
     ProjectiveSettings,
     projective_integrate,
 )
+from multiscale.output import write_json_file
 
 
 def _reference(sys: FastSlowReaction, z0: np.ndarray, times: np.ndarray) -> np.ndarray:
@@ -146,10 +147,7 @@ def main() -> None:
     out["chosen_M"] = chosen["M"]
     out["timings_s"] = {"projective": chosen["projective_s"], "micro": chosen["micro_s"]}
     if comm.rank == 0:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.json.with_suffix(args.json.suffix + ".tmp")
-        tmp.write_text(json.dumps(out, indent=2))
-        tmp.replace(args.json)
+        write_json_file(args.json, out)
         print(json.dumps(out, indent=2))
 
 

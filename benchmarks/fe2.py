@@ -31,6 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from multiscale.output import write_json_file
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CELL = REPO / "meshes" / "fibre2d_vf0.5.msh"
 FACTORS = (0.5, 1.0)
@@ -107,7 +109,7 @@ def worker(args: argparse.Namespace) -> None:
         "max_mean_p": result.steps[-1].quantities["max_mean_p"],
         "reaction": float(result.curve()[-1, 1]),
     }
-    Path(args.out).write_text(json.dumps(out, indent=1))
+    write_json_file(args.out, out)
 
 
 def launch(ranks: int, macro_n: int, args: argparse.Namespace, tmp: Path) -> dict:
@@ -259,8 +261,7 @@ def main() -> None:
         )
     )
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(summary, indent=1))
+        write_json_file(args.json, summary)
         print(f"wrote {args.json}")
 
 

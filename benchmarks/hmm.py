@@ -23,6 +23,7 @@ from mpi4py import MPI
 
 from multiscale.hmm import DNSProblem, HMMProblem, MicroSettings, MonotoneFlux, smooth_periodic
 from multiscale.mesh import unit_mesh
+from multiscale.output import write_json_file
 
 
 def main() -> None:
@@ -88,10 +89,7 @@ def main() -> None:
     }
     hmm.destroy()
     if comm.rank == 0:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.json.with_suffix(args.json.suffix + ".tmp")
-        tmp.write_text(json.dumps(out, indent=2))
-        tmp.replace(args.json)
+        write_json_file(args.json, out)
         print(json.dumps(out, indent=2))
 
 

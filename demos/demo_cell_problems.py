@@ -21,7 +21,6 @@
 # `multiscale demo cell_problems`).
 
 # %%
-import json
 import os
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from mpi4py import MPI
 
 from multiscale.cell import CellProblem
 from multiscale.mesh import check_periodic, circular_inclusion, read_cell_mesh
+from multiscale.output import write_json_file
 from multiscale.physics import Conductivity, IsotropicElasticity
 from multiscale.tensors import energy_order
 
@@ -77,6 +77,5 @@ for physics, materials in laws.items():
 
 # %%
 if comm.rank == 0:
-    results.mkdir(parents=True, exist_ok=True)
-    (results / "cell_problems.json").write_text(json.dumps(summary, indent=1))
+    write_json_file(results / "cell_problems.json", summary)
     print(f"\nwrote {results / 'cell_problems.json'}")

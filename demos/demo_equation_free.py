@@ -28,7 +28,6 @@
 # ranks.
 
 # %%
-import json
 import math
 import os
 from pathlib import Path
@@ -51,6 +50,7 @@ from multiscale.equation_free import (
     projective_integrate,
     sine_homogenized,
 )
+from multiscale.output import write_json_file
 
 comm = MPI.COMM_WORLD
 CI = bool(os.environ.get("CI"))
@@ -264,8 +264,7 @@ for crn in (True,) if CI else (True, False):
 
 # %%
 if comm.rank == 0:
-    results.mkdir(parents=True, exist_ok=True)
-    (results / "summary.json").write_text(json.dumps(summary, indent=1))
+    write_json_file(results / "summary.json", summary)
     try:
         import matplotlib
 

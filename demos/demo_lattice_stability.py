@@ -27,7 +27,6 @@
 # same NumPy numbers; rank 0 prints and plots).
 
 # %%
-import json
 import os
 from pathlib import Path
 
@@ -43,6 +42,7 @@ from multiscale.atomistic import (
     analyse_path,
     dispersion,
 )
+from multiscale.output import write_json_file
 
 comm = MPI.COMM_WORLD
 results = Path(os.environ.get("MULTISCALE_RESULTS", "results")) / "lattice_stability"
@@ -133,5 +133,5 @@ if comm.rank == 0:
         label: {n: (None if c is None else c.to_dict()) for n, c in r.critical.items()}
         for label, r in (("chain", res), ("triangular", tri_res))
     }
-    (results / "lattice_stability.json").write_text(json.dumps(summary, indent=1))
+    write_json_file(results / "lattice_stability.json", summary)
     print(f"wrote {results / 'chain.png'} and lattice_stability.json")

@@ -26,7 +26,6 @@
 # result does not depend on the number of ranks.
 
 # %%
-import json
 import os
 from pathlib import Path
 
@@ -41,6 +40,7 @@ from multiscale.ensemble import (
     run_ensemble,
     rve_size_report,
 )
+from multiscale.output import write_json_file
 
 comm = MPI.COMM_WORLD
 ci = bool(os.environ.get("CI"))
@@ -94,7 +94,5 @@ if comm.rank == 0:
     results.mkdir(parents=True, exist_ok=True)
     plot_bc_convergence(result, str(results / "rve_size.png"), bounds=hs)
     summary = {**result.to_dict(), "rve": report.to_dict(), "hashin_shtrikman": list(hs)}
-    tmp = results / "rve_size.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2))
-    tmp.replace(results / "rve_size.json")
+    write_json_file(results / "rve_size.json", summary)
     print(f"wrote {results / 'rve_size.png'} and {results / 'rve_size.json'}")

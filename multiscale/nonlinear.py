@@ -456,6 +456,10 @@ class NewtonSolver(PETScOwner):
         self.timings["solve"] += time.perf_counter() - t0
         petsc_error = agree(self.comm, petsc_error)
         reason = int(self.snes.getConvergedReason())
+        if petsc_error is not None or reason == PETSc.SNES.ConvergedReason.DIVERGED_LINEAR_SOLVE:
+            # a failed factorization leaves the factor in an error state that PETSc would hit
+            # again in the next solve, even with a good matrix: drop it (collective)
+            self.snes.getKSP().reset()
         its = int(self.snes.getIterationNumber())
         converged = reason > 0 and petsc_error is None and self._failure is None
         if converged and not self._is_current(self.x):

@@ -12,12 +12,14 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from mpi4py import MPI
 
-__all__ = ["jsonable", "on_rank0", "write_json"]
+if TYPE_CHECKING:
+    from mpi4py import MPI
+
+__all__ = ["jsonable", "on_rank0", "write_json", "write_json_file"]
 
 log = logging.getLogger(__name__)
 
@@ -41,17 +43,29 @@ def write_json(path: str | os.PathLike, data: dict[str, Any], comm: MPI.Comm) ->
     error = None
     if comm.rank == 0:
         try:
-            text = json.dumps(data, indent=2, default=jsonable)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-            tmp.write_text(text)
-            os.replace(tmp, path)
-            log.info("wrote %s", path)
+            write_json_file(path, data)
         except (OSError, TypeError, ValueError) as err:
             error = f"could not write {path}: {err}"
     error = comm.bcast(error, root=0)
     if error is not None:
         raise OSError(error)
+    return path
+
+
+def write_json_file(path: str | os.PathLike, data: dict[str, Any]) -> Path:
+    """Write ``data`` as JSON to ``path`` from this process alone, atomically (a temporary file
+    in the same folder renamed over the target): for a process outside MPI, such as a
+    benchmark's launcher, or rank 0 inside :func:`write_json`."""
+    path = Path(path)
+    text = json.dumps(data, indent=2, default=jsonable)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    log.info("wrote %s", path)
     return path
 
 

@@ -50,7 +50,7 @@ class Injected(RuntimeError):
 
 
 # -- the Newton solver ---------------------------------------------------------------------------
-def poisson_newton(comm: MPI.Comm, on_iterate) -> NewtonSolver:
+def poisson_newton(comm: MPI.Comm, on_iterate, **kwargs) -> NewtonSolver:
     """-div((1 + u^2) grad u) = 1 on the unit square, u = 0 on the boundary."""
     mesh = dolfinx.mesh.create_unit_square(comm, 8, 8)
     V = dolfinx.fem.functionspace(mesh, ("Lagrange", 1))
@@ -64,7 +64,7 @@ def poisson_newton(comm: MPI.Comm, on_iterate) -> NewtonSolver:
     assembly = FormAssembly(
         dolfinx.fem.form(F), dolfinx.fem.form(ufl.derivative(F, u, du)), u, [bc]
     )
-    return NewtonSolver(assembly, on_iterate=on_iterate, name="test Newton")
+    return NewtonSolver(assembly, on_iterate=on_iterate, name="test Newton", **kwargs)
 
 
 @pytest.mark.mpi
@@ -94,6 +94,36 @@ def test_newton_fails_on_every_rank_when_one_rank_raises(comm):
         assert outcome.residuals[-1] < 1e-9 * outcome.residuals[0]
         assert outcome.iterations <= 5
     newton.destroy()  # idempotent after the with block
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("symmetric", [False, True], ids=["LU", "Cholesky"])
+def test_newton_recovers_after_a_failed_factorization(comm, symmetric):
+    """A singular Jacobian makes the factorization fail (a failed linear solve, or a PETSc error
+    raised by MUMPS inside the solve); PETSc keeps the failed factor, so without a reset every
+    later solve fails too.  The next solve with a good Jacobian must factorize afresh and
+    converge (so that a cut load step can succeed)."""
+    with poisson_newton(comm, lambda x: None, symmetric=symmetric) as newton:
+        jacobian = newton.assembly.jacobian
+        singular = {"on": True}
+
+        def maybe_singular(A):
+            jacobian(A)
+            if singular["on"]:
+                A.zeroEntries()
+
+        newton.assembly.jacobian = maybe_singular
+        newton.x.set(0.0)
+        outcome = newton.solve()
+        assert not outcome.converged
+        assert "DIVERGED_LINEAR_SOLVE" in outcome.cause or "PETSc error" in outcome.cause
+        same_on_all_ranks(comm, (outcome.reason, outcome.cause))
+
+        singular["on"] = False
+        newton.x.set(0.0)
+        outcome = newton.solve()
+        assert outcome.converged, outcome.cause
+        assert outcome.residuals[-1] < 1e-9 * outcome.residuals[0]
 
 
 # -- FE²: an RVE that fails on one rank ------------------------------------------------------------
