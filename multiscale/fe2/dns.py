@@ -183,8 +183,12 @@ class DNSProblem(SolidProblem):
             )
 
     def commit(self) -> None:
-        """Accept the step: write the updated internal variables of the converged state."""
+        """Accept the step: keep the reactions of the converged state, then write its updated
+        internal variables (the flux of the updated state is that of a further step with no
+        strain increment: the same for a rate-independent return map, a relaxed one for a
+        time-dependent law)."""
         super().commit()
+        self._reactions = self.reactions() if self._updates else None
         new = [
             (cells, {k: self.rule.evaluate(e, cells) for k, e in exprs.items()})
             for cells, exprs in self._updates
@@ -204,6 +208,8 @@ class DNSProblem(SolidProblem):
 
     def record(self, step: StepRecord) -> None:
         super().record(step)
+        if getattr(self, "_reactions", None) is not None:
+            step.reactions = self._reactions
         step.quantities = {"max_p": self.comm.allreduce(self._max_p, op=MPI.MAX)}
         log.debug(
             "DNS step %d: factor %.4g, %d Newton its, max p %.3g, %.2f s",

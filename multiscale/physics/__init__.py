@@ -14,16 +14,19 @@ from .diffusion import AnisotropicConductivity, Conductivity
 from .elasticity import AnisotropicElasticity, IsotropicElasticity
 from .hyperelasticity import NeoHookean
 from .plasticity import J2Plasticity
+from .viscoelasticity import GeneralizedMaxwell, MaxwellBranch
 
 __all__ = [
     "AnisotropicConductivity",
     "AnisotropicElasticity",
     "Conductivity",
+    "GeneralizedMaxwell",
     "HistoryMaterial",
     "IsotropicElasticity",
     "J2Plasticity",
     "Kind",
     "Material",
+    "MaxwellBranch",
     "NeoHookean",
     "generalized_gradient",
     "has_state",
