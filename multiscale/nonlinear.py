@@ -554,6 +554,8 @@ class LoadStepper:
         Name of the problem in the log.
 
     :attr:`steps` and :attr:`failed_attempts` grow with every call of :meth:`run`.
+    :meth:`export_state` and :meth:`import_state` suspend a run after a converged step and
+    resume it in another process (a checkpoint and restart), on the same path of step sizes.
     """
 
     def __init__(
@@ -577,21 +579,81 @@ class LoadStepper:
         self.factor = 0.0
         self.steps: list[StepRecord] = []
         self.failed_attempts: list[dict[str, Any]] = []
+        self._targets: list[float] = []  # of the run in progress
+        self._index = 0  # the target being reached
+        self._progress: dict[str, float] = {}  # step size, cuts and streak towards it
+        self._resume: dict[str, Any] | None = None  # from import_state, for the next run
 
     def run(self, factors: Sequence[float]) -> list[StepRecord]:
-        """Reach every factor of ``factors`` in turn (collective); returns :attr:`steps`."""
+        """Reach every factor of ``factors`` in turn (collective); returns :attr:`steps`.
+        After :meth:`import_state`, ``factors`` must be those of the exported run, which
+        continues where it was."""
         targets = [float(f) for f in factors]
         if not targets or not np.all(np.isfinite(targets)):
             raise ValueError(f"load factors must be a non-empty list of finite numbers: {factors}")
-        for target in targets:
-            self._reach(target)
+        first, progress = self._resume_point(targets)
+        self._targets = targets
+        for i in range(first, len(targets)):
+            self._index = i
+            self._reach(targets[i], progress if i == first else None)
+        self._index = len(targets)
         return self.steps
 
-    def _reach(self, target: float) -> None:
+    # -- resuming ---------------------------------------------------------------------------------
+    def export_state(self) -> dict[str, Any]:
+        """Everything :meth:`import_state` needs to continue the run in progress (JSON-able;
+        the same on every rank): the committed ``factor``, the run's ``targets``, the ``index``
+        of the one being reached and the ``progress`` towards it (current step size, cuts,
+        converged sub-steps since the last cut), and the :attr:`steps` and
+        :attr:`failed_attempts` records.  Exported from ``on_step``, it describes the state
+        right after that step's commit."""
+        return {
+            "factor": self.factor,
+            "targets": list(self._targets),
+            "index": self._index,
+            "progress": dict(self._progress),
+            "steps": [s.to_dict() for s in self.steps],
+            "failed_attempts": [dict(a) for a in self.failed_attempts],
+        }
+
+    def import_state(self, state: Mapping[str, Any]) -> None:
+        """Take over an :meth:`export_state`: the records (the lists are updated in place, so
+        whoever holds them sees the restored ones), the factor, and where the next :meth:`run`
+        continues.  The problem's own committed state is restored by the caller."""
+        self.factor = float(state["factor"])
+        self.steps[:] = [StepRecord(**s) for s in state["steps"]]
+        self.failed_attempts[:] = [dict(a) for a in state["failed_attempts"]]
+        self._resume = {
+            "targets": [float(t) for t in state["targets"]],
+            "index": int(state["index"]),
+            "progress": dict(state["progress"]),
+        }
+
+    def _resume_point(self, targets: list[float]) -> tuple[int, dict[str, float] | None]:
+        """The first target to reach and the progress towards it (after
+        :meth:`import_state`; else 0 and none)."""
+        resume, self._resume = self._resume, None
+        if resume is None:
+            return 0, None
+        saved = resume["targets"]
+        if len(saved) != len(targets) or not np.allclose(saved, targets, rtol=0.0, atol=1e-12):
+            raise ValueError(
+                f"the load factors {targets} are not those of the resumed run ({saved})"
+            )
+        return resume["index"], resume["progress"] or None
+
+    def _reach(self, target: float, progress: Mapping[str, float] | None = None) -> None:
         start = self.factor
         step = target - start
         tol = 1e-12 * max(1.0, abs(target))
         cuts = streak = 0
+        if progress:
+            step, cuts, streak = (
+                float(progress["step"]),
+                int(progress["cuts"]),
+                int(progress["streak"]),
+            )
+        self._progress = {"step": step, "cuts": cuts, "streak": streak}
         while abs(target - start) > tol:
             remaining = target - start
             step_now = step if abs(step) < abs(remaining) else remaining
@@ -602,10 +664,11 @@ class LoadStepper:
             if outcome.converged:
                 self.problem.commit()
                 self.factor = start = trial
-                self._record(trial, outcome, cuts, time.perf_counter() - t0)
                 streak += 1
                 if cuts and streak % self.regrow_after == 0:
                     step *= 2.0
+                self._progress = {"step": step, "cuts": cuts, "streak": streak}
+                self._record(trial, outcome, cuts, time.perf_counter() - t0)
                 continue
             cause = outcome.cause or "Newton did not converge"
             self.failed_attempts.append(

@@ -30,6 +30,15 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("config", help="the run description (.yaml, .yml or .toml)")
     p.add_argument("--output", metavar="DIR", help="override output.directory")
     p.add_argument("--steps", type=int, metavar="N", help="override loading: N equal steps to 1")
+    p.add_argument(
+        "--restart",
+        metavar="DIR",
+        help=(
+            "continue from the newest complete checkpoint in DIR (a checkpoint directory, or an "
+            "output directory holding one), on any number of ranks; the config must be the one "
+            "the checkpoint was written with (output.checkpoint: {every: N} writes them)"
+        ),
+    )
     return p
 
 
@@ -44,7 +53,7 @@ def run(args: argparse.Namespace, comm: MPI.Comm) -> int:
             raise ValueError(f"--steps must be positive, got {args.steps}")
         config.loading.pop("factors", None)
         config.loading["steps"] = args.steps
-    result = run_fe2(comm, config)
+    result = run_fe2(comm, config, restart=args.restart)
     curve = result.curve()
     log.info(
         "FE² done: %d steps, %d macro Newton iterations, %d RVE solves, final reaction %.6g on "

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -344,6 +344,17 @@ class SolidProblem(SteppedProblem):
         dolfinx.fem.petsc.assemble_vector(r, self._F_internal)
         r.ghostUpdate(addv=PETSc.InsertMode.ADD_VALUES, mode=PETSc.ScatterMode.REVERSE)
         return self.loads.reactions(r)
+
+    def restore(self, stepper_state: Mapping[str, Any]) -> None:
+        """Continue from a checkpoint (collective): ``u`` already holds the committed
+        displacement (read by the caller); it becomes the committed one, the load is that of
+        the committed factor, and the next :meth:`solve` resumes the load stepper from
+        ``stepper_state`` (:meth:`LoadStepper.export_state
+        <multiscale.nonlinear.LoadStepper.export_state>`), records included."""
+        self.u.x.scatter_forward()
+        self.u.x.petsc_vec.copy(self._committed)
+        self.stepper.import_state(stepper_state)
+        self.set_load(self.stepper.factor)
 
     def _on_step(self, step: StepRecord) -> None:
         if self.on_step is not None:

@@ -21,7 +21,8 @@
       petsc_options: {}          # RVE Newton/KSP options
     loading: {steps: 10, max_cuts: 6}   # or {factors: [0.5, 1.0, 0.5, 0.0]}
     solver: {petsc_options: {}}  # macro Newton/KSP options
-    output: {directory: results/fe2, summary: summary.json, probes: [[0.35, 0.0]], fields: true}
+    output: {directory: results/fe2, summary: summary.json, probes: [[0.35, 0.0]], fields: true,
+             checkpoint: {every: 2, keep: 2}}   # checkpoint: optional, under <directory>/checkpoint
 
 Laws: ``elastic`` (``E``, ``nu`` or ``lambda``, ``mu``), ``j2`` (``E``, ``nu``, ``sigma_y``,
 ``H``), ``neo_hookean`` (``E``, ``nu`` or ``lambda``, ``mu``).  Paths of *input* files (meshes)
@@ -65,6 +66,7 @@ from multiscale.output import write_json
 from multiscale.physics import IsotropicElasticity, J2Plasticity, NeoHookean
 from multiscale.progress import Progress
 
+from .checkpoint import FE2Checkpointer, fe2_config_hash, open_restart, restore_fe2
 from .output import FE2Output
 from .solver import DisplacementBC, FE2Problem, FE2Result, Traction
 
@@ -221,6 +223,14 @@ SCHEMA = Section(
                     "summary": Field(Text(), default="summary.json"),
                     "probes": Field(ListOf(ListOf(Number(), min_length=2)), default=list),
                     "fields": Field(Boolean(), default=True),
+                    "checkpoint": Field(
+                        Section(
+                            {
+                                "every": Field(Integer(min=1), required=True),
+                                "keep": Field(Integer(min=1), default=2),
+                            }
+                        )
+                    ),
                 }
             ),
             default=dict,
@@ -361,13 +371,20 @@ def step_summary(step, result: FE2Result) -> str:
     )
 
 
-def run_fe2(comm: MPI.Comm, config: FE2Config) -> FE2Result:
+def run_fe2(
+    comm: MPI.Comm, config: FE2Config, restart: str | os.PathLike | None = None
+) -> FE2Result:
     """Build and solve the FE² problem of ``config``; write the fields, probes and summary.
 
     The summary JSON is written (atomically, by rank 0) also when the run fails, with the
-    error recorded, before the error is re-raised.  Collective.
+    error recorded, before the error is re-raised.  With ``output.checkpoint.every`` a
+    checkpoint is written every that many steps under ``<output directory>/checkpoint``
+    (:mod:`multiscale.fe2.checkpoint`); ``restart`` (a checkpoint or output directory)
+    continues from its newest complete checkpoint, on any number of ranks, and the summary
+    then records it under ``restart`` (field files get the suffix ``_restart<k>``).  Collective.
     """
     t0 = time.perf_counter()
+    checkpoint = open_restart(restart, comm, config) if restart is not None else None
     macro = config.macro_mesh(comm)
     bcs, tractions = config.boundary_conditions()
     rve_options: dict[str, Any] = {"degree": config.micro["degree"]}
@@ -390,16 +407,28 @@ def run_fe2(comm: MPI.Comm, config: FE2Config) -> FE2Result:
     )
     with problem:
         directory = config.output_directory()
+        suffix = f"_restart{checkpoint.step}" if checkpoint is not None else ""
         output = FE2Output(
-            problem, directory, probes=config.output["probes"], fields=config.output["fields"]
+            problem,
+            directory,
+            probes=config.output["probes"],
+            fields=config.output["fields"],
+            suffix=suffix,
         )
         factors = config.factors()
         progress = Progress(len(factors), "load factor", comm)
+        if checkpoint is not None:
+            stepper = restore_fe2(problem, checkpoint, output)["stepper"]
+            i, targets = stepper["index"], stepper["targets"]
+            progress.done = i + int(i < len(targets) and np.isclose(stepper["factor"], targets[i]))
+        checkpointer = _checkpointer(problem, output, config, directory, fresh=restart is None)
 
         def on_step(step) -> None:
             output(step)
             if progress.done < len(factors) and np.isclose(step.factor, factors[progress.done]):
                 progress.advance(step_summary(step, problem.result))
+            if checkpointer is not None:
+                checkpointer(step)
 
         problem.on_step = on_step
         summary_path = directory / config.output["summary"]
@@ -416,6 +445,13 @@ def run_fe2(comm: MPI.Comm, config: FE2Config) -> FE2Result:
         data["files"] = [str(p) for p in output.files()]
         data["wall_time_s"] = comm.allreduce(time.perf_counter() - t0, op=MPI.MAX)
         data["config"] = {k: getattr(config, k) for k in ("macro", "micro", "loading", "solver")}
+        if checkpoint is not None:
+            data["restart"] = {
+                "checkpoint": str(checkpoint.path),
+                "step": checkpoint.step,
+                "factor": checkpoint.manifest.get("factor"),
+                "ranks": checkpoint.manifest.get("ranks"),
+            }
         write_json(summary_path, data, comm)
         log.info(
             "results in %s (ParaView: %s)", directory, ", ".join(p.name for p in output.files())
@@ -423,3 +459,21 @@ def run_fe2(comm: MPI.Comm, config: FE2Config) -> FE2Result:
         if result.status != "ok":
             raise CollectiveError(result.error or "FE² run failed")
     return result
+
+
+def _checkpointer(
+    problem: FE2Problem, output: FE2Output, config: FE2Config, directory: Path, *, fresh: bool
+) -> FE2Checkpointer | None:
+    """The checkpoint writer of ``output.checkpoint`` (none without it)."""
+    spec = config.output.get("checkpoint")
+    if not spec:
+        return None
+    return FE2Checkpointer(
+        problem,
+        output,
+        directory / "checkpoint",
+        every=spec["every"],
+        keep=spec["keep"],
+        config_hash=fe2_config_hash(config),
+        fresh=fresh,
+    )

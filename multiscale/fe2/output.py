@@ -39,7 +39,8 @@ class FE2Output:
     """Writes the macro fields and the probe RVEs after every converged step.
 
     Attach with ``problem.on_step = FE2Output(problem, directory, probes=[...])``; call
-    :meth:`close` at the end (collective).  Probes need ``group_size == 1``.
+    :meth:`close` at the end (collective).  Probes need ``group_size == 1``.  ``suffix`` is
+    appended to the file names (a restarted run writes its steps beside the earlier files).
     """
 
     def __init__(
@@ -49,9 +50,11 @@ class FE2Output:
         *,
         probes: Sequence[Sequence[float]] = (),
         fields: bool = True,
+        suffix: str = "",
     ) -> None:
         self.problem = problem
         self.directory = Path(directory)
+        self.suffix = suffix
         comm = problem.comm
         if comm.rank == 0:
             self.directory.mkdir(parents=True, exist_ok=True)
@@ -86,12 +89,23 @@ class FE2Output:
 
     @property
     def macro_path(self) -> Path:
-        return self.directory / "macro.xdmf"
+        return self.directory / f"macro{self.suffix}.xdmf"
 
     def files(self) -> list[Path]:
         """The XDMF files this output writes (rank 0's view: all of them)."""
         out = [self.macro_path] if self._fields else []
-        return out + [self.directory / f"rve_{i}.xdmf" for i in range(len(self._probes))]
+        return out + [self._probe_path(i) for i in range(len(self._probes))]
+
+    def _probe_path(self, i: int) -> Path:
+        return self.directory / f"rve_{i}{self.suffix}.xdmf"
+
+    def state(self) -> dict[str, float]:
+        """What a restarted output continues from: the load path length and the last factor."""
+        return {"time": self._time, "factor": self._factor}
+
+    def restore(self, state: dict[str, float]) -> None:
+        """Continue the times of :meth:`state` (after a restart)."""
+        self._time, self._factor = float(state["time"]), float(state["factor"])
 
     def _locate(self, probes: Sequence[Sequence[float]]) -> list[tuple[int, int, np.ndarray]]:
         """(owner rank, local point index, point) of the quadrature point nearest each probe."""
@@ -139,7 +153,7 @@ class FE2Output:
             return
         rve_mesh = micro.rve.cell.mesh
         if i not in self._probe_files:
-            f = dolfinx.io.XDMFFile(MPI.COMM_SELF, str(self.directory / f"rve_{i}.xdmf"), "w")
+            f = dolfinx.io.XDMFFile(MPI.COMM_SELF, str(self._probe_path(i)), "w")
             f.write_mesh(rve_mesh)
             self._probe_files[i] = f
             log.debug("probe %d at %s -> RVE of point %d", i, point.tolist(), key)

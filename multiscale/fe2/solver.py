@@ -281,6 +281,38 @@ class FE2Problem(ConcurrentCoupling, SolidProblem):
         self._statistics()
         return self.result
 
+    # -- restart ----------------------------------------------------------------------------------
+    def restore_micro(
+        self,
+        committed: Mapping[str, np.ndarray],
+        responses: MicroEvaluation | None,
+        counters: Mapping[str, int],
+    ) -> None:
+        """Continue from a checkpoint (local): the committed micro history of this rank's
+        points (rows in the order of :attr:`rule`, cells x points; none for linear phases), the
+        committed responses the first iterate of the next step reuses, and the run's
+        ``counters`` so far (``solves_total``, ``macro_iterations``), which the statistics of
+        this run add to.  Needs ``group_size`` 1."""
+        if self.pool.group_size != 1:
+            raise ValueError("restoring FE² micro states needs micro.group_size 1")
+        for key, value in committed.items():
+            np.copyto(self.micro.committed[key], value)
+        self.micro.rollback()  # the trial state starts from the committed one
+        if responses is not None:
+            self._assign_responses(responses)
+            self._cache = _copy(responses)
+        self._counters = {k: int(v) for k, v in counters.items()}
+
+    def counters(self) -> dict[str, int]:
+        """RVE solves and macro Newton iterations of the whole run so far, over all ranks
+        (collective): what a checkpoint carries to the restarted run."""
+        base = getattr(self, "_counters", {})
+        solves = self.micro.rve_solves if self.pool.micro_comm.rank == 0 else 0
+        return {
+            "solves_total": base.get("solves_total", 0) + self.comm.allreduce(solves, op=MPI.SUM),
+            "macro_iterations": base.get("macro_iterations", 0) + self.newton.counts["jacobians"],
+        }
+
     def _statistics(self) -> None:
         """Micro counts, times and imbalance, and the time split (collective)."""
         stats = self.pool.statistics()
@@ -289,6 +321,8 @@ class FE2Problem(ConcurrentCoupling, SolidProblem):
         # every RVE solve, the one of linear phases (outside the pool) included
         solves = self.micro.rve_solves if self.pool.micro_comm.rank == 0 else 0
         self.result.micro["solves_total"] = self.comm.allreduce(solves, op=MPI.SUM)
+        base = getattr(self, "_counters", {})  # the run before a restart
+        self.result.micro["solves_total"] += base.get("solves_total", 0)
         t = dict(self.newton.timings)
         local = {
             "micro": self.micro_seconds["total"],
@@ -302,7 +336,9 @@ class FE2Problem(ConcurrentCoupling, SolidProblem):
         timings = {k: self.comm.allreduce(v, op=MPI.MAX) for k, v in local.items()}
         timings["solve"] = self.result.timings.get("solve", 0.0)
         self.result.timings = timings
-        self.result.info["macro_iterations"] = self.newton.counts["jacobians"]
+        self.result.info["macro_iterations"] = self.newton.counts["jacobians"] + base.get(
+            "macro_iterations", 0
+        )
 
 
 def _copy(ev: MicroEvaluation | None) -> MicroEvaluation | None:
