@@ -8,12 +8,16 @@
 * :mod:`.stability`: strong ellipticity, convexity along a path and phonon stability, and the
   critical load along a loading path;
 * :mod:`.statics`: finite and periodic atom sets, their pair energy, forces and sparse Hessian,
-  and energy minimization by Newton (PETSc SNES) with Dirichlet atoms and load stepping.
+  and energy minimization by Newton (PETSc SNES) with Dirichlet atoms and load stepping;
+* :mod:`.qc`: the quasicontinuum method: repatoms on a graded coarse mesh, energy-based (QCE),
+  ghost-force-corrected, force-based (QCF) and blended (BQCE) couplings.
 """
 
 from .cauchy_born import CauchyBorn, relaxed_lattice_constant
 from .lattice import LATTICES, Bonds, Lattice
 from .potentials import Harmonic, LennardJones, Morse, PairPotential, Shifted
+from .qc import METHODS as QC_METHODS
+from .qc import CoarseMesh, MeshSpec, QCModel, QCProblem, soften_bonds
 from .stability import (
     CRITERIA,
     Instability,
@@ -32,19 +36,24 @@ from .statics import AtomisticProblem, AtomSet, PairModel, StaticsResult, neighb
 __all__ = [
     "CRITERIA",
     "LATTICES",
+    "QC_METHODS",
     "AtomSet",
     "AtomisticProblem",
     "Bonds",
     "CauchyBorn",
+    "CoarseMesh",
     "Harmonic",
     "Instability",
     "Lattice",
     "LennardJones",
     "LoadingPath",
+    "MeshSpec",
     "Morse",
     "PairModel",
     "PairPotential",
     "PathStability",
+    "QCModel",
+    "QCProblem",
     "Shifted",
     "StaticsResult",
     "analyse_path",
@@ -56,4 +65,5 @@ __all__ = [
     "path_convexity",
     "phonon",
     "relaxed_lattice_constant",
+    "soften_bonds",
 ]

@@ -34,7 +34,9 @@ COMMANDS: tuple[str, ...] = (
     ".fe2",
     ".hmm",
     ".rve_size",
+    ".bloch",
     ".lattice",
+    ".qc",
     ".demo",
 )
 
