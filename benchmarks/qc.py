@@ -58,24 +58,6 @@ def block(n_atoms: int) -> tuple[AtomSet, Lattice, CauchyBorn, np.ndarray]:
     return full.without(hole), lat, law, c
 
 
-class _AffinePredictor(AtomisticProblem):
-    """The atomistic problem whose Newton starts from the committed state moved affinely with
-    the boundary (``--affine-start``): no SciPy SuperLU solve of the linear response, whose fill
-    does not fit in memory for 1e6 atoms on a 23 GB machine."""
-
-    affine: np.ndarray
-    committed_factor = 0.0
-
-    def predict(self) -> np.ndarray:
-        x0, _ = self._committed
-        g = x0 + (self.factor - self.committed_factor) * self.affine
-        return g.reshape(-1)[self.free_dofs]
-
-    def commit(self) -> None:
-        super().commit()
-        self.committed_factor = self.factor
-
-
 def layer(X: np.ndarray, lo: np.ndarray, hi: np.ndarray, width: float) -> np.ndarray:
     return np.minimum(X - lo, hi - X).min(axis=1) <= width * (1 + 1e-9)
 
@@ -88,11 +70,6 @@ def main() -> None:
     parser.add_argument("--radius", type=float, default=10.0, help="atomistic radius (spacings)")
     parser.add_argument("--growth", type=float, default=1.0, help="mesh grading")
     parser.add_argument("--atol", type=float, default=1e-8, help="Newton force tolerance")
-    parser.add_argument(
-        "--affine-start",
-        action="store_true",
-        help="atomistic Newton from the affine state, not the linear-response predictor",
-    )
     parser.add_argument("--method", default="qcf", choices=("qce", "qce_corrected", "qcf"))
     args = parser.parse_args()
     comm = MPI.COMM_WORLD
@@ -107,9 +84,8 @@ def main() -> None:
     model = PairModel(atoms, LennardJones(), rc)
     U = (X - c) @ (F - np.eye(2)).T
     opts = {"snes_atol": args.atol}
-    cls = _AffinePredictor if args.affine_start else AtomisticProblem
-    with cls(model, fixed=layer(X, lo, hi, 2 * a), displacement=U, petsc_options=opts) as p:
-        p.affine = U
+    fixed = layer(X, lo, hi, 2 * a)
+    with AtomisticProblem(model, fixed=fixed, displacement=U, petsc_options=opts) as p:
         p.solve([1.0])
         xa = p.x.copy()
         newton_atoms = p.stepper.steps[-1].iterations
@@ -145,7 +121,6 @@ def main() -> None:
         "atomistic_radius": args.radius,
         "growth": args.growth,
         "newton_atol": args.atol,
-        "atomistic_affine_start": args.affine_start,
         "atomistic_time_s": t_atoms,
         "qc_time_s": t_qc,
         "qc_speedup": t_atoms / t_qc,

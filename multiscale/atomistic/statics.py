@@ -40,7 +40,6 @@ ownership is not done yet).
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -49,7 +48,6 @@ import numpy as np
 from mpi4py import MPI
 from petsc4py import PETSc
 from scipy import sparse
-from scipy.sparse.linalg import spsolve
 from scipy.spatial import cKDTree
 
 from multiscale.nonlinear import (
@@ -519,8 +517,9 @@ class AtomisticProblem(PETScOwner):
         moved affinely with the period, :math:`\\bar F\\bar F_0^{-1}x_0`, plus the linear
         response to the move :math:`\\Delta g` of the fixed atoms,
         :math:`\\Delta x_f = -K_{ff}^{-1}K_{fc}\\,\\Delta g` with the Hessian :math:`K` of the
-        committed state so moved: a finite-element solver's lifting of the new boundary values.  The
-        guess without the response where :math:`K_{ff}` is singular."""
+        committed state so moved: a finite-element solver's lifting of the new boundary values,
+        solved with the Newton solver's own matrix and factorization (MUMPS).  The guess without
+        the response where :math:`K_{ff}` is singular."""
         x0, F0 = self._committed
         guess = x0 @ (self.F @ np.linalg.inv(F0)).T
         free = self.free_dofs
@@ -529,11 +528,34 @@ class AtomisticProblem(PETScOwner):
         start = guess.reshape(-1)[free]
         if not np.any(dg):
             return start
-        K = self.model.hessian(guess, self.F)
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            step = spsolve(K[free][:, free].tocsc(), -(K[free] @ dg))
-        return start + step if np.all(np.isfinite(step)) else start
+        rhs = -(self.model.hessian(guess, self.F)[free] @ dg)
+        step = self._solve_free(guess, rhs)
+        return start + step if step is not None else start
+
+    def _solve_free(self, at: np.ndarray, rhs: np.ndarray) -> np.ndarray | None:
+        """:math:`K_{ff}^{-1}` ``rhs`` with the Hessian at the positions ``at``; ``None`` where
+        the factorization fails."""
+        A, ksp = self.newton.A, self.newton.snes.getKSP()
+        current = self.x.copy()
+        self.x[:] = at
+        try:
+            self.newton.assembly.jacobian(A)
+        finally:
+            self.x[:] = current
+        b, y = A.createVecs()
+        b.setArray(rhs)
+        try:
+            ksp.setOperators(A)
+            ksp.solve(b, y)
+            ok = ksp.getConvergedReason() > 0
+        except PETSc.Error:
+            ok = False
+        step = y.getArray().copy() if ok else None
+        if not ok:
+            ksp.reset()  # a failed factor is not reused by the next solve
+        b.destroy()
+        y.destroy()
+        return step if step is not None and np.all(np.isfinite(step)) else None
 
     def commit(self) -> None:
         self._committed = (self.x.copy(), self.F.copy())
