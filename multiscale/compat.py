@@ -17,7 +17,7 @@ import dolfinx.fem.petsc
 from mpi4py import MPI
 from petsc4py import PETSc
 
-__all__ = ["DOLFINX_VERSION", "create_vector", "model_to_mesh"]
+__all__ = ["DOLFINX_VERSION", "create_vector", "geometry_dofmap", "model_to_mesh"]
 
 #: (major, minor) of the running dolfinx.
 DOLFINX_VERSION: tuple[int, int] = tuple(int(p) for p in dolfinx.__version__.split(".")[:2])  # type: ignore[assignment]
@@ -48,3 +48,10 @@ def create_vector(form: dolfinx.fem.Form) -> PETSc.Vec:
     if DOLFINX_VERSION >= (0, 10):
         return dolfinx.fem.petsc.create_vector(form.function_spaces[0])
     return dolfinx.fem.petsc.create_vector(form)
+
+
+def geometry_dofmap(mesh: dolfinx.mesh.Mesh) -> Any:
+    """The geometry dofmap of a single-cell-type mesh (``(num_cells, nodes)``): ``dofmap`` in
+    0.9, ``dofmaps[0]`` from 0.10 on (where ``dofmap`` is kept only for single cell types)."""
+    dofmaps = getattr(mesh.geometry, "dofmaps", None)
+    return dofmaps[0] if isinstance(dofmaps, list) else mesh.geometry.dofmap

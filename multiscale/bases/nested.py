@@ -1,0 +1,261 @@
+"""Nested coarse/fine simplex meshes and the coarse-to-fine maps of the multiscale bases.
+
+The coarse mesh :math:`\\mathcal T_H` (intervals or triangles) is held on every rank
+(``MPI.COMM_SELF``); the fine mesh :math:`\\mathcal T_h` is a distributed dolfinx mesh that
+*refines* it: every fine cell lies in exactly one coarse element :math:`K` (checked at
+construction by locating each fine cell's midpoint and vertices with barycentric coordinates).
+:func:`unit_square_pair` makes such a pair as two structured meshes of :math:`[0,1]^2` with the
+same diagonal direction, ``m`` fine cells per coarse cell per side, so each coarse triangle is a
+block of :math:`m^2` fine triangles; :func:`unit_interval_pair` does the same in 1D.  Any pair
+that nests (e.g. a coarse mesh and ``dolfinx.mesh.refine`` of it, both built from the same
+cells) is accepted.
+
+The fine P1 degrees of freedom are tabulated once, replicated on every rank (global dof number,
+coordinates, the coarse elements whose closure holds the dof, whether it lies on
+:math:`\\partial\\Omega`).  From that table come, for a set :math:`S` of coarse elements
+(an element, a vertex star, the :math:`k`-layer patch :math:`U_k(K)`, defined by
+:math:`U_0(K) = K`,
+:math:`U_{k+1}(K) = \\bigcup\\{T : \\bar T \\cap \\overline{U_k(K)} \\ne \\emptyset\\}`),
+the fine dofs of :math:`\\bar S` and those interior to :math:`S` (all their coarse elements in
+:math:`S`, not on :math:`\\partial\\Omega`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import dolfinx
+import dolfinx.geometry
+import numpy as np
+import scipy.sparse as sp
+from mpi4py import MPI
+
+from multiscale.compat import geometry_dofmap
+
+__all__ = ["NestedMeshes", "barycentric", "unit_interval_pair", "unit_square_pair"]
+
+_TOL = 1e-10
+
+
+def unit_interval_pair(
+    comm: MPI.Comm, n_coarse: int, m: int
+) -> tuple[dolfinx.mesh.Mesh, dolfinx.mesh.Mesh]:
+    """Coarse :math:`[0,1]` with ``n_coarse`` cells (on ``COMM_SELF``), fine with ``n_coarse*m``
+    (on ``comm``)."""
+    return (
+        dolfinx.mesh.create_unit_interval(MPI.COMM_SELF, n_coarse),
+        dolfinx.mesh.create_unit_interval(comm, n_coarse * m),
+    )
+
+
+def unit_square_pair(
+    comm: MPI.Comm, n_coarse: int, m: int
+) -> tuple[dolfinx.mesh.Mesh, dolfinx.mesh.Mesh]:
+    """Coarse triangles of :math:`[0,1]^2` (``n_coarse`` per side, ``COMM_SELF``) and the fine
+    mesh with ``n_coarse*m`` per side (``comm``), same diagonal direction, hence nested."""
+    diag = dolfinx.mesh.DiagonalType.right
+    tri = dolfinx.mesh.CellType.triangle
+    return (
+        dolfinx.mesh.create_unit_square(MPI.COMM_SELF, n_coarse, n_coarse, tri, diagonal=diag),
+        dolfinx.mesh.create_unit_square(comm, n_coarse * m, n_coarse * m, tri, diagonal=diag),
+    )
+
+
+def barycentric(vertices: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Barycentric coordinates :math:`\\lambda_j(x)` of the points ``x`` (n, d) w.r.t. the
+    simplex ``vertices`` (d+1, d): :math:`x = \\sum_j \\lambda_j v_j`, :math:`\\sum_j\\lambda_j=1`.
+    They are the coarse P1 basis functions of the element, extended affinely."""
+    t = (vertices[1:] - vertices[0]).T
+    rest = np.linalg.solve(t, (x - vertices[0]).T).T
+    return np.column_stack([1.0 - rest.sum(axis=1), rest])
+
+
+def _barycentric_pairs(
+    verts: np.ndarray, cells: np.ndarray, x: np.ndarray, elems: np.ndarray, pts: np.ndarray
+) -> np.ndarray:
+    """Barycentric coordinates of ``x[pts[i]]`` in element ``elems[i]`` (vectorized)."""
+    v = verts[cells[elems]]  # (n, d+1, d)
+    t = np.transpose(v[:, 1:] - v[:, :1], (0, 2, 1))
+    rest = np.linalg.solve(t, (x[pts] - v[:, 0])[..., None])[..., 0]
+    return np.column_stack([1.0 - rest.sum(axis=1), rest])
+
+
+@dataclass(frozen=True, slots=True)
+class _Located:
+    point: np.ndarray
+    elem: np.ndarray
+    lam: np.ndarray
+
+
+def _locate(coarse: dolfinx.mesh.Mesh, verts, cells, x: np.ndarray, tol: float) -> _Located:
+    """All (point, coarse element) pairs with the point in the closed element."""
+    tdim = coarse.topology.dim
+    tree = dolfinx.geometry.bb_tree(coarse, tdim)
+    x3 = np.zeros((len(x), 3))
+    x3[:, : x.shape[1]] = x
+    cand = dolfinx.geometry.compute_collisions_points(tree, x3)
+    counts = np.diff(cand.offsets)
+    pts = np.repeat(np.arange(len(x)), counts)
+    elems = np.asarray(cand.array, dtype=np.int64)
+    lam = _barycentric_pairs(verts, cells, x, elems, pts)
+    keep = lam.min(axis=1) >= -tol
+    return _Located(pts[keep], elems[keep], lam[keep])
+
+
+class NestedMeshes:
+    """A coarse simplex mesh (replicated), a nested fine dolfinx mesh and the maps between them.
+
+    Attributes (all replicated on every rank, numbered globally):
+
+    ``vertices`` (n_v, d), ``cells`` (n_K, d+1):
+        coarse vertex coordinates and element vertices;
+    ``free``:
+        coarse vertices not on :math:`\\partial\\Omega` (the coarse unknowns, numbered by
+        ``coarse_dof``: vertex -> unknown or -1);
+    ``x`` (N, d), ``on_boundary`` (N,):
+        fine P1 dof coordinates and the dofs on :math:`\\partial\\Omega`;
+    ``dof_elems``:
+        (N, n_K) sparse 0/1: fine dof in the closure of coarse element;
+    ``cell_elem``:
+        the coarse element of each local (owned and ghost) fine cell.
+    """
+
+    def __init__(self, coarse: dolfinx.mesh.Mesh, fine: dolfinx.mesh.Mesh) -> None:
+        if coarse.comm.size != 1:
+            raise ValueError("the coarse mesh must live on MPI.COMM_SELF (it is replicated)")
+        tdim = coarse.topology.dim
+        if fine.topology.dim != tdim:
+            raise ValueError("coarse and fine meshes differ in dimension")
+        self.comm: MPI.Comm = fine.comm
+        self.coarse, self.fine, self.dim = coarse, fine, tdim
+        self.vertices = np.ascontiguousarray(coarse.geometry.x[:, :tdim])
+        self.cells = np.asarray(geometry_dofmap(coarse), dtype=np.int64).reshape(-1, tdim + 1)
+        self.n_elements, self.n_vertices = len(self.cells), len(self.vertices)
+        self._coarse_boundary()
+        self.space = dolfinx.fem.functionspace(fine, ("Lagrange", 1))
+        self._fine_cells()
+        self._dof_table()
+        inc = sp.csr_matrix(
+            (
+                np.ones(self.cells.size),
+                self.cells.ravel(),
+                np.arange(0, self.cells.size + 1, tdim + 1),
+            ),
+            shape=(self.n_elements, self.n_vertices),
+        )
+        self.incidence = inc
+        self.adjacency = ((inc @ inc.T) > 0).astype(np.int64).tocsr()
+        self._patch_cache: dict[int, sp.csr_matrix] = {
+            0: sp.identity(self.n_elements, format="csr")
+        }
+
+    # -- set-up ----------------------------------------------------------------------------
+    def _coarse_boundary(self) -> None:
+        """Facets of one element only are exterior; ``exterior_facet[K, j]``: the facet of K
+        opposite its vertex j lies on :math:`\\partial\\Omega`."""
+        nv = self.cells.shape[1]
+        facets = np.stack([np.delete(self.cells, j, axis=1) for j in range(nv)], axis=1)
+        keys = np.sort(facets.reshape(-1, nv - 1), axis=1)
+        _, inverse, counts = np.unique(keys, axis=0, return_inverse=True, return_counts=True)
+        ext = counts[inverse.ravel()] == 1
+        self.exterior_facet = ext.reshape(self.n_elements, nv)
+        bnd = np.zeros(self.n_vertices, dtype=bool)
+        bnd[keys[ext].ravel()] = True
+        self.free = ~bnd
+        self.coarse_dof = np.full(self.n_vertices, -1, dtype=np.int64)
+        self.coarse_dof[self.free] = np.arange(int(self.free.sum()))
+        self.n_coarse = int(self.free.sum())
+
+    def _fine_cells(self) -> None:
+        fine, tdim = self.fine, self.dim
+        imap = fine.topology.index_map(tdim)
+        n = imap.size_local + imap.num_ghosts
+        mid = dolfinx.mesh.compute_midpoints(fine, tdim, np.arange(n, dtype=np.int32))[:, :tdim]
+        loc = _locate(self.coarse, self.vertices, self.cells, mid, -_TOL)
+        if len(loc.point) != n or np.any(np.bincount(loc.point, minlength=n) != 1):
+            raise ValueError("the fine mesh does not refine the coarse mesh (cell midpoints)")
+        elem = np.empty(n, dtype=np.int64)
+        elem[loc.point] = loc.elem
+        geo = fine.geometry
+        gdofs = np.asarray(geometry_dofmap(fine)).reshape(n, -1)
+        xv = geo.x[gdofs.ravel(), :tdim]
+        lam = _barycentric_pairs(
+            self.vertices, self.cells, xv, np.repeat(elem, gdofs.shape[1]), np.arange(len(xv))
+        )
+        if lam.min() < -_TOL:
+            raise ValueError("the fine mesh does not refine the coarse mesh (cell vertices)")
+        self.cell_elem = elem
+
+    def _dof_table(self) -> None:
+        imap = self.space.dofmap.index_map
+        n_own, start = imap.size_local, imap.local_range[0]
+        x_own = self.space.tabulate_dof_coordinates()[:n_own, : self.dim]
+        loc = _locate(self.coarse, self.vertices, self.cells, x_own, _TOL)
+        # on the boundary: zero barycentric coordinate opposite an exterior facet
+        if np.unique(loc.point).size != n_own:
+            raise ValueError("fine dofs outside the coarse mesh")
+        on_face = (np.abs(loc.lam) < _TOL) & self.exterior_facet[loc.elem]
+        bnd_own = np.zeros(n_own, dtype=bool)
+        bnd_own[loc.point[on_face.any(axis=1)]] = True
+        parts = self.comm.allgather((start, x_own, bnd_own, loc.point + start, loc.elem))
+        self.n_fine = imap.size_global
+        self.x = np.empty((self.n_fine, self.dim))
+        self.on_boundary = np.empty(self.n_fine, dtype=bool)
+        for s, xo, bo, _, _ in parts:
+            self.x[s : s + len(xo)] = xo
+            self.on_boundary[s : s + len(bo)] = bo
+        rows = np.concatenate([p[3] for p in parts])
+        cols = np.concatenate([p[4] for p in parts])
+        self.dof_elems = sp.csr_matrix(
+            (np.ones(len(rows)), (rows, cols)), shape=(self.n_fine, self.n_elements)
+        )
+        self.dof_elems.sum_duplicates()
+        csc = self.dof_elems.tocsc()
+        self._elem_dofs = [
+            np.asarray(csc.indices[csc.indptr[k] : csc.indptr[k + 1]], dtype=np.int64)
+            for k in range(self.n_elements)
+        ]
+        for d in self._elem_dofs:
+            d.sort()
+        self.owned_range = (start, start + n_own)
+
+    # -- queries ---------------------------------------------------------------------------
+    def element_dofs(self, k: int) -> np.ndarray:
+        """Sorted global fine dofs in the closure of coarse element ``k``."""
+        return self._elem_dofs[k]
+
+    def element_barycentric(self, k: int, dofs: np.ndarray) -> np.ndarray:
+        """:math:`\\lambda^K_j(x_d)` for the fine dofs ``dofs`` (the coarse basis of ``k``,
+        extended affinely)."""
+        return barycentric(self.vertices[self.cells[k]], self.x[dofs])
+
+    def patch(self, k: int, layers: int) -> np.ndarray:
+        """The coarse elements of :math:`U_{layers}(K_k)` (sorted)."""
+        if layers not in self._patch_cache:
+            prev = self.patch_matrix(layers - 1)
+            self._patch_cache[layers] = ((prev @ self.adjacency) > 0).astype(np.int64).tocsr()
+        r = self._patch_cache[layers]
+        return np.asarray(r.indices[r.indptr[k] : r.indptr[k + 1]], dtype=np.int64)
+
+    def patch_matrix(self, layers: int) -> sp.csr_matrix:
+        if layers not in self._patch_cache:
+            self.patch(0, layers)
+        return self._patch_cache[layers]
+
+    def patch_dofs(self, elems: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(closure, interior)``: the sorted fine dofs of :math:`\\bar S` for the element set
+        ``elems`` and the mask of those interior to :math:`S` (every coarse element holding the
+        dof in ``elems``, not on :math:`\\partial\\Omega`)."""
+        closure = np.unique(np.concatenate([self._elem_dofs[k] for k in elems]))
+        in_s = np.zeros(self.n_elements)
+        in_s[elems] = 1.0
+        sub = self.dof_elems[closure]
+        inside = (sub @ in_s) == np.diff(sub.indptr)
+        return closure, inside & ~self.on_boundary[closure]
+
+    def vertex_dof_positions(self, k: int, lam: np.ndarray) -> np.ndarray:
+        """Rows of ``lam`` (the element's barycentrics at its closure dofs) at its vertices."""
+        pos = np.argmax(lam, axis=0)
+        if np.abs(lam[pos, np.arange(lam.shape[1])] - 1.0).max() > 1e-8:
+            raise ValueError(f"coarse element {k}: its vertices are not fine dofs")
+        return pos
