@@ -22,6 +22,31 @@ with the bulk modulus :math:`K = \\lambda + 2\\mu/3` (the plastic flow is isocho
 whole update is a UFL expression, so the Jacobian UFL derives from it is the algorithmic
 (consistent) tangent of the return map and the micro Newton converges quadratically.  In 2D the
 strain is the in-plane part of a plane-strain state (:math:`\\varepsilon_{i3} = 0`).
+
+**Dissipation** (second law).  The free energy is the elastic energy plus the stored hardening
+energy :math:`\\psi_p(p) = \\tfrac12 H p^2`.  The updated deviator
+:math:`s = (1 - 3\\mu\\Delta p/q^{tr})\\,s^{tr}` is parallel to :math:`s^{tr}` with
+:math:`\\sqrt{\\tfrac32 s:s} = q^{tr} - 3\\mu\\Delta p = \\sigma_y + H p_{n+1}` (the yield surface),
+and :math:`\\Delta\\varepsilon^p = \\tfrac32\\Delta p\\,s^{tr}/q^{tr}` is deviatoric, so
+
+.. math::
+    \\sigma:\\Delta\\varepsilon^p = \\tfrac32\\Delta p\\,\\frac{s:s^{tr}}{q^{tr}}
+    = (\\sigma_y + H p_{n+1})\\,\\Delta p, \\qquad
+    \\Delta\\psi_p = H\\,\\Delta p\\,(p_n + \\tfrac12\\Delta p),
+
+and the energy per unit volume dissipated in the step is
+
+.. math::
+    \\mathcal D = \\sigma:\\Delta\\varepsilon^p - \\Delta\\psi_p
+    = \\sigma_y\\,\\Delta p + \\tfrac12 H\\,\\Delta p^2 \\ge 0,
+
+a sum of non-negative terms (:math:`\\Delta p \\ge 0`, :math:`\\sigma_y > 0`,
+:math:`H \\ge 0`), exactly 0 in an elastic step.  As for
+:class:`~multiscale.physics.viscoelasticity.GeneralizedMaxwell` it is stored as the scalar
+internal variable ``"dissipation"`` (the last step's, not accumulated), so the RVE reports its
+volume average in :attr:`RVEResponse.mean_state <multiscale.cell.rve.RVEResponse>`.
+
+Internal variables (zero initially): ``eps_p`` (3x3), ``p`` and ``dissipation`` (scalars).
 """
 
 from __future__ import annotations
@@ -76,7 +101,7 @@ class J2Plasticity:
         return self.lmbda + 2.0 * self.mu / 3.0
 
     def state_shapes(self, dim: int) -> dict[str, tuple[int, ...]]:
-        return {"eps_p": (3, 3), "p": ()}
+        return {"eps_p": (3, 3), "p": (), "dissipation": ()}
 
     def _return_map(self, eps: ufl.core.expr.Expr, state: dict) -> tuple:
         eps3 = _embed3(eps)
@@ -99,4 +124,8 @@ class J2Plasticity:
 
     def updated_state(self, eps: ufl.core.expr.Expr, state: dict) -> dict[str, ufl.core.expr.Expr]:
         _, s_tr, dp, ratio = self._return_map(eps, state)
-        return {"eps_p": state["eps_p"] + 1.5 * ratio * s_tr, "p": state["p"] + dp}
+        return {
+            "eps_p": state["eps_p"] + 1.5 * ratio * s_tr,
+            "p": state["p"] + dp,
+            "dissipation": self.sigma_y * dp + 0.5 * self.H * dp**2,
+        }
