@@ -270,6 +270,29 @@ def test_corrupted_manifest_is_skipped_with_a_warning(reference, tmp_path, caplo
     assert "micro-0.npz is missing or has the wrong size" in caplog.text
 
 
+def test_micro_state_of_another_law_is_a_one_line_error(reference, tmp_path, capsys):
+    """A checkpoint whose micro state rows have another width (another cell or law, or a law
+    whose state grew) is refused with one line, not a broadcasting error."""
+    cfg, ref = reference
+    out = tmp_path / "other_law"
+    shutil.copytree(ref, out / "ref")
+    step = out / "ref" / "checkpoint" / "step-6"
+    for part in step.glob("micro-*.npz"):
+        data = dict(np.load(part))
+        data["committed_state"] = data["committed_state"][:, :-1]
+        with part.open("wb") as f:
+            np.savez(f, **data)
+    manifest = json.loads((step / "manifest.json").read_text())
+    manifest["files"] = {name: (step / name).stat().st_size for name in manifest["files"]}
+    (step / "manifest.json").write_text(json.dumps(manifest))
+    status = main(
+        ["-q", "fe2", str(cfg), "--output", str(out / "o"), "--restart", str(out / "ref")]
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2
+    assert len(err) == 1 and "written for another cell or material law" in err[0], err
+
+
 # -- the load stepper alone -----------------------------------------------------------------------
 class Flaky:
     """A Steppable that fails every step longer than 0.3 (cuts, then regrowth)."""

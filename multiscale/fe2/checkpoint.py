@@ -196,6 +196,20 @@ def _check_points(problem: FE2Problem, x_saved: np.ndarray) -> str | None:
     return None
 
 
+def _check_micro_shapes(problem: FE2Problem, rows: dict[str, np.ndarray]) -> str | None:
+    """An error message if the saved micro arrays do not have this RVE's sizes (another cell,
+    law or version of a law wrote them)."""
+    for name, value in problem.micro.committed.items():
+        saved = rows.get(f"committed_{name}")
+        if saved is not None and saved.shape[1:] != value.shape[1:]:
+            return (
+                f"the checkpoint's micro {name} has {int(np.prod(saved.shape[1:]))} values per "
+                f"point, this RVE {int(np.prod(value.shape[1:]))}: it was written for another "
+                "cell or material law"
+            )
+    return None
+
+
 def restore_fe2(
     problem: FE2Problem, checkpoint: Checkpoint, output: FE2Output | None = None
 ) -> dict[str, Any]:
@@ -211,6 +225,7 @@ def restore_fe2(
     keys, _ = _point_rows(problem)
     rows = read_keyed(files, keys, comm)
     message = _check_points(problem, rows.get("x", np.zeros((0, problem.dim))))
+    message = message or _check_micro_shapes(problem, rows)
     message = agree(comm, message)
     if message is not None:
         raise ValueError(message)
