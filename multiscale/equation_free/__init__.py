@@ -15,6 +15,7 @@ dynamics, and memory from eliminated variables (Mori–Zwanzig).
   approximation.
 """
 
+from .continuation import ContinuationResult, ContinuationSettings, continue_steady_states
 from .core import (
     SCHEMES,
     CoarseNewtonKrylov,
@@ -37,6 +38,8 @@ __all__ = [
     "SCHEMES",
     "CoarseNewtonKrylov",
     "CoarseStepper",
+    "ContinuationResult",
+    "ContinuationSettings",
     "FastSlowReaction",
     "GapTooth",
     "GapToothSettings",
@@ -50,6 +53,7 @@ __all__ = [
     "WalkerSettings",
     "WalkerState",
     "amplification_factor",
+    "continue_steady_states",
     "projective_integrate",
     "projective_step",
     "simulate",
