@@ -9,16 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_checks import assert_bad_config_is_one_line, shared_dir
 from mpi4py import MPI
 from scipy.optimize import brentq
 
 from multiscale.cli import main
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "bloch_layered.yaml"
-
-
-def _shared(tmp_path: Path) -> Path:
-    return Path(MPI.COMM_WORLD.bcast(str(tmp_path), root=0))
 
 
 def _rytov_gap() -> tuple[float, float]:
@@ -39,7 +36,7 @@ def _rytov_gap() -> tuple[float, float]:
 
 @pytest.mark.mpi
 def test_bloch_example_matches_rytov(tmp_path):
-    out = _shared(tmp_path) / "bloch.json"
+    out = shared_dir(tmp_path) / "bloch.json"
     assert main(["-q", "bloch", str(EXAMPLE), "--json", str(out)]) == 0
     MPI.COMM_WORLD.barrier()
     data = json.loads(out.read_text())
@@ -74,20 +71,4 @@ BAD = [
 @pytest.mark.mpi
 @pytest.mark.parametrize(("label", "old", "new", "expected"), BAD, ids=[b[0] for b in BAD])
 def test_bloch_bad_input(tmp_path, capsys, label, old, new, expected):
-    comm = MPI.COMM_WORLD
-    work = _shared(tmp_path)
-    cfg, out = work / "bad.yaml", work / "bad.json"
-    text = EXAMPLE.read_text()
-    assert old in text
-    if comm.rank == 0:
-        cfg.write_text(text.replace(old, new, 1))
-    comm.barrier()
-    capsys.readouterr()
-    status = main(["-q", "bloch", str(cfg), "--json", str(out)])
-    err = capsys.readouterr().err
-    assert status == 2, (label, err)
-    if comm.rank == 0:
-        lines = err.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("error: "), (label, err)
-        assert expected in lines[0], (label, expected, lines[0])
-    assert not out.exists()
+    assert_bad_config_is_one_line("bloch", EXAMPLE, tmp_path, capsys, (old, new), expected)

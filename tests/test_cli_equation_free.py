@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_checks import assert_bad_config_is_one_line, shared_dir
 from mpi4py import MPI
 
 from multiscale.cli import main
@@ -28,10 +29,6 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 GAPTOOTH = EXAMPLES / "equation_free_gaptooth.yaml"
 FAST_SLOW = EXAMPLES / "equation_free_fast_slow.yaml"
 A_STAR = math.sqrt(1.1**2 - 1.0)
-
-
-def _shared(tmp_path: Path) -> Path:
-    return Path(MPI.COMM_WORLD.bcast(str(tmp_path), root=0))
 
 
 def _run(config: Path, out: Path) -> dict:
@@ -48,7 +45,7 @@ def _a_star_h(cells: int) -> float:
 
 @pytest.mark.mpi
 def test_gaptooth_example_against_homogenized_solution(tmp_path):
-    data = _run(GAPTOOTH, _shared(tmp_path) / "gt.json")
+    data = _run(GAPTOOTH, shared_dir(tmp_path) / "gt.json")
     p, s = data["parameters"], data["scheme"]
     assert s["name"] == "pfe" and s["anchor"] == "lift"
     assert s["dt"] == pytest.approx(0.5 * p["eps"] ** 2, rel=1e-15)
@@ -85,7 +82,7 @@ def test_gaptooth_example_against_homogenized_solution(tmp_path):
 
 @pytest.mark.mpi
 def test_fast_slow_example_amplification_and_exact_solution(tmp_path):
-    data = _run(FAST_SLOW, _shared(tmp_path) / "fs.json")
+    data = _run(FAST_SLOW, shared_dir(tmp_path) / "fs.json")
     p, s = data["parameters"], data["scheme"]
     eps, dt, k, Delta = p["epsilon"], p["dt"], p["k"], p["Delta"]
     M = Delta / dt
@@ -118,7 +115,7 @@ def test_fast_slow_example_amplification_and_exact_solution(tmp_path):
 
 @pytest.mark.mpi
 def test_walkers_density_within_particle_noise(tmp_path):
-    work = _shared(tmp_path)
+    work = shared_dir(tmp_path)
     cfg = work / "walkers.toml"
     if MPI.COMM_WORLD.rank == 0:
         cfg.write_text(
@@ -150,20 +147,4 @@ BAD = [
 @pytest.mark.mpi
 @pytest.mark.parametrize(("label", "old", "new", "expected"), BAD, ids=[b[0] for b in BAD])
 def test_equation_free_bad_input(tmp_path, capsys, label, old, new, expected):
-    comm = MPI.COMM_WORLD
-    work = _shared(tmp_path)
-    cfg, out = work / "bad.yaml", work / "bad.json"
-    text = GAPTOOTH.read_text()
-    assert old in text
-    if comm.rank == 0:
-        cfg.write_text(text.replace(old, new, 1))
-    comm.barrier()
-    capsys.readouterr()
-    status = main(["-q", "equation-free", str(cfg), "--json", str(out)])
-    err = capsys.readouterr().err
-    assert status == 2, (label, err)
-    if comm.rank == 0:
-        lines = err.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("error: "), (label, err)
-        assert expected in lines[0], (label, expected, lines[0])
-    assert not out.exists()
+    assert_bad_config_is_one_line("equation-free", GAPTOOTH, tmp_path, capsys, (old, new), expected)

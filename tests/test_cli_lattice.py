@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 
 import pytest
+from cli_checks import assert_bad_config_is_one_line, shared_dir
 from mpi4py import MPI
 
 from multiscale.cli import main
@@ -20,13 +21,9 @@ from multiscale.cli import main
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "lattice_lj_triangular.yaml"
 
 
-def _shared(tmp_path: Path) -> Path:
-    return Path(MPI.COMM_WORLD.bcast(str(tmp_path), root=0))
-
-
 @pytest.mark.mpi
 def test_lattice_example_matches_closed_forms(tmp_path):
-    out = _shared(tmp_path) / "lattice.json"
+    out = shared_dir(tmp_path) / "lattice.json"
     assert main(["-q", "lattice", str(EXAMPLE), "--json", str(out)]) == 0
     MPI.COMM_WORLD.barrier()
     data = json.loads(out.read_text())
@@ -51,7 +48,7 @@ def test_lattice_morse_chain_general_path(tmp_path):
     """NN chain of a Morse potential (given lattice constant, general path F = 1 + lambda G):
     the stretch of the inflection of phi, r = r0 + ln 2 / alpha, closes the path; all three
     criteria fail there (1D)."""
-    work = _shared(tmp_path)
+    work = shared_dir(tmp_path)
     cfg, out = work / "chain.toml", work / "chain.json"
     if MPI.COMM_WORLD.rank == 0:
         cfg.write_text(
@@ -81,20 +78,4 @@ BAD = [
 @pytest.mark.mpi
 @pytest.mark.parametrize(("label", "old", "new", "expected"), BAD, ids=[b[0] for b in BAD])
 def test_lattice_bad_input(tmp_path, capsys, label, old, new, expected):
-    comm = MPI.COMM_WORLD
-    work = _shared(tmp_path)
-    cfg, out = work / "bad.yaml", work / "bad.json"
-    text = EXAMPLE.read_text()
-    assert old in text
-    if comm.rank == 0:
-        cfg.write_text(text.replace(old, new, 1))
-    comm.barrier()
-    capsys.readouterr()
-    status = main(["-q", "lattice", str(cfg), "--json", str(out)])
-    err = capsys.readouterr().err
-    assert status == 2, (label, err)
-    if comm.rank == 0:
-        lines = err.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("error: "), (label, err)
-        assert expected in lines[0], (label, expected, lines[0])
-    assert not out.exists()
+    assert_bad_config_is_one_line("lattice", EXAMPLE, tmp_path, capsys, (old, new), expected)
