@@ -36,6 +36,7 @@ from typing import Any
 
 from mpi4py import MPI
 
+from multiscale.cli.common import add_config_arguments
 from multiscale.config import (
     ConfigError,
     Field,
@@ -186,9 +187,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "k-path (YAML or TOML configuration), band gaps and long-wave speeds against the "
         "homogenized ones; JSON summary.",
     )
-    p.add_argument("config", type=Path, help="configuration file (.yaml, .yml or .toml)")
-    p.add_argument("--json", type=Path, help="summary file (overrides 'output' of the config)")
-    return p
+    return add_config_arguments(p)
 
 
 def run(args: argparse.Namespace, comm: MPI.Comm) -> int:

@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 from mpi4py import MPI
 
+from multiscale.cli.common import add_config_arguments
 from multiscale.config import (
     ConfigError,
     Field,
@@ -351,9 +352,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "linear fast-slow system, gap-tooth patches of a periodic medium, random walkers), "
         "with the error against the closed-form solution (YAML or TOML configuration); JSON.",
     )
-    p.add_argument("config", type=Path, help="configuration file (.yaml, .yml or .toml)")
-    p.add_argument("--json", type=Path, help="summary file (overrides 'output' of the config)")
-    return p
+    return add_config_arguments(p)
 
 
 def run(args: argparse.Namespace, comm: MPI.Comm) -> int:

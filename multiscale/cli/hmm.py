@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 from mpi4py import MPI
 
+from multiscale.cli.common import add_config_arguments
 from multiscale.config import (
     Boolean,
     ConfigError,
@@ -229,9 +230,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         description="Solve an elliptic multiscale problem with the heterogeneous multiscale "
         "method (YAML or TOML configuration) and write a JSON summary.",
     )
-    p.add_argument("config", type=Path, help="configuration file (.yaml, .yml or .toml)")
-    p.add_argument("--json", type=Path, help="summary file (overrides 'output' of the config)")
-    return p
+    return add_config_arguments(p)
 
 
 def run(args: argparse.Namespace, comm: MPI.Comm) -> int:

@@ -30,6 +30,7 @@ from typing import Any
 
 from mpi4py import MPI
 
+from multiscale.cli.common import add_config_arguments
 from multiscale.config import (
     ConfigError,
     Field,
@@ -172,9 +173,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         description="Relaxed lattice constant, and where strong ellipticity, convexity along "
         "the path and phonon stability are lost (YAML or TOML configuration); JSON summary.",
     )
-    p.add_argument("config", type=Path, help="configuration file (.yaml, .yml or .toml)")
-    p.add_argument("--json", type=Path, help="summary file (overrides 'output' of the config)")
-    return p
+    return add_config_arguments(p)
 
 
 def summarize(cfg: dict[str, Any], law: Any, result: Any) -> dict[str, Any]:

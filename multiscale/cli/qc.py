@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 from mpi4py import MPI
 
+from multiscale.cli.common import add_config_arguments
 from multiscale.config import (
     Boolean,
     ConfigError,
@@ -156,9 +157,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "of a block with a defect under a displaced outer layer; optionally against the full "
         "atomistic solution (YAML or TOML configuration); JSON summary.",
     )
-    p.add_argument("config", type=Path, help="configuration file (.yaml, .yml or .toml)")
-    p.add_argument("--json", type=Path, help="summary file (overrides 'output' of the config)")
-    return p
+    return add_config_arguments(p)
 
 
 class _Setup:
