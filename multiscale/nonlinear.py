@@ -38,6 +38,7 @@ after ``regrow_after`` converged sub-steps the step doubles again.  Each converg
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -67,6 +68,7 @@ __all__ = [
     "Steppable",
     "agree",
     "direct_solver_options",
+    "free_garbage",
     "newton_options",
     "unique_prefix",
 ]
@@ -201,9 +203,15 @@ class FormAssembly:
 # -- ownership ----------------------------------------------------------------------------------
 class PETScOwner:
     """Frees what it owns (PETSc objects, or other owners) in :meth:`destroy`, which is
-    idempotent and safe after a half-finished ``__init__``, on leaving a ``with`` block, and
-    when garbage collected.  Destruction is collective for parallel objects: the test harness
-    and the CLI collect garbage on all ranks together."""
+    idempotent and safe after a half-finished ``__init__``, and on leaving a ``with`` block.
+
+    :meth:`destroy` is collective for parallel objects (a MUMPS factor, say, is freed by all
+    its ranks together), so garbage collection never calls it: the collector reaches a
+    reference cycle (a solver and the SNES whose callbacks it holds) at a moment of its own on
+    each rank, and a collective call there would pair with some other collective on another
+    rank and hang the job.  Instead ``__del__`` frees the serial objects at once and lets go of
+    the rest: petsc4py hands parallel objects to PETSc's garbage list, which
+    :func:`free_garbage` (and :meth:`destroy`) empty collectively."""
 
     def _own(self, obj: Any) -> Any:
         """Register ``obj`` (anything with ``destroy()``) and return it."""
@@ -215,6 +223,9 @@ class PETScOwner:
         owned = self.__dict__.get("_owned", [])
         while owned:
             owned.pop().destroy()
+        comm = self.__dict__.get("comm")
+        if isinstance(comm, MPI.Comm) and comm != MPI.COMM_NULL and comm.size > 1:
+            PETSc.garbage_cleanup(comm)
 
     def __enter__(self):
         return self
@@ -223,7 +234,18 @@ class PETScOwner:
         self.destroy()
 
     def __del__(self) -> None:
-        self.destroy()
+        owned = self.__dict__.pop("_owned", [])
+        while owned:
+            obj = owned.pop()
+            if isinstance(obj, PETSc.Object) and obj.handle and obj.getComm().getSize() == 1:
+                obj.destroy()
+
+
+def free_garbage(comm: MPI.Comm = MPI.COMM_WORLD) -> None:
+    """Collect Python garbage, then free collectively the parallel PETSc objects it released
+    on ``comm`` (see :class:`PETScOwner`).  Collective on ``comm``."""
+    gc.collect()
+    PETSc.garbage_cleanup(comm)
 
 
 # -- Newton -------------------------------------------------------------------------------------

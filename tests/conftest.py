@@ -1,13 +1,21 @@
 """Shared pytest set-up: runs serially and under ``mpirun -n N python -m mpi4py -m pytest``.
 
-After every test all ranks collect garbage (so PETSc objects are destroyed collectively, in the
-same order on every rank) and meet at a barrier.  On ranks other than 0 the terminal report is
-silenced; their failures are still written to stderr, prefixed with the rank.
+After every test all ranks collect garbage and free the parallel PETSc objects it released
+together (:func:`multiscale.nonlinear.free_garbage`), then meet at a barrier.  On ranks other
+than 0 the terminal report is silenced; their failures are still written to stderr, prefixed
+with the rank.
+
+A watchdog outside the interpreter (``faulthandler``) ends a test that runs longer than
+``MULTISCALE_TEST_WATCHDOG`` seconds (default 660): it prints the Python stack of every thread
+and exits the process, so that ``mpirun`` ends the job.  pytest-timeout (600 s, see
+``pyproject.toml``) cannot do this for a rank stuck in a collective inside PETSc, which holds
+the interpreter lock: without the watchdog a deadlock would stall the run until CI gives up,
+with nothing printed.
 """
 
 from __future__ import annotations
 
-import gc
+import faulthandler
 import os
 import sys
 import tempfile
@@ -16,6 +24,23 @@ import pytest
 from mpi4py import MPI
 
 import multiscale  # noqa: F401  (before NumPy: one BLAS thread per rank, see multiscale.threads)
+from multiscale.nonlinear import free_garbage
+
+WATCHDOG_SECONDS = float(os.environ.get("MULTISCALE_TEST_WATCHDOG", "660"))
+_watchdog_fd: list[int] = []  # a copy of the real stderr, taken while capture is suspended
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
+    """Arm the watchdog for the test's set-up, call and teardown."""
+    armed = WATCHDOG_SECONDS > 0 and bool(_watchdog_fd)
+    if armed:
+        faulthandler.dump_traceback_later(WATCHDOG_SECONDS, exit=True, file=_watchdog_fd[0])
+    try:
+        yield
+    finally:
+        if armed:
+            faulthandler.cancel_dump_traceback_later()
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -34,8 +59,8 @@ def _collect_and_sync(request: pytest.FixtureRequest):
     with a message instead.
     """
     yield
-    gc.collect()
     world = MPI.COMM_WORLD
+    free_garbage(world)
     failed = world.allreduce(int(getattr(request.node, "_multiscale_failed", False)), op=MPI.SUM)
     if 0 < failed < world.size:
         sys.stderr.write(
@@ -80,6 +105,8 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
+    if not _watchdog_fd:
+        _watchdog_fd.append(os.dup(sys.__stderr__.fileno()))
     rank = MPI.COMM_WORLD.rank
     if rank > 0:
         reporter = config.pluginmanager.get_plugin("terminalreporter")

@@ -10,6 +10,7 @@ cut, and the run then converges where smaller steps are admissible.
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
@@ -26,7 +27,7 @@ from multiscale.fe2.dns import DNSProblem
 from multiscale.mesh import circular_inclusion
 from multiscale.mesh.macro import rectangle
 from multiscale.mesh.tiled import tiled_inclusions
-from multiscale.nonlinear import FormAssembly, LoadStepError, NewtonSolver
+from multiscale.nonlinear import FormAssembly, LoadStepError, NewtonSolver, free_garbage
 from multiscale.physics import IsotropicElasticity, J2Plasticity, NeoHookean
 
 LAST = MPI.COMM_WORLD.size - 1
@@ -308,3 +309,24 @@ def test_cli_internal_error_shows_its_type_and_no_traceback(tmp_path, capsys, mo
     assert err.strip() == "error: ZeroDivisionError: planted"
     assert main(["-vv", *argv]) == 2
     assert "Traceback" in capsys.readouterr().err
+
+
+@pytest.mark.mpi
+def test_garbage_collected_on_one_rank_only_is_not_a_collective():
+    """A solver dropped without ``destroy()`` lives in a reference cycle (its SNES holds its
+    callbacks) until the garbage collector, which runs at a moment of its own on each rank,
+    reaches it.  Its finaliser must not free the MUMPS factor there (a collective): here rank 0
+    collects alone and then meets the others in an allreduce and a new factorization; a
+    collective finaliser would deadlock (the watchdog of conftest.py ends the run)."""
+    comm = MPI.COMM_WORLD
+    first = poisson_newton(comm, None)
+    assert first.solve().converged
+    del first
+    if comm.rank == 0:
+        gc.collect()
+    assert comm.allreduce(1) == comm.size
+    with poisson_newton(comm, None) as second:
+        outcome = second.solve()
+    same_on_all_ranks(comm, (outcome.converged, outcome.iterations))
+    assert outcome.converged and outcome.iterations >= 3
+    free_garbage(comm)  # what the dropped solver held, freed together

@@ -62,6 +62,7 @@ def coarse_stepper():
 OPTIONS = {"snes_rtol": 1e-12, "snes_atol": 1e-13}
 
 
+@pytest.mark.mpi
 def test_arclength_follows_the_s_curve_through_both_folds():
     comm = MPI.COMM_WORLD
     settings = ContinuationSettings(ds=0.1, steps=110, mu_step=0.02)

@@ -178,6 +178,7 @@ HARMONIC = (
 )
 
 
+@pytest.mark.mpi
 @pytest.mark.parametrize("history", ["ramp_hold", "harmonic"])
 def test_homogeneous_cell_matches_maxwell_odes(layers, history):
     """Stress and per-step dissipation of the RVE of one phase equal the ODE solution for the
@@ -192,6 +193,7 @@ def test_homogeneous_cell_matches_maxwell_odes(layers, history):
     assert err_d < 1e-8
 
 
+@pytest.mark.mpi
 def test_convolution_and_internal_variables_agree(layers):
     """The hereditary integral (quadrature) and the internal-variable update of the RVE give
     the same stress history to 1e-8 on a non-proportional load-unload path."""
@@ -239,6 +241,7 @@ def laminate_rve(cell, steps: int) -> RVEProblem:
     return rve_of(cell, {"phase0": law(LAYER_A, dt), "phase1": law(LAYER_B, dt)})
 
 
+@pytest.mark.mpi
 def test_laminate_complex_moduli(layers):
     """Steady harmonic response of the viscoelastic laminate against the complex laminate
     formulas (amplitude and phase): error below :math:`(\\omega\\Delta t)^2/4` with 64 steps a
@@ -274,6 +277,7 @@ def point_dissipation(rve: RVEProblem, state: np.ndarray) -> np.ndarray:
     return rve.state["dissipation"].x.array.copy()
 
 
+@pytest.mark.mpi
 def test_dissipation_non_negative_everywhere(disk):
     """Non-proportional loading and unloading of a viscoelastic-matrix / elastic-fibre cell:
     the dissipation of every step is >= 0 at every micro quadrature point (exactly: the update
@@ -296,6 +300,7 @@ def test_dissipation_non_negative_everywhere(disk):
     assert np.all(run.dissipation[1:] > 0.0)
 
 
+@pytest.mark.mpi
 @pytest.mark.parametrize("tau", [math.inf, 0.0])
 def test_reversible_limit_conserves_energy(layers, tau):
     """All branches elastic (tau = inf) or instantly relaxed (tau = 0): no dissipation at
@@ -366,6 +371,7 @@ def composite_fit(disk):
     return data, fitted, residual
 
 
+@pytest.mark.mpi
 def test_prony_fit_of_the_composite(composite_fit):
     """The composite's shear and dilatation relaxation (ramp responses of the fibre cell) fitted
     by one isotropic generalized Maxwell solid with non-negative moduli: max residual below
@@ -402,6 +408,7 @@ def dilatation_bcs(a: float) -> list[DisplacementBC]:
     ]
 
 
+@pytest.mark.mpi
 def test_fe2_against_fitted_prony_law(composite_fit):
     """Macro unit square under the time-dependent dilatation u = a(t) x (rollers), followed
     with steps of DT_FIT (a ramp, then unloading): FE² with the viscoelastic fibre cell against
