@@ -216,6 +216,18 @@ class CellProblem:
     # -- solve -------------------------------------------------------------------------------
     def solve(self, bc: str = "periodic") -> HomogenizationResult:
         """Effective (``periodic``) or apparent (``kubc``, ``subc``) tensor of the cell."""
+        return self._solve(bc, keep=False)[0]
+
+    def correctors(self) -> tuple[HomogenizationResult, list[dolfinx.fem.Function]]:
+        """The periodic solve and its correctors: for each unit load :math:`e_j` (a unit
+        gradient; for elasticity the unit strains of :func:`unit_loads`) the periodic
+        fluctuation :math:`\\chi_j` with :math:`\\langle\\chi_j\\rangle = 0`, so that the total
+        gradient in the cell is :math:`e_j + \\nabla\\chi_j`."""
+        return self._solve("periodic", keep=True)
+
+    def _solve(
+        self, bc: str, keep: bool
+    ) -> tuple[HomogenizationResult, list[dolfinx.fem.Function]]:
         if bc not in BCS:
             raise ValueError(f"unknown boundary condition {bc!r}; expected one of {BCS}")
         timings: dict[str, float] = {}
@@ -252,6 +264,7 @@ class CellProblem:
             flux_dirs = unit_loads(self.kind, self.dim)
             grad_dirs = _unit_fluxes(self.kind, self.dim)
             iterations = []
+            fields: list[dolfinx.fem.Function] = []
             for j, load in enumerate(loads):
                 self._G.value[...] = 0.0 if subc else load
                 self._Q.value[...] = load if subc else 0.0
@@ -275,6 +288,8 @@ class CellProblem:
                     iterations.append(ksp.getIterationNumber())
                     u.x.scatter_forward()
                     mpc.backsubstitution(u)
+                if keep:
+                    fields.append(self._zero_mean_copy(u))
                 with _Timer(timings, "postprocess"):
                     mq, mg, energy = self._averages(q_T, g_T, q_g, flux_dirs, grad_dirs)
                 mean_q[:, j], mean_g[:, j] = mq, mg
@@ -294,7 +309,7 @@ class CellProblem:
             options.get("pc_type"),
             sum(timings.values()),
         )
-        return HomogenizationResult(
+        result = HomogenizationResult(
             tensor=tensor,
             notation="matrix" if self.kind == "scalar" else "voigt",
             bc=bc,
@@ -308,6 +323,25 @@ class CellProblem:
             timings=timings,
             solver={"prefix": prefix, "options": options, "iterations": iterations},
         )
+        return result, fields
+
+    def _zero_mean_copy(self, u: dolfinx.fem.Function) -> dolfinx.fem.Function:
+        """A copy of ``u`` minus its cell average (each component)."""
+        out = u.copy()
+        shape = u.ufl_shape
+        for i in range(int(np.prod(shape)) if shape else 1):
+            comp = u[np.unravel_index(i, shape)] if shape else u
+            mean = (
+                self.comm.allreduce(
+                    dolfinx.fem.assemble_scalar(dolfinx.fem.form(comp * ufl.dx)), op=MPI.SUM
+                )
+                / self.volume
+            )
+            if shape:
+                out.x.array[i :: int(np.prod(shape))] -= mean
+            else:
+                out.x.array[:] -= mean
+        return out
 
     def _averages(
         self, q_T, g_T, q_g, flux_dirs, grad_dirs
