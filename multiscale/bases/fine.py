@@ -20,6 +20,7 @@ compiled per patch.  The element data are computed by the ranks that own the ele
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -142,9 +143,17 @@ class FineProblem(PETScOwner):
         self._m = dolfinx.fem.form(chi * u * v * ufl.dx)
         self._l = dolfinx.fem.form(chi * f * v * ufl.dx)
         self._set_chi(np.ones(len(meshes.cell_elem)))
+        start = time.perf_counter()
         self.A = self._own(self._matrix(self._a))
         self.b = self._own(self._vector())
+        assembled = time.perf_counter()
         self.elements = self._element_data()
+        #: wall seconds on this rank: ``system``, the fine matrix :math:`A` and load :math:`b`;
+        #: ``elements``, every :math:`A^K, M^K, b^K` (both after the forms are compiled)
+        self.timings: dict[str, float] = {
+            "system": assembled - start,
+            "elements": time.perf_counter() - assembled,
+        }
         self._coefficient_mass: list[sp.csr_matrix] | None = None
 
     # -- assembly --------------------------------------------------------------------------

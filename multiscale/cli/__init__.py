@@ -35,6 +35,7 @@ COMMANDS: tuple[str, ...] = (
     ".hmm",
     ".rve_size",
     ".bloch",
+    ".bases",
     ".equation_free",
     ".lattice",
     ".qc",

@@ -1,0 +1,409 @@
+"""``multiscale bases CONFIG``: MsFEM, MsFEM with oversampling, GMsFEM and LOD on one problem,
+each against the fully resolved fine solution, with their offline and online times, as JSON.
+
+The problem is :math:`-\\nabla\\cdot(a\\nabla u) = f` on :math:`(0,1)^d` (:math:`d` = 1 or 2),
+:math:`u = 0` on the boundary, P1 on a uniform fine mesh nested in the uniform coarse mesh
+(:mod:`multiscale.bases`).  The configuration (see ``examples/bases.yaml`` and
+``examples/bases_channels.toml``)::
+
+    mesh: {dim: 2, coarse_cells: 8, fine_cells: 64}   # per side: H = 1/8, h = 1/64
+                                           # (fine_cells a multiple of coarse_cells)
+    coefficient: {type: oscillatory, eps: 0.125}
+        # oscillatory: Hou-Wu (2D) or 1/(2 - cos 2 pi x/eps) (1D), period eps;
+        # channels: {contrast, channels: 2, width: 1, margin: 2} (2D; width and margin in
+        #   fine cells): channel_field, `channels` strips crossing every coarse neighbourhood;
+        # inclusions: {contrast, size: 0.25} (2D): a square of side size*H in every coarse cell
+    source: 1.0                            # f
+    fine_solver: amg                       # amg (CG + BoomerAMG) or direct (MUMPS Cholesky,
+                                           # for high contrast)
+    methods:                               # at least one; each with its parameters
+      fine: {}                             # the reference itself: its norms and solve time
+      msfem: {}
+      msfem_oversampling: {layers: 1}      # oversampling layers of coarse elements
+      gmsfem: {basis: 2, eigenpairs: 3}    # basis functions per coarse vertex, eigenpairs
+                                           # computed (> basis; the first left out is Lambda*)
+      lod: {layers: 2}                     # patch layers k
+    output: results/bases.json
+
+The summary holds the problem (``mesh``, ``coefficient``, ``H``, ``h``, ``ranks``),
+``fine_dofs`` (the interior fine dofs), ``assembly_s`` (the set-up every method shares and
+none counts: the nested meshes with the fine dof table, the fine matrix and load, the element
+matrices; split in ``assembly_parts_s`` as ``meshes``, ``fine_system`` and ``elements``, the
+last two without the form compilation) and ``methods``, for each method:
+
+* ``dofs``: the coarse unknowns (the interior fine dofs for ``fine``);
+* ``errors``: relative, :math:`\\|u_h - u_H\\|_a/\\|u_h\\|_a` as ``energy`` and
+  :math:`\\|u_h - u_H\\|_{L^2}/\\|u_h\\|_{L^2}` as ``L2`` (broken norms for the non-conforming
+  oversampled MsFEM; GMsFEM adds the :math:`\\kappa`-weighted ``weighted_L2`` and
+  ``lambda_star``, :math:`\\Lambda^* = \\min_i\\lambda_{i,L+1}`);
+* ``offline_s``: local problems, coarse matrix and coarse solver set-up;
+* ``online_s``: the coarse solve and the prolongation :math:`Pu_H`; ``iterations`` of the
+  coarse solver.
+
+The ``fine`` entry has errors 0, no offline phase, ``online_s`` its solve (CG + AMG set-up and
+iterations, or the factorization) and the norms ``energy_norm`` (:math:`\\|u_h\\|_a`) and
+``L2_norm``.  Times are wall seconds, the maximum over the ranks.  Unknown, missing and null
+keys, wrong types and values out of range are errors naming the key
+(:mod:`multiscale.config`); rank 0 writes the summary (:func:`multiscale.output.write_json`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from mpi4py import MPI
+
+from multiscale.cli.common import add_config_arguments
+from multiscale.config import (
+    ConfigError,
+    Field,
+    Integer,
+    Number,
+    Section,
+    Spec,
+    Text,
+    load,
+)
+from multiscale.output import write_json
+
+__all__ = [
+    "METHODS",
+    "SCHEMA",
+    "add_parser",
+    "build_coefficient",
+    "compare_methods",
+    "load_config",
+    "run",
+]
+
+log = logging.getLogger(__name__)
+
+#: The methods a configuration may list, in the order they run.
+METHODS: tuple[str, ...] = ("fine", "msfem", "msfem_oversampling", "gmsfem", "lod")
+
+_COEFFICIENTS: dict[str, dict[str, Field]] = {
+    "oscillatory": {"eps": Field(Number(positive=True), required=True)},
+    "channels": {
+        "contrast": Field(Number(positive=True), required=True),
+        "channels": Field(Integer(min=1, max=100), default=2),
+        "width": Field(Integer(min=1), default=1),
+        "margin": Field(Integer(min=0), default=2),
+    },
+    "inclusions": {
+        "contrast": Field(Number(positive=True), required=True),
+        "size": Field(Number(positive=True, below=1.0), default=0.25),
+    },
+}
+
+
+@dataclass(frozen=True)
+class CoefficientSpec(Spec):
+    """A ``coefficient`` section: ``type`` and the parameters of that type."""
+
+    what = "a mapping with 'type' and its parameters"
+
+    def check(self, value: Any, where: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.wrong_type(value, where)
+        if "type" not in value:
+            raise self.fail(where, "the key 'type' is required")
+        kind = Text(tuple(_COEFFICIENTS)).check(value["type"], f"{where}.type")
+        fields = {"type": Field(Text(tuple(_COEFFICIENTS))), **_COEFFICIENTS[kind]}
+        return Section(fields).check(value, where)
+
+
+def _methods_rule(data: dict[str, Any]) -> str | None:
+    if not data:
+        return f"give at least one method of {list(METHODS)}"
+    gm = data.get("gmsfem")
+    if gm is not None and gm["basis"] >= gm["eigenpairs"]:
+        return (
+            f"gmsfem.basis ({gm['basis']}) must be below gmsfem.eigenpairs "
+            f"({gm['eigenpairs']}): the first eigenvalue left out is reported"
+        )
+    return None
+
+
+_LAYERS = Section({"layers": Field(Integer(min=0, max=50), default=1)})
+
+#: The schema of the ``multiscale bases`` file (see the module docstring).
+SCHEMA = Section(
+    {
+        "mesh": Field(
+            Section(
+                {
+                    "dim": Field(Integer(min=1, max=2), default=2),
+                    "coarse_cells": Field(Integer(min=1), required=True),
+                    "fine_cells": Field(Integer(min=1), required=True),
+                }
+            ),
+            required=True,
+        ),
+        "coefficient": Field(CoefficientSpec(), required=True),
+        "source": Field(Number(), default=1.0),
+        "fine_solver": Field(Text(("amg", "direct")), default="amg"),
+        "methods": Field(
+            Section(
+                {
+                    "fine": Field(Section({})),
+                    "msfem": Field(Section({})),
+                    "msfem_oversampling": Field(_LAYERS),
+                    "gmsfem": Field(
+                        Section(
+                            {
+                                "basis": Field(Integer(min=1, max=50), default=2),
+                                "eigenpairs": Field(Integer(min=2, max=51), default=3),
+                            }
+                        )
+                    ),
+                    "lod": Field(Section({"layers": Field(Integer(min=0, max=50), default=2)})),
+                },
+                extra=_methods_rule,
+            ),
+            required=True,
+        ),
+        "output": Field(Text()),
+    }
+)
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """The checked configuration of ``path`` (YAML or TOML), defaults filled in; raises
+    ``FileNotFoundError`` or :class:`~multiscale.config.ConfigError` naming the key.  Beyond
+    the schema: the fine mesh must refine the coarse one, the high-contrast fields are 2D, and
+    a channel must fit its coarse row (``width < H/(channels+1)``)."""
+    data = load(path, SCHEMA)
+    mesh, coef = data["mesh"], data["coefficient"]
+    n_c, n_f = mesh["coarse_cells"], mesh["fine_cells"]
+    if n_f % n_c:
+        raise ConfigError(
+            f"{path}: mesh.fine_cells: must be a multiple of mesh.coarse_cells = {n_c} "
+            f"(the fine mesh refines the coarse one), got {n_f}"
+        )
+    if coef["type"] != "oscillatory" and mesh["dim"] != 2:
+        raise ConfigError(f"{path}: coefficient.type: {coef['type']!r} is two-dimensional")
+    if coef["type"] == "channels":
+        ratio = n_f // n_c
+        if n_c < 2:
+            raise ConfigError(f"{path}: mesh.coarse_cells: the channels need at least 2")
+        if not coef["width"] * (coef["channels"] + 1) < ratio:
+            raise ConfigError(
+                f"{path}: coefficient.width: {coef['width']} fine cells do not fit "
+                f"{coef['channels']} channels in a coarse row of {ratio} fine cells "
+                "(need width * (channels + 1) < fine_cells / coarse_cells)"
+            )
+        if not 2 * coef["margin"] < n_f:
+            raise ConfigError(f"{path}: coefficient.margin: must be below fine_cells / 2")
+    return data
+
+
+def build_coefficient(spec: dict[str, Any], dim: int, coarse_cells: int, fine_cells: int) -> Any:
+    """The coefficient :math:`a` of a checked ``coefficient`` section, a
+    :data:`~multiscale.bases.fine.Coefficient` (a function of the fine mesh).
+
+    ``oscillatory``: in 2D the coefficient of Hou & Wu (1997),
+
+    .. math::
+        a = \\frac{2 + 1.8\\sin(2\\pi x/\\varepsilon)}{2 + 1.8\\cos(2\\pi y/\\varepsilon)}
+          + \\frac{2 + \\sin(2\\pi y/\\varepsilon)}{2 + 1.8\\sin(2\\pi x/\\varepsilon)},
+
+    in 1D :math:`a = (2 - \\cos 2\\pi x/\\varepsilon)^{-1}` (whose solution with :math:`f = 1`
+    is known in closed form, :math:`a u' = C - x`).  ``channels`` and ``inclusions``: the
+    high-contrast fields :func:`~multiscale.bases.channel_field` (width and margin in fine
+    cells) and :func:`~multiscale.bases.inclusion_field`."""
+    import ufl
+
+    from multiscale.bases import channel_field, inclusion_field
+
+    kind = spec["type"]
+    if kind == "oscillatory":
+        omega = 2 * np.pi / spec["eps"]
+
+        def oscillatory(mesh: Any) -> Any:
+            x = ufl.SpatialCoordinate(mesh)
+            if dim == 1:
+                return 1 / (2 - ufl.cos(omega * x[0]))
+            s = ufl.sin(omega * x[0])
+            return (2 + 1.8 * s) / (2 + 1.8 * ufl.cos(omega * x[1])) + (
+                2 + ufl.sin(omega * x[1])
+            ) / (2 + 1.8 * s)
+
+        return oscillatory
+    h = 1.0 / fine_cells
+    if kind == "channels":
+        return channel_field(
+            coarse_cells,
+            spec["channels"],
+            spec["contrast"],
+            width=spec["width"] * h,
+            margin=spec["margin"] * h,
+        )
+    return inclusion_field(coarse_cells, spec["contrast"], size=spec["size"])
+
+
+def _seconds(comm: MPI.Comm, start: float) -> float:
+    """Wall seconds since ``start``, the maximum over the ranks (collective)."""
+    return float(comm.allreduce(time.perf_counter() - start, op=MPI.MAX))
+
+
+def _space_builder(name: str, params: dict[str, Any]) -> Callable[[Any], tuple[Any, dict]]:
+    """A function of the fine problem that builds the method's coarse space (the offline
+    phase) and returns it with the method's extra summary entries."""
+    from multiscale.bases import (
+        GMsFEMParameters,
+        LODParameters,
+        MsFEMParameters,
+        gmsfem_basis,
+        gmsfem_space,
+        lod_space,
+        msfem_space,
+    )
+
+    if name == "msfem":
+        return lambda fine: (msfem_space(fine), {})
+    if name == "msfem_oversampling":
+        layers = params["layers"]
+        return lambda fine: (msfem_space(fine, MsFEMParameters(layers)), {"layers": layers})
+    if name == "lod":
+        layers = params["layers"]
+        return lambda fine: (lod_space(fine, LODParameters(layers)), {"layers": layers})
+
+    def gmsfem(fine: Any) -> tuple[Any, dict]:
+        basis = gmsfem_basis(fine, GMsFEMParameters(n_eigen=params["eigenpairs"]))
+        extra = {
+            "basis": params["basis"],
+            "eigenpairs": params["eigenpairs"],
+            "lambda_star": float(basis.lambda_star(params["basis"]).min()),
+        }
+        return gmsfem_space(fine, basis, params["basis"]), extra
+
+    return gmsfem
+
+
+def compare_methods(cfg: dict[str, Any], comm: MPI.Comm) -> dict[str, Any]:
+    """Run the methods of a checked configuration on ``comm`` (collective) and return the
+    summary (see the module docstring); identical on every rank."""
+    from multiscale.bases import (
+        FineProblem,
+        NestedMeshes,
+        gmsfem_errors,
+        unit_interval_pair,
+        unit_square_pair,
+    )
+    from multiscale.nonlinear import direct_solver_options
+
+    mesh, coef = cfg["mesh"], cfg["coefficient"]
+    dim, n_c, n_f = mesh["dim"], mesh["coarse_cells"], mesh["fine_cells"]
+    pair = unit_square_pair if dim == 2 else unit_interval_pair
+    a = build_coefficient(coef, dim, n_c, n_f)
+    if coef["type"] == "oscillatory" and coef["eps"] * n_f < 4:
+        log.warning(
+            "the fine mesh resolves eps = %g with %.1f cells per period (fewer than 4): the "
+            "fine reference does not resolve the coefficient",
+            coef["eps"],
+            coef["eps"] * n_f,
+        )
+    options = direct_solver_options(symmetric=True) if cfg["fine_solver"] == "direct" else None
+    t0 = time.perf_counter()
+    meshes = NestedMeshes(*pair(comm, n_c, n_f // n_c))
+    meshes_s = _seconds(comm, t0)
+    t0 = time.perf_counter()
+    fine = FineProblem(meshes, a, cfg["source"], petsc_options=options)
+    assembly = meshes_s + _seconds(comm, t0)
+    parts = {
+        "meshes": meshes_s,
+        "fine_system": float(comm.allreduce(fine.timings["system"], op=MPI.MAX)),
+        "elements": float(comm.allreduce(fine.timings["elements"], op=MPI.MAX)),
+    }
+    n_dofs = int((~meshes.on_boundary).sum())
+    t0 = time.perf_counter()
+    u = fine.solve()
+    fine_s = _seconds(comm, t0)
+    energy, l2 = fine.broken_norms(fine.restrict(u))
+    log.info("fine: %d dofs, assembly %.2f s, solve %.2f s", n_dofs, assembly, fine_s)
+    methods: dict[str, Any] = {}
+    for name in METHODS:
+        params = cfg["methods"].get(name)
+        if params is None:
+            continue
+        if name == "fine":
+            methods[name] = {
+                "dofs": n_dofs,
+                "errors": {"energy": 0.0, "L2": 0.0},
+                "offline_s": 0.0,
+                "online_s": fine_s,
+                "energy_norm": energy,
+                "L2_norm": l2,
+            }
+            continue
+        comm.Barrier()
+        t0 = time.perf_counter()
+        space, extra = _space_builder(name, params)(fine)
+        space.ksp.setUp()
+        offline = _seconds(comm, t0)
+        t0 = time.perf_counter()
+        sol = space.solve()
+        online = _seconds(comm, t0)
+        errors = gmsfem_errors(space, sol, u) if name == "gmsfem" else space.errors(sol, u)
+        methods[name] = {
+            "dofs": int(space.A_H.getSize()[0]),
+            "errors": errors,
+            "offline_s": offline,
+            "online_s": online,
+            "iterations": int(sol.iterations),
+            **extra,
+        }
+        space.destroy()
+        log.info(
+            "%s: %d coarse dofs, energy error %.4e, L2 error %.4e, offline %.3f s, online %.4f s",
+            name,
+            methods[name]["dofs"],
+            errors["energy"],
+            errors["L2"],
+            offline,
+            online,
+        )
+    fine.destroy()
+    return {
+        "mesh": dict(mesh),
+        "H": 1.0 / n_c,
+        "h": 1.0 / n_f,
+        "coefficient": dict(coef),
+        "source": cfg["source"],
+        "fine_solver": cfg["fine_solver"],
+        "ranks": comm.size,
+        "fine_dofs": n_dofs,
+        "assembly_s": assembly,
+        "assembly_parts_s": parts,
+        "methods": methods,
+    }
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "bases",
+        help="MsFEM, MsFEM with oversampling, GMsFEM and LOD against the fine solution",
+        description="Build multiscale coarse spaces (MsFEM, oversampled MsFEM, GMsFEM, LOD) "
+        "for -div(a grad u) = f on the unit interval or square (YAML or TOML configuration), "
+        "and write their errors against the fine solution and their offline and online times "
+        "as a JSON summary.",
+    )
+    return add_config_arguments(p)
+
+
+def run(args: argparse.Namespace, comm: MPI.Comm) -> int:
+    t0 = time.perf_counter()
+    cfg = load_config(args.config)
+    summary = compare_methods(cfg, comm)
+    summary["wall_time_s"] = _seconds(comm, t0)
+    out = args.json or (Path(cfg["output"]) if cfg.get("output") else None)
+    if out is not None:
+        write_json(out, summary, comm)
+    return 0

@@ -1,0 +1,204 @@
+"""``multiscale bases``: the JSON errors against independent references, rank-count independence,
+and bad input ending with exit status 2 and one line naming the key.
+
+References computed here, not by the package:
+
+* 1D, :math:`a = (2-\\cos\\omega x)^{-1}`, :math:`f = 1`: the closed-form solution
+  (:math:`a u' = C - x`) gives :math:`\\|u\\|_a`, and MsFEM is nodally exact in 1D, so its
+  error is the sum of the element bubbles :math:`w_K` (:math:`-(a w_K')' = 1` on :math:`K`,
+  :math:`w_K = 0` on :math:`\\partial K`), also in closed form:
+  :math:`w_K' = (c_K - x)(2 - \\cos\\omega x)` with :math:`\\int_K w_K' = 0`.
+* Coarse mesh = fine mesh: every multiscale space is the fine space itself, so every error
+  vanishes and the coarse unknowns are the :math:`(n-1)^2` interior vertices.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from cli_checks import assert_bad_config_is_one_line, shared_dir
+from mpi4py import MPI
+
+from multiscale.cli import main
+from multiscale.cli.bases import compare_methods, load_config
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLE = EXAMPLES / "bases.yaml"
+CHANNELS = EXAMPLES / "bases_channels.toml"
+
+
+def run_cli(config_text: str, tmp_path: Path, name: str) -> dict:
+    """Write ``config_text`` (YAML) on rank 0, run ``multiscale -q bases`` on every rank, read
+    the summary."""
+    comm = MPI.COMM_WORLD
+    work = shared_dir(tmp_path)
+    cfg, out = work / f"{name}.yaml", work / f"{name}.json"
+    if comm.rank == 0:
+        cfg.write_text(config_text)
+    comm.barrier()
+    assert main(["-q", "bases", str(cfg), "--json", str(out)]) == 0
+    comm.barrier()
+    return json.loads(out.read_text())
+
+
+def report(*lines: str) -> None:
+    if MPI.COMM_WORLD.rank == 0:
+        print("\n" + "\n".join(lines))
+
+
+# -- 1D closed form -------------------------------------------------------------------------------
+def _gauss(a: float, b: float, pieces: int, order: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Composite Gauss–Legendre points and weights on ``[a, b]``."""
+    gx, gw = np.polynomial.legendre.leggauss(order)
+    t = np.linspace(a, b, pieces + 1)
+    half = np.diff(t)[:, None] / 2
+    x = (t[1:] + t[:-1])[:, None] / 2 + half * gx
+    return x.ravel(), (half * gw).ravel()
+
+
+def _flux_solution(omega: float, a: float, b: float, pieces: int) -> tuple[float, float]:
+    """:math:`\\int_a^b a w'^2` and :math:`\\int_a^b w^2` of :math:`-(a w')' = 1`,
+    :math:`w(a) = w(b) = 0`, :math:`a = (2-\\cos\\omega x)^{-1}`:
+    :math:`w' = (c - x)(2 - \\cos\\omega x)`, :math:`c` from :math:`\\int_a^b w' = 0`, and
+    :math:`w(x) = [2ct - t^2 - (c - t)\\sin(\\omega t)/\\omega
+    + \\cos(\\omega t)/\\omega^2]_a^x`."""
+    x, w = _gauss(a, b, pieces)
+    weight = 2 - np.cos(omega * x)
+    c = np.sum(w * x * weight) / np.sum(w * weight)
+
+    def antiderivative(t: np.ndarray) -> np.ndarray:
+        return 2 * c * t - t**2 - (c - t) * np.sin(omega * t) / omega + np.cos(omega * t) / omega**2
+
+    values = antiderivative(x) - antiderivative(np.array(a))
+    return float(np.sum(w * (c - x) ** 2 * weight)), float(np.sum(w * values**2))
+
+
+ONE_D = """\
+mesh: {dim: 1, coarse_cells: 8, fine_cells: 2048}
+coefficient: {type: oscillatory, eps: 0.0625}
+methods:
+  fine: {}
+  msfem: {}
+  msfem_oversampling: {layers: 1}
+"""
+
+
+@pytest.mark.mpi
+def test_bases_1d_against_closed_form(tmp_path):
+    """H = 1/8 = 2 eps, h = eps/128: the fine solution's norms and the MsFEM errors (with and
+    without oversampling, the same space in 1D) against the closed-form solution and bubbles."""
+    data = run_cli(ONE_D, tmp_path, "one_d")
+    omega, n_c = 2 * np.pi / 0.0625, 8
+    energy2, l2sq = _flux_solution(omega, 0.0, 1.0, 4096)
+    bubbles = np.array([_flux_solution(omega, k / n_c, (k + 1) / n_c, 512) for k in range(n_c)])
+    ref_energy = np.sqrt(bubbles[:, 0].sum() / energy2)
+    ref_l2 = np.sqrt(bubbles[:, 1].sum() / l2sq)
+    fine = data["methods"]["fine"]
+    rows = [
+        f"fine: energy norm {fine['energy_norm']:.8f} (closed form {np.sqrt(energy2):.8f}), "
+        f"L2 norm {fine['L2_norm']:.8f} (closed form {np.sqrt(l2sq):.8f})",
+        f"MsFEM reference: energy {ref_energy:.6f}, L2 {ref_l2:.6f}",
+    ]
+    assert fine["dofs"] == 2047 and data["fine_dofs"] == 2047
+    assert abs(fine["energy_norm"] / np.sqrt(energy2) - 1) < 1e-4
+    assert abs(fine["L2_norm"] / np.sqrt(l2sq) - 1) < 1e-4
+    for name in ("msfem", "msfem_oversampling"):
+        entry = data["methods"][name]
+        err = entry["errors"]
+        rows.append(
+            f"{name}: energy {err['energy']:.6f}, L2 {err['L2']:.6f} (relative differences "
+            f"{err['energy'] / ref_energy - 1:.1e}, {err['L2'] / ref_l2 - 1:.1e})"
+        )
+        assert entry["dofs"] == n_c - 1
+        assert abs(err["energy"] / ref_energy - 1) < 1e-4
+        assert abs(err["L2"] / ref_l2 - 1) < 1e-4
+        assert entry["offline_s"] >= 0 and entry["online_s"] >= 0
+    report(*rows)
+
+
+# -- coarse mesh = fine mesh ----------------------------------------------------------------------
+COARSE_IS_FINE = """\
+mesh: {dim: 2, coarse_cells: 8, fine_cells: 8}
+coefficient: {type: oscillatory, eps: 0.5}
+methods:
+  msfem: {}
+  msfem_oversampling: {layers: 1}
+  gmsfem: {basis: 1, eigenpairs: 2}
+  lod: {layers: 1}
+"""
+
+
+@pytest.mark.mpi
+def test_bases_coarse_equal_to_fine(tmp_path):
+    data = run_cli(COARSE_IS_FINE, tmp_path, "coarse_fine")
+    worst = {n: max(m["errors"].values()) for n, m in data["methods"].items()}
+    report(f"coarse = fine: largest relative error per method {worst}")
+    for name, entry in data["methods"].items():
+        assert entry["dofs"] == 49, name
+        assert worst[name] < 1e-9, name
+
+
+# -- the example, on every rank count -------------------------------------------------------------
+@pytest.mark.mpi
+def test_bases_example_rank_independent(tmp_path):
+    """The example on all ranks against the same run on rank 0 alone (``COMM_SELF``); the
+    resonance case H = eps: oversampling and LOD below plain MsFEM."""
+    comm = MPI.COMM_WORLD
+    out = shared_dir(tmp_path) / "bases.json"
+    assert main(["-q", "bases", str(EXAMPLE), "--json", str(out)]) == 0
+    comm.barrier()
+    data = json.loads(out.read_text())
+    serial = compare_methods(load_config(EXAMPLE), MPI.COMM_SELF) if comm.rank == 0 else None
+    serial = comm.bcast(serial, root=0)
+    assert set(data["methods"]) == {"fine", "msfem", "msfem_oversampling", "gmsfem", "lod"}
+    assert data["ranks"] == comm.size
+    diffs = {}
+    for name, entry in serial["methods"].items():
+        mine = data["methods"][name]
+        assert mine["dofs"] == entry["dofs"]
+        pairs = [(mine["errors"][k], v) for k, v in entry["errors"].items() if v]
+        if name == "fine":  # errors 0 by definition: compare the norms
+            pairs = [(mine[k], entry[k]) for k in ("energy_norm", "L2_norm")]
+        diffs[name] = max(abs(a / b - 1) for a, b in pairs)
+    report(f"{comm.size} ranks vs 1: relative differences {diffs}")
+    assert max(diffs.values()) < 1e-8
+    e = {n: m["errors"]["energy"] for n, m in data["methods"].items()}
+    assert e["msfem_oversampling"] < 0.8 * e["msfem"] and e["lod"] < 0.5 * e["msfem"]
+    assert data["methods"]["gmsfem"]["dofs"] == 2 * 81  # 2 per vertex, boundary ones included
+
+
+# -- bad input ------------------------------------------------------------------------------------
+BAD = [
+    (
+        "unknown method",
+        EXAMPLE,
+        "  lod: {layers: 2}",
+        "  lodd: {layers: 2}",
+        "methods: unknown key(s) ['lodd']",
+    ),
+    (
+        "fine mesh not nested",
+        EXAMPLE,
+        "fine_cells: 64",
+        "fine_cells: 60",
+        "mesh.fine_cells: must be a multiple of mesh.coarse_cells = 8",
+    ),
+    (
+        "negative contrast (TOML)",
+        CHANNELS,
+        "contrast = 1e4",
+        "contrast = -1e4",
+        "coefficient.contrast: must be positive",
+    ),
+]
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize(
+    ("label", "example", "old", "new", "expected"), BAD, ids=[b[0] for b in BAD]
+)
+def test_bases_bad_input(tmp_path, capsys, label, example, old, new, expected):
+    assert_bad_config_is_one_line("bases", example, tmp_path, capsys, (old, new), expected)
