@@ -66,8 +66,11 @@ _RESPONSES = ("flux", "tangent", "hill_mandel", "iterations", "mean_p")
 
 def fe2_config_hash(config: Any) -> str:
     """The hash of the sections a restart must share with its checkpoint: ``macro``,
-    ``micro`` and ``loading`` (the solver options and the output may change)."""
-    return config_hash({k: getattr(config, k) for k in ("macro", "micro", "loading")})
+    ``micro`` and ``loading`` (the solver options, ``micro.balance`` and the output may
+    change: load balancing does not change the answer)."""
+    sections = {k: getattr(config, k) for k in ("macro", "micro", "loading")}
+    sections["micro"] = {k: v for k, v in sections["micro"].items() if k != "balance"}
+    return config_hash(sections)
 
 
 def _require_single_rank_groups(problem: FE2Problem) -> None:

@@ -18,6 +18,8 @@
         inclusion: {law: elastic, E: 72.0, nu: 0.22}
       tangent: consistent        # or taylor
       group_size: 1              # ranks per RVE
+      balance: {threshold: 1.2}  # optional: move RVEs between ranks when a load step's micro
+                                 # work is imbalanced beyond threshold (max/mean; group_size 1)
       petsc_options: {}          # RVE Newton/KSP options
     loading: {steps: 10, max_cuts: 6}   # or {factors: [0.5, 1.0, 0.5, 0.0]}
     solver: {petsc_options: {}}  # macro Newton/KSP options
@@ -188,6 +190,7 @@ SCHEMA = Section(
                     "materials": Field(Table(LawSpec(), min_length=1), required=True),
                     "tangent": Field(Text(("consistent", "taylor")), default="consistent"),
                     "group_size": Field(Integer(min=1), default=1),
+                    "balance": Field(Section({"threshold": Field(Number(min=1.0), default=1.2)})),
                     "degree": Field(Integer(min=1, max=3), default=1),
                     "predictor": Field(Boolean(), default=True),
                     "petsc_options": Field(Table(OneOf(Text(), Number(), Boolean())), default=dict),
@@ -345,6 +348,11 @@ class FE2Config:
         vf = spec.pop("vf")
         return lambda comm: make(comm, vf, **spec)
 
+    def balance_threshold(self) -> float | None:
+        """``micro.balance.threshold`` (``None`` without ``micro.balance``: static assignment)."""
+        spec = self.micro.get("balance")
+        return None if spec is None else float(spec["threshold"])
+
     def materials(self) -> dict[str, Any]:
         return {name: build_law(name, spec) for name, spec in self.micro["materials"].items()}
 
@@ -400,6 +408,7 @@ def run_fe2(
         quadrature_degree=config.macro.get("quadrature_degree"),
         tangent=config.micro["tangent"],
         group_size=config.micro["group_size"],
+        balance=config.balance_threshold(),
         predictor=config.micro["predictor"],
         petsc_options=config.solver["petsc_options"],
         rve_options=rve_options,

@@ -10,6 +10,12 @@ of all micro quadrature points, the last fluctuation and its sensitivity to the 
 to homogenized stresses and tangents through the pool; :meth:`commit` makes the trial state the
 committed one when the macro step converged, :meth:`rollback` drops it when the step is cut.
 
+With dynamic load balancing (``MicroPool(balance=...)``) a point's RVE may be solved on another
+rank: its input row then carries the macro strain, the committed state, the last fluctuation,
+its sensitivity and the strain of the last solve, and its output row the responses, the new
+state, fluctuation and sensitivity, which the owner stores as its trial history
+(:meth:`MicroModel.evaluate`).  The solve is the same computation as on the owner.
+
 Linear phases: the RVE is solved once with the consistent tangent (the effective stiffness
 :math:`\\mathbb C^{hom}`, whatever tangent the macro Newton uses) and every point gets
 :math:`\\Sigma = \\mathbb C^{hom}:E`, vectorized, with no further micro solve.
@@ -165,6 +171,8 @@ class MicroModel(PETScOwner):
                 mean_p=np.zeros(n),
             )
         seconds = {"newton": 0.0, "tangent": 0.0, "averages": 0.0}
+        if self.pool.balancing:
+            return self._evaluate_portable(G, seconds)
         trial = self.trial
 
         def solve(key: int, x: np.ndarray) -> np.ndarray:
@@ -190,7 +198,8 @@ class MicroModel(PETScOwner):
                 ]
             )
 
-        out, failures = self.pool.run(solve, G.reshape(n, d * d))
+        its = d * d + d**4 + 1  # the column of the micro Newton iterations
+        out, failures = self.pool.run(solve, G.reshape(n, d * d), work=lambda r: r[:, its])
         self.rve_solves += int(np.sum(~np.isnan(out[:, 0]))) if out.size else 0
         n2, n4 = d * d, d**4
         if out.shape[1] == 0:  # no point solved in the group (all empty, or first one failed)
@@ -200,6 +209,88 @@ class MicroModel(PETScOwner):
             tangent=out[:, n2 : n2 + n4].reshape(n, d, d, d, d),
             hill_mandel=out[:, n2 + n4],
             iterations=np.nan_to_num(out[:, n2 + n4 + 1]).astype(int),
+            mean_p=out[:, n2 + n4 + 2],
+            failures=failures,
+            seconds=seconds,
+        )
+
+    # -- portable evaluation (dynamic load balancing) ----------------------------------------------
+    def _widths(self) -> dict[str, int]:
+        d = self.dim
+        nu = self.rve.fluctuation_size
+        ndir = self.rve.n_directions if self.predictor else 0
+        return {
+            "G": d * d,
+            "state": self.rve.state_size,
+            "fluctuation": nu,
+            "sensitivity": ndir * nu,
+        }
+
+    def _evaluate_portable(self, G: np.ndarray, seconds: dict[str, float]) -> MicroEvaluation:
+        """:meth:`evaluate` through :meth:`MicroPool.run_portable`: each point's history goes
+        with its input row to the rank that solves it and comes back with the results."""
+        d, n = self.dim, len(G)
+        w = self._widths()
+        trial, committed = self.trial, self.committed
+        width = 2 * w["G"] + w["state"] + w["fluctuation"] + w["sensitivity"]
+        try:
+            inputs = np.hstack(
+                [
+                    G.reshape(n, w["G"]),
+                    committed["state"].reshape(n, w["state"]),
+                    trial["fluctuation"].reshape(n, w["fluctuation"]),
+                    trial["sensitivity"].reshape(n, w["sensitivity"]),
+                    trial["G"].reshape(n, w["G"]),
+                ]
+            )
+        except ValueError:  # cannot happen for consistent arrays; if it does, the rows are
+            # NaN, so that every point fails (non-finite strain) where it is solved and the
+            # exchange the other ranks are in still matches
+            log.debug("packing the micro inputs failed", exc_info=True)
+            inputs = np.full((n, width), np.nan)
+        bounds = np.cumsum([0, w["G"], w["state"], w["fluctuation"], w["sensitivity"], w["G"]])
+        n2, n4 = d * d, d**4
+        n_out = n2 + n4 + 3 + w["state"] + w["fluctuation"] + w["sensitivity"]
+
+        def solve(x: np.ndarray) -> np.ndarray:
+            Gk, state, last, sens, G_last = (
+                x[bounds[i] : bounds[i + 1]] for i in range(len(bounds) - 1)
+            )
+            Gk, G_last = Gk.reshape(d, d), G_last.reshape(d, d)
+            sens_k = sens.reshape(-1, w["fluctuation"]) if self.predictor else None
+            guess = self.rve.predict(last, sens_k, Gk - G_last)
+            response, new_state, fluct = self.rve.solve(Gk, state, guess, fallback=last)
+            for name in seconds:
+                seconds[name] += response.seconds[name]
+            parts = [
+                response.flux.ravel(),
+                response.tangent.ravel(),
+                [response.hill_mandel, response.iterations, response.mean_state.get("p", 0.0)],
+                new_state,
+                fluct,
+            ]
+            if self.predictor:
+                parts.append(np.asarray(response.sensitivity).ravel())
+            return np.concatenate(parts)
+
+        its = n2 + n4 + 1  # the column of the micro Newton iterations
+        out, failures = self.pool.run_portable(solve, inputs, n_out, work=lambda r: r[:, its])
+        ok = ~np.isnan(out[:, 0])
+        self.rve_solves += int(np.sum(ok))
+        history = out[:, n2 + n4 + 3 :]
+        cut = np.cumsum([0, w["state"], w["fluctuation"], w["sensitivity"]])
+        trial["state"][ok] = history[ok, cut[0] : cut[1]]
+        trial["fluctuation"][ok] = history[ok, cut[1] : cut[2]]
+        if self.predictor:
+            trial["sensitivity"][ok] = history[ok, cut[2] : cut[3]].reshape(
+                -1, *trial["sensitivity"].shape[1:]
+            )
+        trial["G"][ok] = G[ok]
+        return MicroEvaluation(
+            flux=out[:, :n2].reshape(n, d, d),
+            tangent=out[:, n2 : n2 + n4].reshape(n, d, d, d, d),
+            hill_mandel=out[:, n2 + n4],
+            iterations=np.nan_to_num(out[:, its]).astype(int),
             mean_p=out[:, n2 + n4 + 2],
             failures=failures,
             seconds=seconds,

@@ -23,6 +23,15 @@ Newton solver, (4) write stress and tangent into the quadrature functions and as
 failure of any kind on any rank (Newton, :math:`\\det F \\le 0`, a non-finite strain) fails the
 iterate on every rank, and the :class:`~multiscale.nonlinear.LoadStepper` cuts the step.
 
+Dynamic load balancing (``balance``, a threshold such as 1.2; groups of one rank): the micro
+cost of every point (its micro Newton iterations) is summed over each load step, and when
+the step's imbalance :math:`\\max_r C_r / \\operatorname{mean}_r C_r` of the per-rank costs
+exceeds the threshold, the points are reassigned to ranks by cost, independently of the macro
+partition (:class:`~multiscale.coupling.pool.MicroPool`); a migrated point's inputs and history
+travel to the rank that solves it and the results back to its owner, so the answer and the
+checkpoints do not change.  Each step records its imbalance (``micro_imbalance``, of the
+micro iterations, and ``micro_seconds_imbalance``).
+
 No micro work is repeated: the first iterate of a load step is the committed displacement, whose
 stresses and tangents are those of the last iterate of the previous step, so they are reused
 instead of solving every RVE again; and each RVE starts from the first-order predictor of its
@@ -96,6 +105,11 @@ class FE2Problem(ConcurrentCoupling, SolidProblem):
         ``"consistent"`` or ``"taylor"`` (macro Newton tangent, passed to the RVEs).
     group_size:
         Ranks per RVE (see :class:`MicroPool`); 1 solves each RVE on ``MPI.COMM_SELF``.
+    balance:
+        Dynamic load balancing of the RVEs over the ranks (see the module): the imbalance of a
+        load step above which the points are reassigned, e.g. 1.2; ``None`` (the default) keeps
+        every point on its owner.  Only with ``group_size`` 1 (larger groups keep the static
+        assignment).
     predictor:
         Start the micro Newton iterations from the first-order predictor (see
         :class:`~multiscale.fe2.micro.MicroModel`).
@@ -128,6 +142,7 @@ class FE2Problem(ConcurrentCoupling, SolidProblem):
         quadrature_degree: int | None = None,
         tangent: str = "consistent",
         group_size: int = 1,
+        balance: float | None = None,
         predictor: bool = True,
         petsc_options_prefix: str | None = None,
         petsc_options: Mapping[str, Any] | None = None,
@@ -135,6 +150,7 @@ class FE2Problem(ConcurrentCoupling, SolidProblem):
         max_cuts: int = 6,
     ) -> None:
         self._micro_args = (cell, materials, tangent, int(group_size), predictor, rve_options)
+        self._balance = None if balance is None else float(balance)
         qdeg = quadrature_degree if quadrature_degree is not None else max(1, 2 * (degree - 1))
         self._qdeg = int(qdeg)
         self.tangent = tangent
@@ -155,7 +171,7 @@ class FE2Problem(ConcurrentCoupling, SolidProblem):
     def _init_constitutive(self) -> tuple[ufl.Form, ufl.Form]:
         cell, materials, tangent, group_size, predictor, rve_options = self._micro_args
         d = self.dim
-        self.pool = self._own(MicroPool(self.comm, group_size))
+        self.pool = self._own(MicroPool(self.comm, group_size, balance=self._balance))
         self.rule = QuadratureRule(self.macro.mesh, self._qdeg)
         rve_kwargs = {**dict(rve_options or {}), "tangent": tangent}
         self.micro = self._own(
@@ -192,6 +208,7 @@ class FE2Problem(ConcurrentCoupling, SolidProblem):
             "tangent": tangent,
             "ranks": self.comm.size,
             "group_size": self.pool.group_size,
+            "balance": self.pool.balance,
             "linear_micro": self.micro.linear,
             "predictor": self.micro.predictor,
         }
@@ -243,6 +260,13 @@ class FE2Problem(ConcurrentCoupling, SolidProblem):
     def _keep(self, ev: MicroEvaluation | None) -> MicroEvaluation | None:
         return _copy(ev)
 
+    def commit(self) -> None:
+        """Commit the step (macro and micro), then close it in the pool: its micro imbalance,
+        and with balancing a new assignment of the points if it was above the threshold
+        (collective)."""
+        super().commit()
+        self._step_balance = self.pool.end_step()
+
     def record(self, step: StepRecord) -> None:
         super().record(step)
         ev = self._last
@@ -250,10 +274,13 @@ class FE2Problem(ConcurrentCoupling, SolidProblem):
         mp = float(np.max(ev.mean_p)) if ev is not None and len(ev.mean_p) else 0.0
         solves = self.micro.rve_solves if self.pool.micro_comm.rank == 0 else 0
         total = self.comm.allreduce(solves, op=MPI.SUM)
+        balance = getattr(self, "_step_balance", {})
         step.quantities = {
             "rve_solves": float(total - getattr(self, "_solves_recorded", 0)),
             "max_hill_mandel": self.comm.allreduce(hm, op=MPI.MAX),
             "max_mean_p": self.comm.allreduce(mp, op=MPI.MAX),
+            "micro_imbalance": float(balance.get("imbalance", 1.0)),
+            "micro_seconds_imbalance": float(balance.get("seconds_imbalance", 1.0)),
         }
         self._solves_recorded = total
         log.debug(
