@@ -37,7 +37,7 @@ from multiscale.cell import CellProblem
 from multiscale.cell.reconstruction import TwoScaleReconstruction
 from multiscale.hmm.macro import boundary_condition, linear_solve, linear_solver_options
 from multiscale.mesh import circular_inclusion
-from multiscale.mesh.generators import inclusions_2d
+from multiscale.mesh.tiled import tiled_inclusions
 from multiscale.output import on_rank0, write_json_file
 from multiscale.physics import Conductivity
 
@@ -90,13 +90,10 @@ def cell_errors(mesh, density) -> tuple[np.ndarray, np.ndarray]:
 rows, profiles = [], {}
 for n in NS:
     eps = 1.0 / n
-    centres = [((i + SHIFT) * eps, (j + SHIFT) * eps) for i in range(n) for j in range(n)]
-    dns = inclusions_2d(comm, centres, eps * math.sqrt(PHI / math.pi), h=H * eps)
+    dns = tiled_inclusions(comm, n, PHI, h_cell=H, shift=SHIFT).cell
     mesh = dns.mesh
     V = dolfinx.fem.functionspace(mesh, ("Lagrange", 2))
-    k = dolfinx.fem.Function(dolfinx.fem.functionspace(mesh, ("DG", 0)))
-    k.x.array[:] = 1.0
-    k.x.array[dns.cell_tags.find(dns.phases["inclusion"])] = K_INC
+    k = dns.piecewise_constant({"matrix": 1.0, "inclusion": K_INC})
     x = ufl.SpatialCoordinate(mesh)
     u0 = ufl.sin(ufl.pi * x[0]) * ufl.sin(ufl.pi * x[1])
     w, v = ufl.TrialFunction(V), ufl.TestFunction(V)

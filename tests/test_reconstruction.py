@@ -36,7 +36,7 @@ from petsc4py import PETSc
 from multiscale.cell import CellProblem
 from multiscale.cell.reconstruction import TwoScaleReconstruction
 from multiscale.mesh import circular_inclusion, laminate
-from multiscale.mesh.generators import inclusions_2d
+from multiscale.mesh.tiled import tiled_inclusions
 from multiscale.physics import Conductivity
 
 PHI, K_INC, H = 0.15, 10.0, 0.125
@@ -123,6 +123,9 @@ def test_rejects_a_distributed_or_non_square_cell():
         TwoScaleReconstruction(chis, cell.box, V, 0.25)
     with pytest.raises(ValueError, match="eps"):
         TwoScaleReconstruction(chis[:2], np.array([[0, 0, 0], [1, 1, 0]]), V, -1.0)
+    # a DNS whose edge would cut a disk (radius 0.31 periods at fraction 0.3) is refused
+    with pytest.raises(ValueError, match="shift"):
+        tiled_inclusions(MPI.COMM_WORLD, 2, 0.3, shift=0.2)
 
 
 # -- the boundary layer ---------------------------------------------------------------------------
@@ -136,13 +139,10 @@ def study():
     rows = []
     for n in NS:
         eps = 1.0 / n
-        centres = [((i + SHIFT) * eps, (j + SHIFT) * eps) for i in range(n) for j in range(n)]
-        dns = inclusions_2d(comm, centres, eps * math.sqrt(PHI / math.pi), h=H * eps)
+        dns = tiled_inclusions(comm, n, PHI, h_cell=H, shift=SHIFT).cell
         mesh = dns.mesh
         V = dolfinx.fem.functionspace(mesh, ("Lagrange", 2))
-        k = dolfinx.fem.Function(dolfinx.fem.functionspace(mesh, ("DG", 0)))
-        k.x.array[:] = 1.0
-        k.x.array[dns.cell_tags.find(dns.phases["inclusion"])] = K_INC
+        k = dns.piecewise_constant({"matrix": 1.0, "inclusion": K_INC})
         x = ufl.SpatialCoordinate(mesh)
         u0 = ufl.sin(ufl.pi * x[0]) * ufl.sin(ufl.pi * x[1])
         w, v = ufl.TrialFunction(V), ufl.TestFunction(V)

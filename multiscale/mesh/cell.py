@@ -127,6 +127,15 @@ class CellMesh:
             raise ValueError(f"no material given for phase(s) {names} (tags {missing})")
         return out
 
+    def piecewise_constant(self, values: Mapping[str | int, float]) -> dolfinx.fem.Function:
+        """A DG0 function with the value ``values[phase]`` on the cells of each phase (owned and
+        ghost cells; every phase needs a value, see :meth:`by_tag`)."""
+        by_tag = self.by_tag(values)
+        f = dolfinx.fem.Function(dolfinx.fem.functionspace(self.mesh, ("DG", 0)))
+        for tag, value in by_tag.items():
+            f.x.array[self.cell_tags.find(tag)] = float(value)
+        return f
+
     def phase_volumes(self) -> dict[str, float]:
         r"""Volume :math:`|Y_p| = \int_{Y_p} 1\,dx` of each phase, summed over all ranks.
 

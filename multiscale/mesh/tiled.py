@@ -60,12 +60,17 @@ def tiled_inclusions(
     *,
     length: float = 1.0,
     h_cell: float = 0.1,
+    shift: float = 0.5,
     path: str | os.PathLike | None = None,
     verbose: bool = False,
 ) -> TiledMesh:
     """The square :math:`[0, L]^2` tiled with ``n x n`` cells of size :math:`\\varepsilon = L/n`,
-    each with a centred disk of area fraction :math:`\\phi` (radius
+    each with a disk of area fraction :math:`\\phi` (radius
     :math:`\\varepsilon\\sqrt{\\phi/\\pi}`), meshed with :math:`h = h_{cell}\\,\\varepsilon`.
+    The disks sit at :math:`(i + s, j + s)\\,\\varepsilon` with the ``shift`` :math:`s` (default
+    1/2: centred), each inside its own period; an off-centre shift makes the domain's edges cut
+    the periods where the cell correctors do not vanish (a boundary layer, see
+    :mod:`multiscale.cell.reconstruction`).
 
     Phases ``"matrix"`` (1) and ``"inclusion"`` (2), as in
     :func:`~multiscale.mesh.generators.circular_inclusion` (the matching RVE is
@@ -85,8 +90,14 @@ def tiled_inclusions(
     if not math.isfinite(h_cell) or not 0.0 < h_cell <= 0.5:
         raise ValueError(f"h_cell (element size / cell size) must lie in (0, 0.5], got {h_cell!r}")
     eps = length / n
-    centres = [((i + 0.5) * eps, (j + 0.5) * eps) for i in range(n) for j in range(n)]
     radius = eps * math.sqrt(phi / math.pi)
+    r = radius / eps
+    if not math.isfinite(shift) or not r < shift < 1.0 - r:
+        raise ValueError(
+            f"shift {shift!r} would cut a disk of radius {r:.3g} periods by the domain's edge; "
+            f"it must lie in ({r:.3g}, {1.0 - r:.3g})"
+        )
+    centres = [((i + shift) * eps, (j + shift) * eps) for i in range(n) for j in range(n)]
     cell = inclusions_2d(
         comm, centres, radius, size=(length, length), h=h_cell * eps, path=path, verbose=verbose
     )
