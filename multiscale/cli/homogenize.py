@@ -1,4 +1,9 @@
-"""``multiscale homogenize``: effective tensor of a cell mesh under one boundary condition."""
+"""``multiscale homogenize``: effective tensor of a cell mesh under one boundary condition.
+
+The cell is a gmsh ``.msh`` file or an image (PNG/TIFF, ``.npy``/``.npz``, HDF5) whose pixel
+values label the phases (:mod:`multiscale.mesh.image`): ``--phase VALUE=NAME`` or ``--phases
+FILE`` name them, otherwise they are ``phase0``, ``phase1``, ... in the order of the values.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ from mpi4py import MPI
 
 from multiscale.output import write_json
 
-__all__ = ["add_parser", "parse_material", "run"]
+__all__ = ["add_parser", "parse_material", "parse_phase", "read_phase_mapping", "run"]
 
 log = logging.getLogger(__name__)
 
@@ -50,14 +55,65 @@ def parse_material(spec: str, physics: str) -> tuple[str | int, object]:
     raise ValueError(f"elastic material {spec!r} needs the keys E,nu or lambda,mu")
 
 
+def _pixel_value(text: str, where: str) -> float:
+    """A pixel value: a number, or a colour ``#rrggbb`` (as :func:`~multiscale.mesh.read_image`
+    reads colour images: the integer :math:`2^{16}R + 2^8G + B`)."""
+    text = str(text).strip()
+    if text.startswith("#") and len(text) == 7:
+        try:
+            return float(int(text[1:], 16))
+        except ValueError:
+            pass
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{where}: {text!r} is not a pixel value (a number or #rrggbb)") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"{where}: {text!r} is not a finite pixel value")
+    return value
+
+
+def parse_phase(spec: str) -> tuple[float, str]:
+    """Parse ``VALUE=NAME`` (``VALUE`` a number or ``#rrggbb``) into ``(value, name)``."""
+    value, sep, name = spec.partition("=")
+    if not sep or not value.strip() or not name.strip():
+        raise ValueError(f"phase {spec!r} is not of the form VALUE=NAME")
+    return _pixel_value(value, f"phase {spec!r}"), name.strip()
+
+
+def read_phase_mapping(path: Path) -> dict[float, str]:
+    """``{value: name}`` from a YAML/TOML file holding that mapping, at the top or under
+    ``phases`` (TOML keys are strings: ``"255" = "inclusion"``)."""
+    from multiscale.config import read_config
+
+    data = read_config(path)
+    if set(data) == {"phases"}:
+        data = data["phases"]
+    if not isinstance(data, dict) or not data:
+        raise ValueError(f"{path}: expected a mapping of pixel values to phase names")
+    out: dict[float, str] = {}
+    for key, name in data.items():
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"{path}: phase of value {key!r} must be a name, got {name!r}")
+        out[_pixel_value(key, f"{path}: key {key!r}")] = name
+    return out
+
+
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "homogenize",
-        help="effective conductivity or stiffness of a cell mesh",
+        help="effective conductivity or stiffness of a cell mesh or an image",
         description="Solve the cell problems of a periodic cell mesh (gmsh .msh with phase "
-        "physical groups) and print the effective (PBC) or apparent (KUBC, SUBC) tensor.",
+        "physical groups) or of an image whose pixel values label phases (PNG, TIFF, .npy, "
+        ".npz, HDF5; one element per pixel) and print the effective (PBC) or apparent (KUBC, "
+        "SUBC) tensor.",
     )
-    p.add_argument("mesh", type=Path, help="gmsh .msh file of a box cell")
+    p.add_argument(
+        "mesh",
+        type=Path,
+        metavar="MESH",
+        help="gmsh .msh file of a box cell, or an image (.png, .tif, .npy, .npz, .h5)",
+    )
     p.add_argument("--physics", choices=("conductivity", "elasticity"), required=True)
     p.add_argument("--bc", choices=("periodic", "kubc", "subc"), default="periodic")
     p.add_argument(
@@ -69,20 +125,98 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     p.add_argument("--degree", type=int, default=1, help="Lagrange degree (default 1)")
     p.add_argument("--json", type=Path, help="write the result as JSON to this file")
+    img = p.add_argument_group("image cells (MESH an image)")
+    img.add_argument(
+        "--phase",
+        action="append",
+        metavar="VALUE=NAME",
+        help="name the pixels of VALUE (a number or #rrggbb), e.g. 0=matrix (repeat per value); "
+        "default: the distinct values, sorted, are phase0, phase1, ...",
+    )
+    img.add_argument(
+        "--phases", type=Path, metavar="FILE", help="the VALUE: NAME mapping in a YAML/TOML file"
+    )
+    img.add_argument(
+        "--value-tol",
+        type=float,
+        default=0.0,
+        help="greyscale tolerance: a pixel within it of a phase value belongs to that phase",
+    )
+    img.add_argument("--dataset", help="array name in an .npz or HDF5 file (default: the only)")
+    img.add_argument(
+        "--pixel-size",
+        type=float,
+        nargs="+",
+        metavar="H",
+        help="pixel edge length (one, or one per axis x y [z]; default 1)",
+    )
+    img.add_argument(
+        "--coarsen",
+        type=int,
+        default=1,
+        help="one element per C^d pixels (majority phase; default 1: one per pixel)",
+    )
     return p
+
+
+def _image_cell(args: argparse.Namespace, comm) -> tuple[object, dict]:
+    """The cell of an image and the JSON block describing it."""
+    from multiscale.mesh import image_cell, load_phase_image
+
+    mapping: dict[float, str] | None = None
+    if args.phases is not None:
+        mapping = read_phase_mapping(args.phases)
+    if args.phase:
+        mapping = dict(mapping or {})
+        for spec in args.phase:
+            value, name = parse_phase(spec)
+            mapping[value] = name
+    image = load_phase_image(
+        comm,
+        args.mesh,
+        phases=mapping,
+        tol=args.value_tol,
+        dataset=args.dataset,
+        pixel_size=args.pixel_size,
+        coarsen=args.coarsen,
+    )
+    if args.bc == "periodic":  # KUBC and SUBC need no periodic image
+        image.check_periodic()
+    cell = image_cell(comm, image, check="none")
+    fractions = image.fractions
+    info = {
+        "path": str(args.mesh),
+        "pixels": [n * args.coarsen for n in image.shape],
+        "elements": list(image.shape),
+        "size": image.size.tolist(),
+        "pixel_size": (image.pixel_size / args.coarsen).tolist(),
+        "coarsen": args.coarsen,
+        "phases": {name: image.values[name] for name in image.phases},
+        "pixel_fractions": fractions,
+        "seam_mismatch": [seam for seam, _ in image.periodicity()],
+    }
+    return cell, info
 
 
 def run(args: argparse.Namespace, comm) -> int:
     from multiscale.cell import CellProblem
-    from multiscale.mesh import check_periodic, read_cell_mesh
+    from multiscale.mesh import IMAGE_SUFFIXES, check_periodic, read_cell_mesh
 
     t0 = time.perf_counter()
     materials = dict(parse_material(s, args.physics) for s in args.material)
-    cell = read_cell_mesh(args.mesh, comm)
-    check_periodic(cell)
+    image_info = None
+    if args.mesh.suffix.lower() in IMAGE_SUFFIXES:
+        cell, image_info = _image_cell(args, comm)
+    else:
+        if args.phase or args.phases is not None:
+            raise ValueError(f"--phase/--phases apply to images; {args.mesh} is a mesh file")
+        cell = read_cell_mesh(args.mesh, comm)
+        check_periodic(cell)
     result = CellProblem(cell, materials, degree=args.degree).solve(args.bc)
     summary = result.to_dict()
     summary["mesh"] = str(args.mesh)
+    if image_info is not None:
+        summary["image"] = image_info
     summary["wall_time_s"] = comm.allreduce(time.perf_counter() - t0, op=MPI.MAX)
     with np.printoptions(precision=6, suppress=True):
         log.info("%s %s tensor (%s):\n%s", args.bc, args.physics, result.notation, result.tensor)

@@ -7,6 +7,8 @@
 * :mod:`~multiscale.mesh.periodicity`: checking that a cell is a box with matching opposite faces;
 * :mod:`~multiscale.mesh.random`: random microstructures (RSA disks/spheres, level-cut Gaussian
   fields on voxel meshes);
+* :mod:`~multiscale.mesh.image`: image-based microstructures (PNG/TIFF images, ``.npy``/HDF5
+  voxel arrays whose values label phases) on pixel/voxel meshes;
 * :mod:`~multiscale.mesh.descriptors`: realized volume fraction, two-point correlation function;
 * :mod:`~multiscale.mesh.macro`: macro meshes with named boundaries (rectangles, boxes, a plate
   with a hole, gmsh files, structured unit meshes);
@@ -32,6 +34,15 @@ from multiscale.mesh.generators import (
     laminate,
     spherical_inclusion,
 )
+from multiscale.mesh.image import (
+    IMAGE_SUFFIXES,
+    NonPeriodicImageError,
+    PhaseImage,
+    image_cell,
+    load_phase_image,
+    read_image,
+    segment_image,
+)
 from multiscale.mesh.io import gmsh_session, model_to_cell_mesh, read_cell_mesh, write_msh
 from multiscale.mesh.macro import MacroMesh, unit_mesh
 from multiscale.mesh.periodicity import (
@@ -46,6 +57,7 @@ from multiscale.mesh.random import (
     InclusionLayout,
     PixelMicrostructure,
     gaussian_random_field,
+    label_grid_cell,
     random_inclusion_cell,
     random_sequential_addition,
     thresholded_gaussian_field,
@@ -54,11 +66,14 @@ from multiscale.mesh.random import (
 from multiscale.mesh.tiled import TiledMesh, tiled_inclusions
 
 __all__ = [
+    "IMAGE_SUFFIXES",
     "CellMesh",
     "InclusionLayout",
     "MacroMesh",
+    "NonPeriodicImageError",
     "NonPeriodicMeshError",
     "NotABoxError",
+    "PhaseImage",
     "PixelMicrostructure",
     "TiledMesh",
     "TwoPointCorrelation",
@@ -70,16 +85,21 @@ __all__ = [
     "cylindrical_fibre",
     "gaussian_random_field",
     "gmsh_session",
+    "image_cell",
     "inclusions_2d",
     "inclusions_3d",
+    "label_grid_cell",
     "laminate",
+    "load_phase_image",
     "mesh_volume",
     "model_to_cell_mesh",
     "random_inclusion_cell",
     "random_sequential_addition",
     "rasterize",
     "read_cell_mesh",
+    "read_image",
     "realized_volume_fraction",
+    "segment_image",
     "spherical_inclusion",
     "thresholded_gaussian_field",
     "tiled_inclusions",

@@ -64,6 +64,7 @@ __all__ = [
     "InclusionLayout",
     "PixelMicrostructure",
     "gaussian_random_field",
+    "label_grid_cell",
     "random_inclusion_cell",
     "random_sequential_addition",
     "thresholded_gaussian_field",
@@ -475,11 +476,39 @@ def voxel_cell(
     midpoint.  The grid is uniform, so opposite faces carry translated nodes and the realized
     fraction equals the pixel fraction exactly.  The image used is rank 0's.  Collective.
     """
+    phase = comm.bcast(image.phase if comm.rank == 0 else None, root=0)
+    labels = np.where(phase, INCLUSION, MATRIX).astype(np.int32)
+    phases = {"matrix": MATRIX, "inclusion": INCLUSION}
+    return label_grid_cell(
+        comm, labels, image.size, phases, subdivisions=subdivisions, simplex=simplex
+    )
+
+
+def label_grid_cell(
+    comm: MPI.Comm,
+    labels: np.ndarray,
+    size: Sequence[float] | np.ndarray,
+    phases: dict[str, int],
+    *,
+    subdivisions: int = 1,
+    simplex: bool = False,
+) -> CellMesh:
+    r"""Structured periodic mesh of a grid of phase tags (any number of phases).
+
+    ``labels[i, j(, k)]`` is the tag of the pixel/voxel
+    :math:`\prod_a [i_a L_a / n_a, (i_a + 1) L_a / n_a]` of the box :math:`[0, L]`
+    (:math:`L` = ``size``); the box is split into :math:`s n_a` intervals along axis :math:`a`
+    (:math:`s` = ``subdivisions``), one quadrilateral/hexahedron (or, with ``simplex``,
+    triangles/tetrahedra) per sub-pixel, tagged with the tag of the pixel containing its
+    midpoint.  ``labels`` must be the same on every rank (it is not broadcast).  Collective.
+    """
     if int(subdivisions) < 1:
         raise ValueError(f"subdivisions must be a positive integer, got {subdivisions!r}")
-    phase = comm.bcast(image.phase if comm.rank == 0 else None, root=0)
-    lengths = image.size
-    dims = np.array(phase.shape)
+    labels = np.asarray(labels)
+    lengths = _lengths(size, "label_grid_cell")
+    if labels.ndim != lengths.size:
+        raise ValueError(f"label_grid_cell: a {labels.ndim}D grid for a {lengths.size}D box")
+    dims = np.array(labels.shape)
     n = [int(v) * int(subdivisions) for v in dims]
     dim = lengths.size
     corners = [np.zeros(dim), lengths]
@@ -494,8 +523,7 @@ def voxel_cell(
     cells = np.arange(imap.size_local + imap.num_ghosts, dtype=np.int32)
     mid = dolfinx.mesh.compute_midpoints(mesh, tdim, cells)[:, :dim]
     idx = np.clip(np.floor(mid / lengths * dims).astype(np.int64), 0, dims - 1)
-    inside = phase[tuple(idx.T)]
-    values = np.where(inside, INCLUSION, MATRIX).astype(np.int32)
+    values = labels[tuple(idx.T)].astype(np.int32)
     tags = dolfinx.mesh.meshtags(mesh, tdim, cells, values)
     box = np.stack([np.zeros(dim), lengths])
-    return CellMesh(mesh, tags, {"matrix": MATRIX, "inclusion": INCLUSION}, box)
+    return CellMesh(mesh, tags, dict(phases), box)
