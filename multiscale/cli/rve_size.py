@@ -9,11 +9,16 @@ the window sizes and the number of realizations, and the RVE criteria::
     realizations: 10              # per size (or a list, one per size)
     seed: 1
     rve: {eps_rel: 0.01, n: 1, gap_tol: 0.05, bc: periodic}
+    uncertainty: {resamples: 2000, seed: 0, method: bca, min_realizations: 5}
+    discretization: {size_index: 0, factor: 2}    # optional: one realization, 2x finer
+    precision: {target: 0.01, of: mean, batch: 4, max_realizations: 64}   # optional
     output: {json: results/rve_size.json, plot: results/rve_size.png}
 
 Run it with ``mpirun -n N multiscale rve-size CONFIG``: the realizations are spread over the
 ranks.  Rank 0 writes the JSON summary atomically (statistics per size and BC, every realization,
-the CV exponents, the integral-range fit, the statistical and BC-gap RVE sizes) and the plot.
+the CV exponents, the integral-range fit, the statistical and BC-gap RVE sizes), the bootstrap
+intervals of the CVs, the CV exponents, the integral range and the RVE size (``uncertainty``),
+the ``warnings``, the ``realizations_used`` and the ``precision`` record, and the plot.
 """
 
 from __future__ import annotations
@@ -36,7 +41,9 @@ from multiscale.config import (
     Text,
     load,
 )
+from multiscale.ensemble.study import PRECISION_OF
 from multiscale.ensemble.sve import BCS_ORDER, MICROSTRUCTURES
+from multiscale.ensemble.uncertainty import METHODS
 from multiscale.output import on_rank0, write_json
 
 __all__ = ["SCHEMA", "add_parser", "load_config", "run"]
@@ -90,6 +97,36 @@ SCHEMA = Section(
             ),
             default=dict,
         ),
+        "uncertainty": Field(
+            Section(
+                {
+                    "resamples": Field(Integer(min=100), default=2000),
+                    "seed": Field(Integer(min=0), default=0),
+                    "method": Field(Text(METHODS), default="bca"),
+                    "min_realizations": Field(Integer(min=2), default=5),
+                    "max_exponent_width": Field(Number(positive=True), default=1.0),
+                }
+            ),
+            default=dict,
+        ),
+        "discretization": Field(
+            Section(
+                {
+                    "size_index": Field(Integer(min=0), default=0),
+                    "factor": Field(Number(min=1.1), default=2.0),
+                }
+            )
+        ),
+        "precision": Field(
+            Section(
+                {
+                    "target": Field(Number(positive=True), required=True),
+                    "of": Field(Text(PRECISION_OF), default="mean"),
+                    "batch": Field(Integer(min=1), default=4),
+                    "max_realizations": Field(Integer(min=2), default=64),
+                }
+            )
+        ),
         "output": Field(
             Section({"json": Field(Text()), "plot": Field(Text())}),
             default=dict,
@@ -101,10 +138,18 @@ SCHEMA = Section(
 def load_config(path: str | Path) -> tuple[Any, dict[str, Any], dict[str, Path]]:
     """Read a YAML/TOML configuration: ``(EnsembleConfig, rve criteria, outputs)``.
 
+    The criteria also hold ``"uncertainty"`` (a :class:`BootstrapOptions`), ``"precision"``
+    (a :class:`PrecisionTarget` or ``None``) and ``"discretization"`` (a dict or ``None``).
     Raises ``FileNotFoundError`` or :class:`~multiscale.config.ConfigError` (a ``ValueError``)
-    naming the file and the key.
+    naming the file and the key, on one line.
     """
-    from multiscale.ensemble import EnsembleConfig, Microstructure, PhaseLaw
+    from multiscale.ensemble import (
+        BootstrapOptions,
+        EnsembleConfig,
+        Microstructure,
+        PhaseLaw,
+        PrecisionTarget,
+    )
 
     path = Path(path)
     data = load(path, SCHEMA)
@@ -118,10 +163,34 @@ def load_config(path: str | Path) -> tuple[Any, dict[str, Any], dict[str, Path]]
             bcs=tuple(data["bcs"]),
             confidence=data["confidence"],
         )
+        criteria = dict(data["rve"])
+        if criteria["bc"] not in config.bcs:
+            raise ValueError(f"rve.bc: {criteria['bc']!r} is not among the bcs {list(config.bcs)}")
+        criteria["uncertainty"] = BootstrapOptions(**data["uncertainty"])
+        precision = data.get("precision")
+        criteria["precision"] = None if precision is None else PrecisionTarget(**precision)
+        if precision is not None and precision["max_realizations"] < max(config.realizations):
+            raise ValueError(
+                f"precision.max_realizations: {precision['max_realizations']} is below the "
+                f"initial realizations {max(config.realizations)}"
+            )
+        disc = data.get("discretization")
+        if disc is not None:
+            if config.microstructure.kind == "gaussian":
+                raise ValueError(
+                    "discretization: not available for gaussian fields (a finer grid draws "
+                    "another field); leave it out"
+                )
+            if disc["size_index"] >= len(config.sizes):
+                raise ValueError(
+                    f"discretization.size_index: {disc['size_index']} is not below the number "
+                    f"of sizes {len(config.sizes)}"
+                )
+        criteria["discretization"] = disc
     except ValueError as err:
         raise ConfigError(f"{path}: {err}") from None
     output = {k: Path(v) for k, v in data["output"].items()}
-    return config, data["rve"], output
+    return config, criteria, output
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -141,21 +210,31 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace, comm) -> int:
     from multiscale.bounds import hashin_shtrikman_conductivity
-    from multiscale.ensemble import plot_bc_convergence, run_ensemble, rve_size_report
+    from multiscale.ensemble import plot_bc_convergence, run_ensemble, run_rve_study
 
     config, criteria, output = load_config(args.config)
+    options = criteria.pop("uncertainty")
+    precision = criteria.pop("precision")
+    disc = criteria.pop("discretization")
     dim = config.microstructure.dim
-    result = run_ensemble(comm, config)
+    report = study = None
+    if len(config.sizes) >= 2:
+        study = run_rve_study(
+            comm, config, criteria, options=options, precision=precision, discretization=disc
+        )
+        result, report = study.result, study.report
+        config = result.config
+    else:
+        result = run_ensemble(comm, config)
     summary = result.to_dict()
     summary["config_file"] = str(args.config)
-    report = None
-    if len(config.sizes) >= 2:
-        try:
-            report = rve_size_report(result, **criteria)
-        except ValueError as err:  # too few or too small windows to fit: say so, keep the data
-            log.warning("no RVE size: %s", err)
-            summary["rve_error"] = str(err)
+    if study is not None and study.report_error is not None:
+        if comm.rank == 0:
+            log.warning("no RVE size: %s", study.report_error)
+        summary["rve_error"] = study.report_error
     summary["rve"] = None if report is None else report.to_dict()
+    if study is not None:
+        summary.update(study.to_dict())
     bounds = None
     if config.laws.physics == "conductivity":
         p = float(result.volume_fraction_series()[-1])
@@ -194,6 +273,8 @@ def run(args: argparse.Namespace, comm) -> int:
             log.info(
                 "KUBC-SUBC gap of the means below %g at L = %.4g", report.gap.tol, report.gap.size
             )
+    if study is not None:
+        _log_uncertainty(study, comm)
     json_path = args.json or output.get("json")
     plot_path = args.plot or output.get("plot")
     if plot_path is not None:
@@ -202,3 +283,50 @@ def run(args: argparse.Namespace, comm) -> int:
     if json_path is not None:
         write_json(json_path, summary, comm)
     return 0
+
+
+def _log_uncertainty(study: Any, comm: Any) -> None:
+    """Rank 0 logs the intervals, the precision record and every warning."""
+    if comm.rank != 0:
+        return
+    u = study.uncertainty
+    pct = round(100 * u.confidence)
+
+    def show(pair: list[float | None]) -> str:
+        return "[" + ", ".join("-" if v is None else f"{v:.3g}" for v in pair) + "]"
+
+    for bc, cv in u.cv.items():
+        log.info(
+            "%s: CV exponent %.3g, %d%% %s interval %s; CV per size %s",
+            bc,
+            cv.exponent,
+            pct,
+            u.options.method,
+            show(cv.exponent_interval),
+            ", ".join(
+                f"{v:.3g} {'(too few)' if i is None else show(i)}"
+                for v, i in zip(cv.cv, cv.cv_interval, strict=True)
+            ),
+        )
+    log.info(
+        "%s: integral range %.4g %s, RVE size %.4g %s (%d%% intervals, %d resamples)",
+        u.bc,
+        u.integral_range[0],
+        show(u.integral_range[1]),
+        u.rve_size[0],
+        show(u.rve_size[1]),
+        pct,
+        u.options.resamples,
+    )
+    if study.precision is not None:
+        p = study.precision
+        log.info(
+            "precision target %g on the %s %s after %d round(s); realizations used %s",
+            p["target"],
+            p["of"],
+            "met" if p["met"] else "NOT met",
+            p["rounds"],
+            p["realizations_used"],
+        )
+    for w in study.warnings:
+        log.warning("%s", w)

@@ -53,18 +53,24 @@ __all__ = [
     "bc_gap_size",
     "cv_exponent",
     "fit_integral_range",
+    "integral_range_formula",
+    "loglog_fit",
     "plot_bc_convergence",
     "point_variance",
     "rve_size_report",
+    "rve_volume_formula",
     "statistical_rve_size",
 ]
 
 
-def point_variance(p: float, z1: float, z2: float) -> float:
-    r""":math:`D_Z^2 = p(1-p)(Z_1 - Z_2)^2`, the variance of the two-phase field :math:`Z(x)`."""
-    if not 0.0 <= p <= 1.0:
+def point_variance(p: float | np.ndarray, z1: float, z2: float) -> float | np.ndarray:
+    r""":math:`D_Z^2 = p(1-p)(Z_1 - Z_2)^2`, the variance of the two-phase field :math:`Z(x)`
+    (``p`` a number or an array of fractions, e.g. one per bootstrap resample)."""
+    pa = np.asarray(p, dtype=float)
+    if not np.all((pa >= 0.0) & (pa <= 1.0)):
         raise ValueError(f"the fraction p must lie in [0, 1], got {p!r}")
-    return float(p * (1.0 - p) * (z1 - z2) ** 2)
+    d2 = pa * (1.0 - pa) * (z1 - z2) ** 2
+    return float(d2) if d2.ndim == 0 else d2
 
 
 @dataclass(slots=True, frozen=True)
@@ -80,6 +86,26 @@ class PowerLawFit:
         return self.prefactor * np.power(x, self.slope)
 
 
+def loglog_fit(x: Sequence[float] | np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    r"""Least-squares line :math:`\log y = s \log x + \log c` through every row of ``y``.
+
+    ``y`` has shape ``(..., m)`` for ``m`` abscissae ``x``; returns ``(s, log c)`` of shape
+    ``(...)``: :math:`s = \sum_j (\ell_j - \bar\ell)\log y_j / \sum_j (\ell_j - \bar\ell)^2`
+    with :math:`\ell = \log x`, :math:`\log c = \overline{\log y} - s\bar\ell`.  A row with a
+    non-positive or non-finite entry gives NaN (no power law through it).  The one formula of
+    every power-law fit here, for a single point estimate and for a batch of bootstrap
+    resamples alike.
+    """
+    lx = np.log(np.asarray(x, dtype=float))
+    y = np.asarray(y, dtype=float)
+    ok = np.all((y > 0) & np.isfinite(y), axis=-1)
+    ly = np.log(np.where((y > 0) & np.isfinite(y), y, 1.0))
+    dx = lx - lx.mean()
+    slope = (ly @ dx) / float(dx @ dx)
+    logc = ly.mean(axis=-1) - slope * lx.mean()
+    return np.where(ok, slope, np.nan), np.where(ok, logc, np.nan)
+
+
 def _power_law(x: Sequence[float], y: Sequence[float], what: str) -> PowerLawFit:
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
@@ -90,14 +116,13 @@ def _power_law(x: Sequence[float], y: Sequence[float], what: str) -> PowerLawFit
     lx, ly = np.log(x), np.log(y)
     if np.ptp(lx) == 0:
         raise ValueError(f"{what}: all abscissae are equal")
-    A = np.vstack([lx, np.ones_like(lx)]).T
-    coef, *_ = np.linalg.lstsq(A, ly, rcond=None)
+    slope, logc = (float(v) for v in loglog_fit(x, y))
     stderr = math.nan
     if x.size > 2:
-        resid = ly - A @ coef
+        resid = ly - (slope * lx + logc)
         s2 = float(resid @ resid) / (x.size - 2)
         stderr = math.sqrt(s2 / float(np.sum((lx - lx.mean()) ** 2)))
-    return PowerLawFit(float(coef[0]), float(math.exp(coef[1])), stderr)
+    return PowerLawFit(slope, float(math.exp(logc)), stderr)
 
 
 def cv_exponent(sizes: Sequence[float], cv: Sequence[float]) -> PowerLawFit:
@@ -146,22 +171,71 @@ def fit_integral_range(
     """
     if not point_var > 0:
         raise ValueError(f"the point variance must be positive, got {point_var!r}")
+    v = np.asarray(volumes, dtype=float)
+    d2 = np.asarray(variances, dtype=float)
     if free_exponent:
-        fit = _power_law(volumes, variances, "fit_integral_range")
-        alpha = -fit.slope
-        if alpha <= 0:
+        fit = _power_law(v, d2, "fit_integral_range")  # validates, and gives the stderr
+        A, alpha = (float(a) for a in integral_range_formula(v, d2, point_var, True))
+        if not alpha > 0:
             raise ValueError(
                 f"the variance does not decrease with the volume (fitted exponent {alpha:.3g}); "
                 "the windows are too small or too few realizations"
             )
-        A = (fit.prefactor / point_var) ** (1.0 / alpha)
         return IntegralRangeFit(A, alpha, point_var, fit.slope_stderr)
-    v = np.asarray(volumes, dtype=float)
-    d2 = np.asarray(variances, dtype=float)
     if v.shape != d2.shape or v.size < 1 or np.any(v <= 0) or np.any(d2 <= 0):
         raise ValueError("need positive volumes and variances of one length")
-    A = float(np.exp(np.mean(np.log(v * d2 / point_var))))
-    return IntegralRangeFit(A, 1.0, point_var, 0.0)
+    A, _ = integral_range_formula(v, d2, point_var, False)
+    return IntegralRangeFit(float(A), 1.0, point_var, 0.0)
+
+
+def integral_range_formula(
+    volumes: Sequence[float] | np.ndarray,
+    variances: np.ndarray,
+    point_var: float | np.ndarray,
+    free_exponent: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""``(A_3, alpha)`` of :math:`D_Z^2(V) = D_Z^2 (A_3/V)^\alpha` for every row of
+    ``variances`` (shape ``(..., m)``, ``point_var`` a number or of shape ``(...)``).
+
+    Free exponent: the log-log line :math:`\log D_Z^2(V) = -\alpha\log V + \log c`
+    (:func:`loglog_fit`) gives :math:`A_3 = (c/D_Z^2)^{1/\alpha}`, NaN where
+    :math:`\alpha \le 0` (the variance does not fall).  Fixed :math:`\alpha = 1`:
+    :math:`\log A_3 = \overline{\log(V D_Z^2(V)/D_Z^2)}`.  Used by :func:`fit_integral_range`
+    and by the bootstrap.
+    """
+    v = np.asarray(volumes, dtype=float)
+    d2 = np.asarray(variances, dtype=float)
+    pv = np.asarray(point_var, dtype=float)
+    if free_exponent:
+        slope, logc = loglog_fit(v, d2)
+        alpha = -slope
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            A = np.where(
+                alpha > 0, np.exp((logc - np.log(pv)) / np.where(alpha > 0, alpha, 1)), np.nan
+            )
+        return A, alpha
+    ok = np.all((d2 > 0) & np.isfinite(d2), axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logA = np.mean(np.log(v * np.where(d2 > 0, d2, 1.0)), axis=-1) - np.log(pv)
+    return np.where(ok, np.exp(logA), np.nan), np.ones_like(logA)
+
+
+def rve_volume_formula(
+    integral_range: float | np.ndarray,
+    exponent: float | np.ndarray,
+    point_var: float | np.ndarray,
+    mean: float | np.ndarray,
+    eps_rel: float,
+    n: int,
+) -> np.ndarray:
+    r""":math:`V_{RVE} = A_3 (D_Z^2/t)^{1/\alpha}` with :math:`t = (\varepsilon_{rel}|\bar Z|
+    \sqrt n/2)^2` (elementwise; NaN where an input is NaN): the one formula behind
+    :func:`statistical_rve_size` and its bootstrap interval."""
+    target = (eps_rel * np.abs(np.asarray(mean, dtype=float)) * math.sqrt(int(n)) / 2.0) ** 2
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        return np.asarray(integral_range) * np.power(
+            np.asarray(point_var) / target, 1.0 / np.asarray(exponent)
+        )
 
 
 def statistical_rve_size(
@@ -175,9 +249,12 @@ def statistical_rve_size(
         raise ValueError(f"the number of realizations must be >= 1, got {n!r}")
     if mean == 0 or not math.isfinite(mean):
         raise ValueError(f"the mean property must be finite and non-zero, got {mean!r}")
-    target = (eps_rel * abs(mean) * math.sqrt(int(n)) / 2.0) ** 2
-    volume = fit.integral_range * (fit.point_variance / target) ** (1.0 / fit.exponent)
-    return float(volume), float(volume ** (1.0 / dim))
+    volume = float(
+        rve_volume_formula(
+            fit.integral_range, fit.exponent, fit.point_variance, mean, eps_rel, int(n)
+        )
+    )
+    return volume, float(volume ** (1.0 / dim))
 
 
 @dataclass(slots=True, frozen=True)

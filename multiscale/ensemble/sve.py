@@ -69,9 +69,11 @@ __all__ = [
     "Realization",
     "Statistics",
     "build_realization",
+    "cv_from_moments",
     "describe",
     "realization_seed",
     "run_ensemble",
+    "sample_cv",
     "solve_realization",
 ]
 
@@ -409,6 +411,24 @@ class Statistics:
         return {k: getattr(self, k) for k in self.__slots__}
 
 
+def cv_from_moments(mean: np.ndarray | float, var: np.ndarray | float) -> np.ndarray:
+    r"""Coefficient of variation :math:`\sqrt{s^2}/|\bar x|` elementwise (:math:`+\infty` where
+    :math:`\bar x = 0`): the one formula of the CV, for one sample (:func:`sample_cv`,
+    :func:`describe`) and for batches of bootstrap or jackknife moments
+    (:mod:`~multiscale.ensemble.uncertainty`)."""
+    mean = np.abs(np.asarray(mean, dtype=float))
+    std = np.sqrt(np.asarray(var, dtype=float))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(mean > 0, std / np.where(mean > 0, mean, 1.0), np.inf)
+
+
+def sample_cv(values: np.ndarray) -> np.ndarray:
+    r"""Coefficient of variation along the last axis: :func:`cv_from_moments` of the sample
+    mean and of :math:`s^2 = \sum_i (x_i - \bar x)^2/(n-1)`."""
+    x = np.asarray(values, dtype=float)
+    return cv_from_moments(x.mean(axis=-1), x.var(axis=-1, ddof=1))
+
+
 def describe(values: Sequence[float] | np.ndarray, confidence: float = 0.95) -> Statistics:
     r"""Statistics of ``values``: :math:`\bar x`, :math:`s = \sqrt{\sum(x_i-\bar x)^2/(n-1)}`,
     :math:`s/\bar x`, :math:`\bar x \pm t_{n-1,(1+c)/2}\,s/\sqrt n`."""
@@ -420,7 +440,7 @@ def describe(values: Sequence[float] | np.ndarray, confidence: float = 0.95) -> 
     mean = float(x.mean())
     std = float(x.std(ddof=1))
     half = float(stats.t.ppf(0.5 * (1.0 + confidence), x.size - 1)) * std / math.sqrt(x.size)
-    cv = std / abs(mean) if mean != 0 else math.inf
+    cv = float(sample_cv(x))
     return Statistics(x.size, mean, std, cv, mean - half, mean + half, float(confidence))
 
 
@@ -523,8 +543,18 @@ class EnsembleResult:
         }
 
 
-def run_ensemble(comm: MPI.Comm, config: EnsembleConfig, *, group_size: int = 1) -> EnsembleResult:
+def run_ensemble(
+    comm: MPI.Comm,
+    config: EnsembleConfig,
+    *,
+    group_size: int = 1,
+    previous: EnsembleResult | None = None,
+) -> EnsembleResult:
     """Solve every realization of ``config``, distributed over the ranks of ``comm``.
+
+    With ``previous`` (an ensemble of the same study with fewer realizations per size, e.g. the
+    last batch of a precision-driven study), its realizations are kept and only the new ones
+    are solved; since a realization depends on its seed only, the result equals a fresh run.
 
     The tasks of :meth:`EnsembleConfig.tasks` go through :meth:`MicroPool.map_tasks`: with
     ``group_size = 1`` each realization is meshed and solved on ``COMM_SELF`` of one rank, with
@@ -533,7 +563,19 @@ def run_ensemble(comm: MPI.Comm, config: EnsembleConfig, *, group_size: int = 1)
     returned on every rank.
     """
     t0 = time.perf_counter()
-    tasks = config.tasks()
+    known: dict[tuple[int, int], Realization] = {}
+    if previous is not None:
+        a, b = previous.config.to_dict(), config.to_dict()
+        a.pop("realizations"), b.pop("realizations")
+        if a != b:
+            raise ValueError("previous: an ensemble of another study cannot be extended")
+        known = {
+            (r.size_index, r.index): r
+            for reals in previous.realizations
+            for r in reals
+            if r.index < config.realizations[r.size_index]
+        }
+    tasks = [t for t in config.tasks() if t not in known]
     pool = MicroPool(comm, group_size=group_size)
     share = len(pool.own_tasks(len(tasks)))
     progress = Progress(share, f"realizations on rank 0 (of {len(tasks)} in all)", comm)
@@ -554,9 +596,11 @@ def run_ensemble(comm: MPI.Comm, config: EnsembleConfig, *, group_size: int = 1)
     finally:
         pool.destroy()
     realizations: list[list[Realization]] = [[] for _ in config.sizes]
-    for r in sorted(done, key=lambda r: (r.size_index, r.index)):
+    for r in sorted([*known.values(), *done], key=lambda r: (r.size_index, r.index)):
         realizations[r.size_index].append(r)
     wall = comm.allreduce(time.perf_counter() - t0, op=MPI.MAX)
+    if previous is not None:
+        wall += previous.wall_time
     result = EnsembleResult(config, realizations, wall_time=wall, ranks=comm.size)
     _log.debug("SVE ensemble (%d realizations, %.1f s):\n%s", len(tasks), wall, result.table())
     return result
