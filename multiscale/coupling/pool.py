@@ -151,6 +151,33 @@ def _imbalance(values: Any) -> float:
     return float(t.max() / t.mean()) if len(t) and t.mean() > 0 else 1.0
 
 
+def _attempt(call: Callable[[], Any]) -> tuple[np.ndarray | None, str | None]:
+    """One micro solve: its output row, or the message that fails its point (a
+    :class:`MicroSolveError`'s own; any other error, a det F <= 0 or a bug, with its type)."""
+    try:
+        return np.asarray(call(), dtype=float).ravel(), None
+    except MicroSolveError as err:
+        return None, str(err)
+    except Exception as err:
+        return None, f"{type(err).__name__}: {err}"
+
+
+def _sized(row: Any, n_out: int) -> np.ndarray:
+    row = np.asarray(row, dtype=float).ravel()
+    if row.size != n_out:
+        raise ValueError(f"the micro solve returned {row.size} values, not {n_out}")
+    return row
+
+
+def _work_of(work: Callable[[np.ndarray], np.ndarray], rows: np.ndarray) -> np.ndarray | None:
+    """``work(rows)``, or ``None`` if it fails: statistics never fail the solves."""
+    try:
+        return np.asarray(work(rows), dtype=float)
+    except Exception as err:
+        log.debug("work of the micro solves failed: %s", err)
+        return None
+
+
 def balanced_assignment(costs: np.ndarray, owners: np.ndarray, nranks: int) -> np.ndarray:
     """A rank for every point, balancing the summed ``costs`` over ``nranks`` ranks.
 
@@ -292,26 +319,16 @@ class MicroPool:
         for key, x in enumerate(x_group):
             if failures and stop_on_failure:
                 break
-            try:
-                out_rows[key] = np.asarray(solve(key, x), dtype=float).ravel()
-            except MicroSolveError as err:
-                failures.append(MicroFailure(key, self.group, str(err)))
-            except Exception as err:  # any other error (det F <= 0, a bug) fails the point too
-                failures.append(MicroFailure(key, self.group, f"{type(err).__name__}: {err}"))
+            out_rows[key], message = _attempt(lambda key=key, x=x: solve(key, x))
+            if message is not None:
+                failures.append(MicroFailure(key, self.group, message))
             self._solves += 1
-        seconds = time.perf_counter() - t0
-        self._seconds += seconds
-        self._step_seconds += seconds
+        self._add_seconds(time.perf_counter() - t0)
         self._points = n_local
         if work is not None and mc.rank == 0:
             done = [r for r in out_rows if r is not None]
-            try:
-                w = float(np.nansum(work(np.array(done)))) if done else 0.0
-            except Exception as err:  # statistics only: never fail the solves for them
-                log.debug("work of the micro solves failed: %s", err)
-                w = 0.0
-            self._work += w
-            self._step_work += w
+            w = _work_of(work, np.array(done)) if done else None
+            self._add_work(0.0 if w is None else float(np.nansum(w)))
         width = next((len(r) for r in out_rows if r is not None), 0)
         if mc.size > 1:
             width = mc.allreduce(width, op=MPI.MAX)
@@ -419,30 +436,28 @@ class MicroPool:
             if failed and stop_on_failure:
                 break
             t = time.perf_counter()
-            try:
-                row = np.asarray(solve(x), dtype=float).ravel()
-                if row.size != n_out:
-                    raise ValueError(f"the micro solve returned {row.size} values, not {n_out}")
+            row, message = _attempt(lambda x=x: _sized(solve(x), n_out))
+            if message is None:
                 out[k] = row
-            except MicroSolveError as err:
-                failed.append((k, str(err)))
-            except Exception as err:  # any other error (det F <= 0, a bug) fails the point too
-                failed.append((k, f"{type(err).__name__}: {err}"))
+            else:
+                failed.append((k, message))
             seconds[k] = time.perf_counter() - t
             self._solves += 1
-        elapsed = time.perf_counter() - t0
-        self._seconds += elapsed
-        self._step_seconds += elapsed
+        self._add_seconds(time.perf_counter() - t0)
         cost = seconds
-        if work is not None and len(rows):
-            try:
-                w = np.nan_to_num(np.asarray(work(out), dtype=float).ravel())
-                self._work += float(w.sum())
-                self._step_work += float(w.sum())
-                cost = w
-            except Exception as err:  # a bug in work(): the balancing falls back to seconds
-                log.debug("work of the micro solves failed: %s", err)
+        w = _work_of(work, out) if work is not None and len(rows) else None
+        if w is not None:  # else (no work, or a bug in work()) the cost is the seconds
+            cost = np.nan_to_num(np.asarray(w, dtype=float).ravel())
+            self._add_work(float(cost.sum()))
         return out, cost, failed
+
+    def _add_seconds(self, seconds: float) -> None:
+        self._seconds += seconds
+        self._step_seconds += seconds
+
+    def _add_work(self, work: float) -> None:
+        self._work += work
+        self._step_work += work
 
     def _return_outputs(
         self,

@@ -178,32 +178,62 @@ class MicroModel(PETScOwner):
         def solve(key: int, x: np.ndarray) -> np.ndarray:
             Gk = x.reshape(d, d)
             sens = trial["sensitivity"][key] if self.predictor else None
-            last = trial["fluctuation"][key]
-            guess = self.rve.predict(last, sens, Gk - trial["G"][key])
-            response, state, fluct = self.rve.solve(
-                Gk, self.committed["state"][key], guess, fallback=last
+            state, last = self.committed["state"][key], trial["fluctuation"][key]
+            response, state, fluct = self._solve_point(
+                Gk, state, last, sens, trial["G"][key], seconds
             )
             trial["state"][key] = state
             trial["fluctuation"][key] = fluct
             trial["G"][key] = Gk
             if self.predictor:
                 trial["sensitivity"][key] = response.sensitivity
-            for name in seconds:
-                seconds[name] += response.seconds[name]
-            return np.concatenate(
-                [
-                    response.flux.ravel(),
-                    response.tangent.ravel(),
-                    [response.hill_mandel, response.iterations, response.mean_state.get("p", 0.0)],
-                ]
-            )
+            return self._response_row(response)
 
-        its = d * d + d**4 + 1  # the column of the micro Newton iterations
-        out, failures = self.pool.run(solve, G.reshape(n, d * d), work=lambda r: r[:, its])
+        out, failures = self.pool.run(solve, G.reshape(n, d * d), work=self._work)
         self.rve_solves += int(np.sum(~np.isnan(out[:, 0]))) if out.size else 0
-        n2, n4 = d * d, d**4
         if out.shape[1] == 0:  # no point solved in the group (all empty, or first one failed)
-            out = np.full((n, n2 + n4 + 3), np.nan)
+            out = np.full((n, d * d + d**4 + 3), np.nan)
+        return self._evaluation(out, failures, seconds)
+
+    def _solve_point(
+        self,
+        Gk: np.ndarray,
+        state: np.ndarray,
+        last: np.ndarray,
+        sens: np.ndarray | None,
+        G_last: np.ndarray,
+        seconds: dict[str, float],
+    ) -> tuple[Any, np.ndarray, np.ndarray]:
+        """One RVE solve at ``Gk`` from the committed ``state``, started from the first-order
+        predictor of the last fluctuation (``sens``: its sensitivity, ``None``: no
+        predictor); adds its times to ``seconds``."""
+        guess = self.rve.predict(last, sens, Gk - G_last)
+        response, new_state, fluct = self.rve.solve(Gk, state, guess, fallback=last)
+        for name in seconds:
+            seconds[name] += response.seconds[name]
+        return response, new_state, fluct
+
+    @staticmethod
+    def _response_row(response: Any) -> np.ndarray:
+        """Flux, tangent, Hill–Mandel residual, Newton iterations and mean ``p`` in a row."""
+        return np.concatenate(
+            [
+                response.flux.ravel(),
+                response.tangent.ravel(),
+                [response.hill_mandel, response.iterations, response.mean_state.get("p", 0.0)],
+            ]
+        )
+
+    def _work(self, rows: np.ndarray) -> np.ndarray:
+        """The micro Newton iterations of result rows (the pool's cost of a point)."""
+        return rows[:, self.dim**2 + self.dim**4 + 1]
+
+    def _evaluation(
+        self, out: np.ndarray, failures: list, seconds: dict[str, float]
+    ) -> MicroEvaluation:
+        """The :class:`MicroEvaluation` of result rows that start with :meth:`_response_row`."""
+        d, n = self.dim, len(out)
+        n2, n4 = d * d, d**4
         return MicroEvaluation(
             flux=out[:, :n2].reshape(n, d, d),
             tangent=out[:, n2 : n2 + n4].reshape(n, d, d, d, d),
@@ -258,23 +288,13 @@ class MicroModel(PETScOwner):
             )
             Gk, G_last = Gk.reshape(d, d), G_last.reshape(d, d)
             sens_k = sens.reshape(-1, w["fluctuation"]) if self.predictor else None
-            guess = self.rve.predict(last, sens_k, Gk - G_last)
-            response, new_state, fluct = self.rve.solve(Gk, state, guess, fallback=last)
-            for name in seconds:
-                seconds[name] += response.seconds[name]
-            parts = [
-                response.flux.ravel(),
-                response.tangent.ravel(),
-                [response.hill_mandel, response.iterations, response.mean_state.get("p", 0.0)],
-                new_state,
-                fluct,
-            ]
+            response, new_state, fluct = self._solve_point(Gk, state, last, sens_k, G_last, seconds)
+            parts = [self._response_row(response), new_state, fluct]
             if self.predictor:
                 parts.append(np.asarray(response.sensitivity).ravel())
             return np.concatenate(parts)
 
-        its = n2 + n4 + 1  # the column of the micro Newton iterations
-        out, failures = self.pool.run_portable(solve, inputs, n_out, work=lambda r: r[:, its])
+        out, failures = self.pool.run_portable(solve, inputs, n_out, work=self._work)
         ok = ~np.isnan(out[:, 0])
         self.rve_solves += int(np.sum(ok))
         history = out[:, n2 + n4 + 3 :]
@@ -286,15 +306,7 @@ class MicroModel(PETScOwner):
                 -1, *trial["sensitivity"].shape[1:]
             )
         trial["G"][ok] = G[ok]
-        return MicroEvaluation(
-            flux=out[:, :n2].reshape(n, d, d),
-            tangent=out[:, n2 : n2 + n4].reshape(n, d, d, d, d),
-            hill_mandel=out[:, n2 + n4],
-            iterations=np.nan_to_num(out[:, its]).astype(int),
-            mean_p=out[:, n2 + n4 + 2],
-            failures=failures,
-            seconds=seconds,
-        )
+        return self._evaluation(out, failures, seconds)
 
     def commit(self) -> None:
         """The trial state of every point becomes its committed state."""
