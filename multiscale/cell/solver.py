@@ -289,7 +289,7 @@ class CellProblem:
                     u.x.scatter_forward()
                     mpc.backsubstitution(u)
                 if keep:
-                    fields.append(self._zero_mean_copy(u))
+                    fields.append(u.copy())
                 with _Timer(timings, "postprocess"):
                     mq, mg, energy = self._averages(q_T, g_T, q_g, flux_dirs, grad_dirs)
                 mean_q[:, j], mean_g[:, j] = mq, mg
@@ -323,25 +323,27 @@ class CellProblem:
             timings=timings,
             solver={"prefix": prefix, "options": options, "iterations": iterations},
         )
-        return result, fields
+        return result, self._zero_mean(fields)
 
-    def _zero_mean_copy(self, u: dolfinx.fem.Function) -> dolfinx.fem.Function:
-        """A copy of ``u`` minus its cell average (each component)."""
-        out = u.copy()
-        shape = u.ufl_shape
-        for i in range(int(np.prod(shape)) if shape else 1):
-            comp = u[np.unravel_index(i, shape)] if shape else u
-            mean = (
-                self.comm.allreduce(
-                    dolfinx.fem.assemble_scalar(dolfinx.fem.form(comp * ufl.dx)), op=MPI.SUM
-                )
-                / self.volume
-            )
-            if shape:
-                out.x.array[i :: int(np.prod(shape))] -= mean
-            else:
-                out.x.array[:] -= mean
-        return out
+    def _zero_mean(self, fields: list[dolfinx.fem.Function]) -> list[dolfinx.fem.Function]:
+        """Subtract from each field its cell average, component by component.  The average is
+        :math:`\\frac{1}{|Y|}\\sum_i u_i\\int_Y\\phi_i`, with the integrals of the basis functions
+        assembled once (one form for all fields)."""
+        if not fields:
+            return fields
+        W = fields[0].function_space
+        v = ufl.TestFunction(W)
+        ones = v if self.kind == "scalar" else ufl.inner(ufl.as_vector([1.0] * self.dim), v)
+        weights = dolfinx.fem.assemble_vector(dolfinx.fem.form(ones * ufl.dx))
+        weights.scatter_reverse(dolfinx.la.InsertMode.add)
+        bs = W.dofmap.index_map_bs
+        owned = W.dofmap.index_map.size_local * bs
+        w = weights.array[:owned].reshape(-1, bs)
+        for f in fields:
+            values = f.x.array.reshape(-1, bs)
+            integral = (w * values[: len(w)]).sum(axis=0)
+            values -= self.comm.allreduce(integral, op=MPI.SUM) / self.volume
+        return fields
 
     def _averages(
         self, q_T, g_T, q_g, flux_dirs, grad_dirs
