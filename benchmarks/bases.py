@@ -41,12 +41,12 @@ import json
 import os
 import platform
 import resource
+import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import ufl
 from mpi4py import MPI
 
 from multiscale.bases import (
@@ -58,33 +58,16 @@ from multiscale.bases import (
     msfem_space,
     unit_square_pair,
 )
+from multiscale.cli.bases import build_coefficient, max_seconds
 from multiscale.output import write_json_file
 
 FINE_OPTIONS = {"ksp_type": "cg", "pc_type": "hypre", "ksp_rtol": 1e-10}
-
-
-def hou_wu(eps: float):
-    """The coefficient of Hou & Wu (1997) with period ``eps``."""
-    omega = 2 * np.pi / eps
-
-    def a(mesh):
-        x = ufl.SpatialCoordinate(mesh)
-        s = ufl.sin(omega * x[0])
-        return (2 + 1.8 * s) / (2 + 1.8 * ufl.cos(omega * x[1])) + (2 + ufl.sin(omega * x[1])) / (
-            2 + 1.8 * s
-        )
-
-    return a
 
 
 def build_space(fine: FineProblem, method: str, layers: int):
     if method == "msfem":
         return msfem_space(fine, MsFEMParameters(layers))
     return lod_space(fine, LODParameters(layers))
-
-
-def seconds(comm: MPI.Comm, start: float) -> float:
-    return float(comm.allreduce(time.perf_counter() - start, op=MPI.MAX))
 
 
 def offline(comm: MPI.Comm, args: argparse.Namespace) -> tuple[dict[str, float], Any, Any]:
@@ -94,18 +77,21 @@ def offline(comm: MPI.Comm, args: argparse.Namespace) -> tuple[dict[str, float],
     coarse, fine_mesh = unit_square_pair(
         comm, args.coarse_cells, args.fine_cells // args.coarse_cells
     )
-    times = {"mesh_s": seconds(comm, t0)}
+    times = {"mesh_s": max_seconds(comm, t0)}
     t0 = time.perf_counter()
     meshes = NestedMeshes(coarse, fine_mesh)
-    times["nested_s"] = seconds(comm, t0)
-    fine = FineProblem(meshes, hou_wu(1.0 / args.inv_eps), 1.0, petsc_options=FINE_OPTIONS)
+    times["nested_s"] = max_seconds(comm, t0)
+    a = build_coefficient(
+        {"type": "oscillatory", "eps": 1.0 / args.inv_eps}, 2, args.coarse_cells, args.fine_cells
+    )
+    fine = FineProblem(meshes, a, 1.0, petsc_options=FINE_OPTIONS)
     times["fine_system_s"] = float(comm.allreduce(fine.timings["system"], op=MPI.MAX))
     times["elements_s"] = float(comm.allreduce(fine.timings["elements"], op=MPI.MAX))
     comm.Barrier()
     t0 = time.perf_counter()
     space = build_space(fine, args.method, args.layers)
     space.ksp.setUp()
-    times["basis_s"] = seconds(comm, t0)
+    times["basis_s"] = max_seconds(comm, t0)
     times["offline_s"] = times["nested_s"] + times["elements_s"] + times["basis_s"]
     return times, fine, space
 
@@ -159,11 +145,16 @@ def main() -> None:
         out["serial_offline_source"] = "--serial-offline-seconds"
     elif comm.size > 1:
         if comm.rank == 0:
-            serial, fine, space = offline(MPI.COMM_SELF, args)
-            space.destroy()
-            fine.destroy()
-            del fine, space
-            gc.collect()
+            try:
+                serial, fine, space = offline(MPI.COMM_SELF, args)
+                space.destroy()
+                fine.destroy()
+                del fine, space
+                gc.collect()
+            except BaseException:  # the other ranks wait in wait_for_rank0: end them all
+                traceback.print_exc()
+                sys.stderr.flush()
+                comm.Abort(1)
             print(f"rank 0 alone: {serial}", flush=True)
         wait_for_rank0(comm)
         serial = comm.bcast(serial, root=0)
@@ -172,11 +163,11 @@ def main() -> None:
     comm.Barrier()
     t0 = time.perf_counter()
     sol = space.solve()
-    times["online_s"] = seconds(comm, t0)
+    times["online_s"] = max_seconds(comm, t0)
     comm.Barrier()
     t0 = time.perf_counter()
     u = fine.solve()
-    times["fine_solve_s"] = seconds(comm, t0)
+    times["fine_solve_s"] = max_seconds(comm, t0)
     errors = space.errors(sol, u)
     out.update(times)
     out["coarse_dofs"] = int(space.A_H.getSize()[0])
