@@ -30,6 +30,7 @@ from multiscale.mesh import (
     NonPeriodicImageError,
     check_periodic,
     image_cell,
+    load_phase_image,
     read_image,
     segment_image,
 )
@@ -40,6 +41,7 @@ ROWS = np.array([255] * 2 + [0] * 4 + [128] * 4 + [255] * 6, dtype=np.uint8)  # 
 NAMES = {0: "a", 128: "b", 255: "c"}
 K = {"a": 1.0, "b": 5.0, "c": 20.0}
 F = {"a": 4 / 16, "b": 4 / 16, "c": 8 / 16}
+MESHES = Path(__file__).resolve().parents[1] / "meshes"
 
 
 def _shared(tmp_path: Path) -> Path:
@@ -207,6 +209,84 @@ def test_non_periodic_image_one_line_error(tmp_path):
     assert 1.0 < A[1, 1] < 10.0
 
 
+@pytest.mark.mpi
+def test_one_pixel_thick_image():
+    """A 1 x 6 image: no neighbouring layers along y, so m_y = m_y^in = 0 (periodic).  With one
+    element per pixel every node lies on the boundary: KUBC fixes them all (the arithmetic mean in
+    both directions) and the periodic problem has no interior node to fix its constant (a
+    one-line error); with two subdivisions, layers normal to x give the harmonic mean along x and
+    the arithmetic mean along y."""
+    comm = MPI.COMM_WORLD
+    row = np.array([[0, 0, 255, 255, 255, 0]], dtype=np.uint8)  # one row: 6 columns along x
+    image = segment_image(row, phases={0: "m", 255: "i"})
+    assert image.shape == (6, 1)
+    assert image.periodicity() == [(0.0, 1.0), (0.0, 0.0)]
+    image.check_periodic()
+    k = {"m": 1.0, "i": 10.0}
+    laws = {n: Conductivity(v) for n, v in k.items()}
+    arithmetic = 0.5 * (k["m"] + k["i"])
+    harmonic = 1 / (0.5 / k["m"] + 0.5 / k["i"])
+    problem = CellProblem(image_cell(comm, image), laws)
+    np.testing.assert_allclose(
+        problem.solve("kubc").tensor, arithmetic * np.eye(2), rtol=1e-10, atol=1e-10
+    )
+    with pytest.raises(ValueError, match="no interior node") as err:
+        problem.solve()
+    assert "\n" not in str(err.value)
+    A = CellProblem(image_cell(comm, image, subdivisions=2), laws).solve().tensor
+    np.testing.assert_allclose(A, np.diag([harmonic, arithmetic]), rtol=1e-10, atol=1e-10)
+
+
+# -- errors on every rank ------------------------------------------------------------------------
+@pytest.mark.mpi
+def test_corrupt_array_file_one_line_error_on_every_rank(tmp_path):
+    """A truncated .npz (zipfile.BadZipFile) or .npy: a one-line OSError on every rank, not a
+    hang of the ranks that wait for rank 0."""
+    comm = MPI.COMM_WORLD
+    work = _shared(tmp_path)
+    if comm.rank == 0:
+        np.savez(work / "full.npz", a=_stripes())
+        data = (work / "full.npz").read_bytes()
+        (work / "cut.npz").write_bytes(data[: len(data) // 2])
+        np.save(work / "full.npy", _stripes())
+        data = (work / "full.npy").read_bytes()
+        (work / "cut.npy").write_bytes(data[: len(data) // 2])
+    comm.barrier()
+    for name, what in (("cut.npz", "BadZipFile: File is not a zip file"), ("cut.npy", "")):
+        with pytest.raises(OSError, match="cannot read array") as err:
+            load_phase_image(comm, work / name, phases=NAMES)
+        message = str(err.value)
+        assert "\n" not in message and f"'{work / name}'" in message, message
+        assert what in message, message
+        with pytest.raises(OSError, match="cannot read array"):
+            image_cell(comm, work / name)
+
+
+@pytest.mark.mpi
+def test_unexpected_errors_raised_on_every_rank():
+    """Errors other than OSError/ValueError on rank 0 (here TypeErrors from bad arguments) are
+    raised on every rank as a ValueError naming their type."""
+    comm = MPI.COMM_WORLD
+    with pytest.raises(ValueError, match=r"^TypeError: "):
+        load_phase_image(comm, _stripes(), coarsen=None)
+    with pytest.raises(ValueError, match=r"^TypeError: "):
+        image_cell(comm, _stripes(), phases={None: "a"})
+
+
+@pytest.mark.mpi
+def test_phase_image_used_as_it_is():
+    comm = MPI.COMM_WORLD
+    image = segment_image(_stripes(), phases=NAMES, pixel_size=0.5)
+    assert load_phase_image(comm, image) is image
+    cell = image_cell(comm, image)
+    np.testing.assert_allclose(cell.lengths, [2.5, 8.0])
+    assert cell.volume_fractions() == pytest.approx(F, abs=1e-14)
+    with pytest.raises(ValueError, match=r"^phases, coarsen cannot be applied to a PhaseImage"):
+        image_cell(comm, image, phases=NAMES, coarsen=2)
+    with pytest.raises(ValueError, match=r"^tol cannot be applied to a PhaseImage"):
+        load_phase_image(comm, image, tol=1.0)
+
+
 # -- reading and segmentation (no mesh) --------------------------------------------------------
 @pytest.mark.serial_only
 def test_read_formats_and_segmentation(tmp_path):
@@ -231,6 +311,19 @@ def test_read_formats_and_segmentation(tmp_path):
         read_image(tmp_path / "junk.png")
     with pytest.raises(OSError, match="no image file"):
         read_image(tmp_path / "none.png")
+    # a corrupt archive: a bad CRC (zipfile.BadZipFile), a damaged compressed stream (zlib)
+    np.savez(tmp_path / "one.npz", a=np.arange(64).reshape(8, 8))
+    data = bytearray((tmp_path / "one.npz").read_bytes())
+    data[100:140] = b"x" * 40
+    (tmp_path / "crc.npz").write_bytes(bytes(data))
+    np.savez_compressed(tmp_path / "packed.npz", a=np.arange(2500).reshape(50, 50) % 7)
+    data = bytearray((tmp_path / "packed.npz").read_bytes())
+    data[200:260] = bytes(60)
+    (tmp_path / "zlib.npz").write_bytes(bytes(data))
+    for name in ("crc.npz", "zlib.npz"):
+        with pytest.raises(OSError, match=rf"^cannot read array '.*{name}': \S") as err:
+            read_image(tmp_path / name)
+        assert "\n" not in str(err.value)
 
     # orientation: row 0 is the top (y max), column 0 the left (x = 0)
     seg = segment_image(grey, phases={0: "m", 255: "i"})
@@ -308,7 +401,33 @@ BAD = [
     ("non-periodic", "cut.npy", [],
      "faces left (x = 0) and right (x = 24) differ in 58.3 % of their pixels"),
     ("bad phase spec", "stripes.npy", ["--phase", "zero=a"], "'zero' is not a pixel value"),
+    ("truncated npz", "cut.npz", [], "cannot read array"),
 ]  # fmt: skip
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        (["--coarsen", "2"], "--coarsen applies to images"),
+        (["--value-tol", "0", "--dataset", "a", "--pixel-size", "1", "2"], "--value-tol/--datas"
+         "et/--pixel-size apply to images"),
+        (["--phase", "0=a", "--coarsen", "1"], "--phase/--coarsen apply to images"),
+    ],
+)  # fmt: skip
+def test_cli_image_options_with_a_mesh_file(tmp_path, capsys, extra, named):
+    """Image options with a .msh cell are an error naming them (even at their defaults)."""
+    out = _shared(tmp_path) / "mesh.json"
+    mesh = MESHES / "inclusion2d_vf0.3.msh"
+    argv = ["homogenize", str(mesh), "--physics", "conductivity", "--json", str(out)]
+    argv += ["--material=matrix:k=1", "--material=inclusion:k=10", *extra]
+    status, err = _cli(argv, capsys)
+    assert status == 2, err
+    if MPI.COMM_WORLD.rank == 0:
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), err
+        assert f"{named}; {mesh} is a mesh file" in lines[0], lines[0]
+    assert not out.exists()
 
 
 @pytest.mark.mpi
@@ -321,6 +440,8 @@ def test_cli_bad_image_one_line(tmp_path, capsys, label, name, extra, expected):
         np.save(work / "flat.npy", np.full((4, 4), 3, np.uint8))
         np.save(work / "stripes.npy", _stripes())
         np.save(work / "cut.npy", _cut_disk())
+        np.savez(work / "whole.npz", a=_stripes())
+        (work / "cut.npz").write_bytes((work / "whole.npz").read_bytes()[:100])
     comm.barrier()
     out = work / "bad.json"
     argv = ["homogenize", str(work / name), "--physics", "conductivity", "--json", str(out)]

@@ -139,8 +139,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     img.add_argument(
         "--value-tol",
         type=float,
-        default=0.0,
-        help="greyscale tolerance: a pixel within it of a phase value belongs to that phase",
+        help="greyscale tolerance: a pixel within it of a phase value belongs to that phase "
+        "(default 0)",
     )
     img.add_argument("--dataset", help="array name in an .npz or HDF5 file (default: the only)")
     img.add_argument(
@@ -153,10 +153,20 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     img.add_argument(
         "--coarsen",
         type=int,
-        default=1,
         help="one element per C^d pixels (majority phase; default 1: one per pixel)",
     )
     return p
+
+
+#: The options that apply to images only (``None`` when not given).
+_IMAGE_OPTIONS = {
+    "phase": "--phase",
+    "phases": "--phases",
+    "value_tol": "--value-tol",
+    "dataset": "--dataset",
+    "pixel_size": "--pixel-size",
+    "coarsen": "--coarsen",
+}
 
 
 def _image_cell(args: argparse.Namespace, comm) -> tuple[object, dict]:
@@ -171,28 +181,27 @@ def _image_cell(args: argparse.Namespace, comm) -> tuple[object, dict]:
         for spec in args.phase:
             value, name = parse_phase(spec)
             mapping[value] = name
+    coarsen = 1 if args.coarsen is None else args.coarsen
     image = load_phase_image(
         comm,
         args.mesh,
         phases=mapping,
-        tol=args.value_tol,
+        tol=0.0 if args.value_tol is None else args.value_tol,
         dataset=args.dataset,
         pixel_size=args.pixel_size,
-        coarsen=args.coarsen,
+        coarsen=coarsen,
     )
-    if args.bc == "periodic":  # KUBC and SUBC need no periodic image
-        image.check_periodic()
-    cell = image_cell(comm, image, check="none")
-    fractions = image.fractions
+    # KUBC and SUBC need no periodic image
+    cell = image_cell(comm, image, check="periodic" if args.bc == "periodic" else "none")
     info = {
         "path": str(args.mesh),
-        "pixels": [n * args.coarsen for n in image.shape],
+        "pixels": [n * coarsen for n in image.shape],
         "elements": list(image.shape),
         "size": image.size.tolist(),
-        "pixel_size": (image.pixel_size / args.coarsen).tolist(),
-        "coarsen": args.coarsen,
+        "pixel_size": (image.pixel_size / coarsen).tolist(),
+        "coarsen": coarsen,
         "phases": {name: image.values[name] for name in image.phases},
-        "pixel_fractions": fractions,
+        "pixel_fractions": image.fractions,
         "seam_mismatch": [seam for seam, _ in image.periodicity()],
     }
     return cell, info
@@ -208,8 +217,12 @@ def run(args: argparse.Namespace, comm) -> int:
     if args.mesh.suffix.lower() in IMAGE_SUFFIXES:
         cell, image_info = _image_cell(args, comm)
     else:
-        if args.phase or args.phases is not None:
-            raise ValueError(f"--phase/--phases apply to images; {args.mesh} is a mesh file")
+        given = [flag for key, flag in _IMAGE_OPTIONS.items() if getattr(args, key) is not None]
+        if given:
+            raise ValueError(
+                f"{'/'.join(given)} appl{'ies' if len(given) == 1 else 'y'} to images; "
+                f"{args.mesh} is a mesh file"
+            )
         cell = read_cell_mesh(args.mesh, comm)
         check_periodic(cell)
     result = CellProblem(cell, materials, degree=args.degree).solve(args.bc)

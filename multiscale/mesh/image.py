@@ -38,9 +38,13 @@ as long lies inside), a crop of a larger picture does not.  KUBC and SUBC need n
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import os
+import pickle
+import zipfile
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -151,18 +155,18 @@ def read_image(path: str | os.PathLike, *, dataset: str | None = None) -> np.nda
     elif suffix == ".npy":
         try:
             data = np.load(p, allow_pickle=False)
-        except (OSError, ValueError, EOFError) as err:
-            raise OSError(f"cannot read array '{p}': {err}") from None
+        except _NUMPY_READ_ERRORS as err:
+            raise OSError(f"cannot read array '{p}': {_message(err)}") from None
     elif suffix == ".npz":
         try:
             with np.load(p, allow_pickle=False) as npz:
                 names = list(npz.files)
                 name = _pick(names, dataset, p)
                 data = npz[name]
-        except (OSError, ValueError, EOFError) as err:
+        except _NUMPY_READ_ERRORS as err:
             if isinstance(err, ValueError) and str(p) in str(err):
-                raise
-            raise OSError(f"cannot read array '{p}': {err}") from None
+                raise  # _pick: no or an ambiguous dataset
+            raise OSError(f"cannot read array '{p}': {_message(err)}") from None
     else:
         data = _read_hdf5(p, dataset)
     data = np.asarray(data)
@@ -173,6 +177,29 @@ def read_image(path: str | os.PathLike, *, dataset: str | None = None) -> np.nda
     if not (np.issubdtype(data.dtype, np.number) or data.dtype == bool):
         raise ValueError(f"'{p}': pixel values must be numbers, got dtype {data.dtype}")
     return data
+
+
+#: What a truncated or corrupt ``.npy``/``.npz`` raises from :func:`numpy.load`: a bad header,
+#: a zip archive cut short or with a bad CRC, a damaged compressed stream, pickled data.
+_NUMPY_READ_ERRORS = (
+    OSError,
+    ValueError,
+    EOFError,
+    zipfile.BadZipFile,
+    zlib.error,
+    pickle.UnpicklingError,
+)
+
+
+def _message(err: BaseException) -> str:
+    """``err`` as one line, with its type unless it is an ``OSError``/``ValueError``."""
+    text = " ".join(str(err).split()) or "(no message)"
+    if isinstance(err, OSError | ValueError):
+        return text
+    name = type(err).__name__
+    if name == "error":  # zlib.error
+        name = f"{type(err).__module__}.{name}"
+    return f"{name}: {text}"
 
 
 def _pick(names: list[str], dataset: str | None, path: Path) -> str:
@@ -270,8 +297,9 @@ class PhaseImage:
         for a in range(self.dim):
             lab = np.moveaxis(self.labels, a, 0)
             seam = float(np.mean(lab[0] != lab[-1]))
-            inner = float(np.max(np.mean(lab[1:] != lab[:-1], axis=tuple(range(1, lab.ndim)))))
-            out.append((seam, inner if lab.shape[0] > 1 else 0.0))
+            # one layer thick: no neighbouring layers inside, m_a^in = 0 (and m_a = 0)
+            steps = np.mean(lab[1:] != lab[:-1], axis=tuple(range(1, lab.ndim)))
+            out.append((seam, float(steps.max(initial=0.0))))
         return out
 
     def check_periodic(self) -> None:
@@ -462,60 +490,95 @@ def load_phase_image(
     axes: Literal["image", "xyz"] = "image",
     coarsen: int = 1,
 ) -> PhaseImage:
-    """:func:`read_image` (for a path) and :func:`segment_image` on rank 0, the result on every
-    rank.  Collective: an error on rank 0 is raised on every rank (same type and message)."""
-    segmented: PhaseImage | None = None
-    error: tuple[str, str] | None = None
+    """:func:`read_image` (for a path) and :func:`segment_image` (the keyword arguments are
+    theirs) on rank 0, the result broadcast to every rank.  An array is rank 0's.
+
+    A :class:`PhaseImage` is returned as it is, not broadcast: it must be the same on every rank
+    (as this function returns it), and giving keyword arguments with it is a ``ValueError``.
+
+    Collective: an error on rank 0 is raised on every rank with the same message, as an
+    ``OSError`` (missing or unreadable file) or a ``ValueError`` (anything else; the message of
+    an error other than these two starts with its type).
+    """
+    if isinstance(image, PhaseImage):
+        given = _given_options(locals())
+        if given:
+            raise ValueError(
+                f"{', '.join(given)} cannot be applied to a PhaseImage: it is used as it is "
+                "(give a path or an array instead)"
+            )
+        return image
+    result: PhaseImage | tuple[type[Exception], str] | None = None
     if comm.rank == 0:
         try:
-            segmented = _segmented(image, phases, tol, dataset, pixel_size, size, axes, coarsen)
-        except (OSError, ValueError) as err:
-            error = (type(err).__name__, str(err))
-    error = comm.bcast(error, root=0)
-    if error is not None:
-        raise (OSError if error[0] == "OSError" else ValueError)(error[1])
-    return comm.bcast(segmented, root=0)
+            source = None
+            if isinstance(image, str | os.PathLike):
+                source = str(image)
+                image = read_image(image, dataset=dataset)
+            result = segment_image(
+                image,
+                phases=phases,
+                tol=tol,
+                pixel_size=pixel_size,
+                size=size,
+                axes=axes,
+                coarsen=coarsen,
+                source=source,
+            )
+        except Exception as err:  # every rank must leave the broadcast below
+            known = isinstance(err, OSError | ValueError)
+            message = str(err) if known else f"{type(err).__name__}: {err}"
+            result = (OSError if isinstance(err, OSError) else ValueError, message)
+    result = comm.bcast(result, root=0)
+    if isinstance(result, tuple):
+        raise result[0](result[1])
+    return result
+
+
+def _given_options(values: Mapping[str, object]) -> list[str]:
+    """The keyword arguments of :func:`load_phase_image` in ``values`` (its locals) that differ
+    from their defaults."""
+    given = []
+    for name, param in inspect.signature(load_phase_image).parameters.items():
+        if param.kind is not inspect.Parameter.KEYWORD_ONLY:
+            continue
+        value, default = values[name], param.default
+        if value is default:
+            continue
+        if isinstance(value, str | int | float) and not isinstance(value, bool):
+            if value == default:
+                continue
+        given.append(name)
+    return given
 
 
 def image_cell(
     comm: MPI.Comm,
     image: str | os.PathLike | np.ndarray | PhaseImage,
     *,
-    phases: Mapping[float, str] | None = None,
-    tol: float = 0.0,
-    dataset: str | None = None,
-    pixel_size: float | Sequence[float] | None = None,
-    size: Sequence[float] | None = None,
-    axes: Literal["image", "xyz"] = "image",
-    coarsen: int = 1,
     subdivisions: int = 1,
     simplex: bool = False,
     check: Literal["periodic", "none"] = "periodic",
+    **options,
 ) -> CellMesh:
     r"""Cell mesh of an image: one quadrilateral/hexahedron per (coarsened) pixel.
 
     ``image`` is a path (read by rank 0 with :func:`read_image`), an array (rank 0's is used)
-    or a :class:`PhaseImage`; the other arguments are those of :func:`read_image` and
-    :func:`segment_image`, and ``subdivisions``/``simplex`` those of
-    :func:`~multiscale.mesh.label_grid_cell`.  With ``check="periodic"`` an image whose
-    opposite faces do not match raises :class:`NonPeriodicImageError` (one line, naming the
-    faces and the fraction of mismatched pixels); use ``check="none"`` for KUBC/SUBC.  The phase
-    fractions of the mesh equal the pixel fractions :attr:`PhaseImage.fractions` (logged on
-    rank 0).  Collective: errors are raised on every rank.
+    or a :class:`PhaseImage`, segmented by :func:`load_phase_image` with the keyword arguments
+    ``options`` (``phases``, ``tol``, ``dataset``, ``pixel_size``, ``size``, ``axes``,
+    ``coarsen``: those of :func:`read_image` and :func:`segment_image`).  A
+    :class:`PhaseImage` is used as it is: it must be the same on every rank, as
+    :func:`load_phase_image` returns it, and ``options`` with it are a ``ValueError``.
+    ``subdivisions``/``simplex`` are those of :func:`~multiscale.mesh.label_grid_cell`.  With
+    ``check="periodic"`` an image whose opposite faces do not match raises
+    :class:`NonPeriodicImageError` (one line, naming the faces and the fraction of mismatched
+    pixels); use ``check="none"`` for KUBC/SUBC.  The phase fractions of the mesh equal the pixel
+    fractions :attr:`PhaseImage.fractions` (logged on rank 0).  Collective: errors are raised on
+    every rank.
     """
     if check not in ("periodic", "none"):
         raise ValueError(f"check must be 'periodic' or 'none', got {check!r}")
-    segmented = load_phase_image(
-        comm,
-        image,
-        phases=phases,
-        tol=tol,
-        dataset=dataset,
-        pixel_size=pixel_size,
-        size=size,
-        axes=axes,
-        coarsen=coarsen,
-    )
+    segmented = load_phase_image(comm, image, **options)
     if check == "periodic":
         segmented.check_periodic()  # the same data on every rank: the same error everywhere
     if comm.rank == 0:
@@ -533,32 +596,4 @@ def image_cell(
         segmented.phases,
         subdivisions=subdivisions,
         simplex=simplex,
-    )
-
-
-def _segmented(
-    image: str | os.PathLike | np.ndarray | PhaseImage,
-    phases: Mapping[float, str] | None,
-    tol: float,
-    dataset: str | None,
-    pixel_size: float | Sequence[float] | None,
-    size: Sequence[float] | None,
-    axes: Literal["image", "xyz"],
-    coarsen: int,
-) -> PhaseImage:
-    if isinstance(image, PhaseImage):
-        return image
-    source = None
-    if isinstance(image, str | os.PathLike):
-        source = str(image)
-        image = read_image(image, dataset=dataset)
-    return segment_image(
-        image,
-        phases=phases,
-        tol=tol,
-        pixel_size=pixel_size,
-        size=size,
-        axes=axes,
-        coarsen=coarsen,
-        source=source,
     )
