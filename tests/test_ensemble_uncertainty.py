@@ -2,13 +2,15 @@
 
 References: synthetic samples whose CV and CV exponent the test sets (coverage over 200 seeded
 experiments); a plain loop over the documented index draws with numpy's std and polyfit (the
-percentile interval); the realizations written in the JSON with ``scipy.stats.t`` (the precision
-record); the same ensemble solved alone on every rank (rank independence).
+percentile interval); the realizations written in the JSON with numpy (the CVs, the CV exponent,
+the integral range and the RVE size from their defining formulas) and ``scipy.stats.t`` (the
+precision record); the same ensemble solved alone on every rank (rank independence).
 """
 
 from __future__ import annotations
 
 import json
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -142,9 +144,42 @@ def _inside(value, pair) -> bool:
     return (lo is None or lo <= value) and (hi is None or value <= hi)
 
 
+def _reference_from_realizations(data: dict, study: dict, bc: str) -> dict[str, object]:
+    """The point estimates recomputed from the realizations in the JSON with plain numpy, from
+    the definitions (Kanit et al. 2003; ``multiscale/ensemble/rve_size.py``): per size the CV
+    s/|mean| (s with n-1), the CV exponent as the slope of np.polyfit of log CV against log L;
+    the point variance D^2 = p(1-p)(Z_1-Z_2)^2 with p the mean realized fraction of the largest
+    windows; D^2(V) = D^2 (A_3/V)^alpha fitted on log D^2(V) against log V (slope -alpha free,
+    or alpha = 1 and log A_3 the mean of log(V D^2(V)/D^2)); V_RVE = A_3 (D^2/t)^(1/alpha) with
+    t = (eps_rel |mean| sqrt(n)/2)^2 at the largest size, L_RVE = V_RVE^(1/d)."""
+    cfg = data["config"]
+    dim = cfg["microstructure"]["dim"]
+    sizes = np.array([s["size"] for s in data["sizes"]], dtype=float)
+    z = [np.array([r["properties"][bc] for r in s["realizations"]]) for s in data["sizes"]]
+    cv = np.array([np.std(x, ddof=1) / abs(np.mean(x)) for x in z])
+    exponent = np.polyfit(np.log(sizes), np.log(cv), 1)[0]
+    p = np.mean([r["volume_fraction"] for r in data["sizes"][-1]["realizations"]])
+    z1, z2 = cfg["laws"]["matrix"]["k"], cfg["laws"]["inclusion"]["k"]
+    point_var = p * (1 - p) * (z1 - z2) ** 2
+    volume = sizes**dim
+    var = np.array([np.var(x, ddof=1) for x in z])
+    rve = study.get("rve", {})
+    if rve.get("free_exponent", True):
+        slope, logc = np.polyfit(np.log(volume), np.log(var), 1)
+        alpha = -slope
+        A = np.exp((logc - np.log(point_var)) / alpha)
+    else:
+        alpha = 1.0
+        A = np.exp(np.mean(np.log(volume * var / point_var)))
+    t = (rve.get("eps_rel", 0.01) * abs(np.mean(z[-1])) * np.sqrt(rve.get("n", 1)) / 2) ** 2
+    V = A * (point_var / t) ** (1 / alpha)
+    return {"cv": cv, "exponent": exponent, "A": A, "alpha": alpha, "V": V, "L": V ** (1 / dim)}
+
+
 @pytest.mark.mpi
 def test_cli_writes_intervals(tmp_path):
-    """A tiny real study: the JSON holds the intervals, the point estimates lie inside them, and
+    """A tiny real study: the JSON holds the intervals, the point estimates lie inside them and
+    equal (uncertainty block and report alike) a numpy recomputation from the realizations, and
     the precision record agrees with Student-t half-widths recomputed from the realizations."""
     cfg = Path(MPI.COMM_WORLD.bcast(str(tmp_path / "study.toml"), root=0))
     out = cfg.with_name("summary.json")
@@ -154,8 +189,12 @@ def test_cli_writes_intervals(tmp_path):
     assert main(["rve-size", str(cfg), "--json", str(out)]) == 0
     data = json.loads(out.read_text())
     u = data["uncertainty"]
-    for key in ("cv_interval", "exponent_interval", "integral_range_interval", "rve_size_interval"):
-        assert key in u
+    M = len(data["sizes"])
+    assert len(u["cv_interval"]["periodic"]) == M
+    for pair in [*u["cv_interval"]["periodic"], u["exponent_interval"]["periodic"]]:
+        assert len(pair) == 2
+    for key in ("integral_range_interval", "rve_size_interval"):
+        assert len(u[key]) == 2
     assert isinstance(data["warnings"], list) and all(isinstance(w, str) for w in data["warnings"])
     used = data["realizations_used"]
     assert used == [len(s["realizations"]) for s in data["sizes"]]
@@ -164,10 +203,20 @@ def test_cli_writes_intervals(tmp_path):
     assert _inside(u["exponent"]["periodic"], u["exponent_interval"]["periodic"])
     assert _inside(u["integral_range"], u["integral_range_interval"])
     assert _inside(u["rve_size"], u["rve_size_interval"])
-    # the point estimates are those of the report (one formula each)
-    assert u["integral_range"] == pytest.approx(data["rve"]["integral_range"]["integral_range"])
-    assert u["rve_size"] == pytest.approx(data["rve"]["rve_size"])
-    assert u["exponent"]["periodic"] == pytest.approx(data["rve"]["cv_exponent"]["periodic"])
+    # the point estimates (uncertainty block and report) against numpy from the realizations
+    ref = _reference_from_realizations(data, tomllib.loads(STUDY), "periodic")
+    rep = data["rve"]
+    np.testing.assert_allclose(u["cv"]["periodic"], ref["cv"], rtol=1e-10)
+    cv_stats = [s["statistics"]["periodic"]["cv"] for s in data["sizes"]]
+    np.testing.assert_allclose(cv_stats, ref["cv"], rtol=1e-10)
+    for got in (u["exponent"]["periodic"], rep["cv_exponent"]["periodic"]):
+        assert got == pytest.approx(ref["exponent"], rel=1e-10)
+    for got in (u["integral_range"], rep["integral_range"]["integral_range"]):
+        assert got == pytest.approx(ref["A"], rel=1e-10)
+    assert u["integral_exponent"] == pytest.approx(ref["alpha"], rel=1e-10)
+    assert rep["rve_volume"] == pytest.approx(ref["V"], rel=1e-10)
+    for got in (u["rve_size"], rep["rve_size"]):
+        assert got == pytest.approx(ref["L"], rel=1e-10)
     # precision: relative Student-t half-width of the mean per size, from the realizations
     p = data["precision"]
     half = []
@@ -239,3 +288,18 @@ def test_bad_uncertainty_config(tmp_path, extra, match):
     with pytest.raises(ValueError, match=match) as err:
         load_config(path)
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("block", ["precision: {target: 0.1}", "discretization: {factor: 2}"])
+def test_single_size_rejects_precision_and_discretization(tmp_path, block):
+    """One window size runs no RVE-size study: a precision or discretization block is an error
+    (on one line), not silently dropped."""
+    path = tmp_path / "bad.yaml"
+    path.write_text(BASE.replace("sizes: [2, 3]", "sizes: [2]") + block + "\n")
+    key = block.split(":")[0]
+    match = rf"bad\.yaml: {key}: needs an RVE-size study of at least two window sizes, got 1"
+    with pytest.raises(ValueError, match=match) as err:
+        load_config(path)
+    assert "\n" not in str(err.value)
+    path.write_text(BASE.replace("sizes: [2, 3]", "sizes: [2]"))
+    assert load_config(path)[0].sizes == (2.0,)  # without the block: a plain ensemble

@@ -41,7 +41,7 @@ from multiscale.config import (
     Text,
     load,
 )
-from multiscale.ensemble.study import PRECISION_OF
+from multiscale.ensemble.study import MIN_REFINEMENT, PRECISION_OF, check_study
 from multiscale.ensemble.sve import BCS_ORDER, MICROSTRUCTURES
 from multiscale.ensemble.uncertainty import METHODS
 from multiscale.output import on_rank0, write_json
@@ -113,7 +113,7 @@ SCHEMA = Section(
             Section(
                 {
                     "size_index": Field(Integer(min=0), default=0),
-                    "factor": Field(Number(min=1.1), default=2.0),
+                    "factor": Field(Number(min=MIN_REFINEMENT), default=2.0),
                 }
             )
         ),
@@ -169,24 +169,8 @@ def load_config(path: str | Path) -> tuple[Any, dict[str, Any], dict[str, Path]]
         criteria["uncertainty"] = BootstrapOptions(**data["uncertainty"])
         precision = data.get("precision")
         criteria["precision"] = None if precision is None else PrecisionTarget(**precision)
-        if precision is not None and precision["max_realizations"] < max(config.realizations):
-            raise ValueError(
-                f"precision.max_realizations: {precision['max_realizations']} is below the "
-                f"initial realizations {max(config.realizations)}"
-            )
-        disc = data.get("discretization")
-        if disc is not None:
-            if config.microstructure.kind == "gaussian":
-                raise ValueError(
-                    "discretization: not available for gaussian fields (a finer grid draws "
-                    "another field); leave it out"
-                )
-            if disc["size_index"] >= len(config.sizes):
-                raise ValueError(
-                    f"discretization.size_index: {disc['size_index']} is not below the number "
-                    f"of sizes {len(config.sizes)}"
-                )
-        criteria["discretization"] = disc
+        criteria["discretization"] = data.get("discretization")
+        check_study(config, criteria["precision"], criteria["discretization"])
     except ValueError as err:
         raise ConfigError(f"{path}: {err}") from None
     output = {k: Path(v) for k, v in data["output"].items()}
@@ -229,8 +213,7 @@ def run(args: argparse.Namespace, comm) -> int:
     summary = result.to_dict()
     summary["config_file"] = str(args.config)
     if study is not None and study.report_error is not None:
-        if comm.rank == 0:
-            log.warning("no RVE size: %s", study.report_error)
+        log.warning("no RVE size: %s", study.report_error)
         summary["rve_error"] = study.report_error
     summary["rve"] = None if report is None else report.to_dict()
     if study is not None:
@@ -274,7 +257,7 @@ def run(args: argparse.Namespace, comm) -> int:
                 "KUBC-SUBC gap of the means below %g at L = %.4g", report.gap.tol, report.gap.size
             )
     if study is not None:
-        _log_uncertainty(study, comm)
+        _log_uncertainty(study)
     json_path = args.json or output.get("json")
     plot_path = args.plot or output.get("plot")
     if plot_path is not None:
@@ -285,10 +268,9 @@ def run(args: argparse.Namespace, comm) -> int:
     return 0
 
 
-def _log_uncertainty(study: Any, comm: Any) -> None:
-    """Rank 0 logs the intervals, the precision record and every warning."""
-    if comm.rank != 0:
-        return
+def _log_uncertainty(study: Any) -> None:
+    """Log the intervals, the precision record and every warning (one rank prints: the
+    :class:`~multiscale.log.RankFilter` of :func:`~multiscale.log.setup_logging`)."""
     u = study.uncertainty
     pct = round(100 * u.confidence)
 

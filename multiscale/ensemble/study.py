@@ -33,16 +33,20 @@ from multiscale.ensemble.sve import EnsembleConfig, EnsembleResult, run_ensemble
 from multiscale.ensemble.uncertainty import (
     BootstrapOptions,
     StudyUncertainty,
+    cv_uncertainty,
     discretization_error,
     study_uncertainty,
 )
 
-__all__ = ["PRECISION_OF", "PrecisionTarget", "RVEStudy", "run_rve_study"]
+__all__ = ["PRECISION_OF", "PrecisionTarget", "RVEStudy", "check_study", "run_rve_study"]
 
 _log = logging.getLogger(__name__)
 
 #: What a precision target may be set on.
 PRECISION_OF: tuple[str, ...] = ("mean", "exponent")
+
+#: The smallest refinement ``factor`` of a discretization estimate (the schema's limit).
+MIN_REFINEMENT: float = 1.1
 
 
 @dataclass(slots=True, frozen=True)
@@ -67,16 +71,26 @@ class PrecisionTarget:
                 f"precision max_realizations must be at least 2, got {self.max_realizations!r}"
             )
 
-    def achieved(self, result: EnsembleResult, unc: StudyUncertainty, bc: str) -> np.ndarray:
-        """Relative half-width reached: per size (``mean``) or one value (``exponent``)."""
+    def achieved(self, result: EnsembleResult, bc: str, options: BootstrapOptions) -> np.ndarray:
+        """Relative half-width reached: per size (``mean``, from the Student-:math:`t`
+        intervals of ``result.statistics``) or one value (``exponent``, from the bootstrap
+        interval of :func:`~multiscale.ensemble.uncertainty.cv_uncertainty` of ``bc`` alone,
+        the same draw as in :func:`~multiscale.ensemble.uncertainty.study_uncertainty`)."""
         if self.of == "mean":
             s = [st[bc] for st in result.statistics]
             return np.array([0.5 * (x.ci_high - x.ci_low) / abs(x.mean) for x in s])
-        lo, hi = unc.cv[bc].exponent_interval
-        est = unc.cv[bc].exponent
-        if lo is None or hi is None or not est:
+        c = result.config
+        u = cv_uncertainty(
+            c.sizes,
+            [np.array([r.properties[bc] for r in reals]) for reals in result.realizations],
+            confidence=c.confidence,
+            options=options,
+            label=bc,
+        )
+        lo, hi = u.exponent_interval
+        if lo is None or hi is None or not u.exponent:
             return np.array([math.inf])
-        return np.array([0.5 * (hi - lo) / abs(est)])
+        return np.array([0.5 * (hi - lo) / abs(u.exponent)])
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__slots__}
@@ -108,6 +122,44 @@ class RVEStudy:
         }
 
 
+def check_study(
+    config: EnsembleConfig,
+    precision: PrecisionTarget | None = None,
+    discretization: dict[str, Any] | None = None,
+) -> None:
+    """The cross-checks of a precision target and a discretization estimate against the
+    ensemble (the one copy, for :func:`run_rve_study` and the ``rve-size`` configuration);
+    raises ``ValueError`` with a one-line message naming the key."""
+    for key, value in (("precision", precision), ("discretization", discretization)):
+        if value is not None and len(config.sizes) < 2:
+            raise ValueError(
+                f"{key}: needs an RVE-size study of at least two window sizes, got "
+                f"{len(config.sizes)}; add sizes or leave it out"
+            )
+    if precision is not None and precision.max_realizations < max(config.realizations):
+        raise ValueError(
+            f"precision.max_realizations: {precision.max_realizations} is below the "
+            f"initial realizations {max(config.realizations)}"
+        )
+    if discretization is not None:
+        if config.microstructure.kind == "gaussian":
+            raise ValueError(
+                "discretization: not available for gaussian fields (a finer grid draws "
+                "another field); leave it out"
+            )
+        index = discretization.get("size_index", 0)
+        if not 0 <= index < len(config.sizes):
+            raise ValueError(
+                f"discretization.size_index: {index} is not below the number "
+                f"of sizes {len(config.sizes)}"
+            )
+        factor = discretization.get("factor", 2.0)
+        if not factor >= MIN_REFINEMENT:
+            raise ValueError(
+                f"discretization.factor: must be at least {MIN_REFINEMENT:g}, got {factor!r}"
+            )
+
+
 def run_rve_study(
     comm: MPI.Comm,
     config: EnsembleConfig,
@@ -120,25 +172,23 @@ def run_rve_study(
     """Run the ensemble (in batches for a ``precision`` target), the report of ``criteria``
     (:func:`~multiscale.ensemble.rve_size.rve_size_report` keywords) and the bootstrap
     intervals; ``discretization`` (``{"size_index": i, "factor": f}``) adds the
-    discretization-error estimate.  Collective on ``comm``; the same result on every rank;
-    rank 0 logs each round."""
+    discretization-error estimate (both checked by :func:`check_study`).  Collective on
+    ``comm``; the same result on every rank; each round is logged (one rank prints: the
+    :class:`~multiscale.log.RankFilter` of :func:`~multiscale.log.setup_logging`)."""
     criteria = dict(criteria or {})
     bc = criteria.get("bc", "periodic")
     opts = options or BootstrapOptions()
     if len(config.sizes) < 2:
         raise ValueError("an RVE-size study needs at least two window sizes")
-    if precision is not None and precision.max_realizations < max(config.realizations):
-        raise ValueError(
-            f"precision max_realizations {precision.max_realizations} is below the initial "
-            f"realizations {max(config.realizations)}"
-        )
+    if bc not in config.bcs:
+        raise ValueError(f"boundary condition {bc!r} is not in the ensemble ({config.bcs})")
+    check_study(config, precision, discretization)
     result = run_ensemble(comm, config)
-    unc = study_uncertainty(result, options=opts, **criteria)
     record = None
     rounds = 1
     if precision is not None:
         while True:
-            got = precision.achieved(result, unc, bc)
+            got = precision.achieved(result, bc, opts)
             missing = got > precision.target
             counts = np.array(result.config.realizations)
             if not missing.any():
@@ -149,20 +199,17 @@ def run_rve_study(
             )
             if np.array_equal(new, counts):
                 break
-            if comm.rank == 0:
-                _log.info(
-                    "precision %s: relative half-width %s > %g; realizations %s -> %s",
-                    precision.of,
-                    np.array2string(got, precision=3),
-                    precision.target,
-                    counts.tolist(),
-                    new.tolist(),
-                )
+            _log.info(
+                "precision %s: relative half-width %s > %g; realizations %s -> %s",
+                precision.of,
+                np.array2string(got, precision=3),
+                precision.target,
+                counts.tolist(),
+                new.tolist(),
+            )
             config = dataclasses.replace(config, realizations=tuple(int(v) for v in new))
             result = run_ensemble(comm, config, previous=result)
-            unc = study_uncertainty(result, options=opts, **criteria)
             rounds += 1
-        got = precision.achieved(result, unc, bc)
         record = {
             **precision.to_dict(),
             "achieved": [float(v) for v in got],
@@ -170,9 +217,10 @@ def run_rve_study(
             "rounds": rounds,
             "realizations_used": list(result.config.realizations),
         }
+    disc = None
     if discretization is not None:
         disc = discretization_error(comm, result, **discretization)
-        unc = study_uncertainty(result, options=opts, discretization=disc, **criteria)
+    unc = study_uncertainty(result, options=opts, discretization=disc, **criteria)
     if record is not None and not record["met"]:
         unc.warnings.append(
             f"precision target {record['target']:g} on the {record['of']} not met with at most "

@@ -273,21 +273,6 @@ class CVUncertainty:
     confidence: float
     warnings: list[str] = field(default_factory=list)
 
-    @property
-    def exponent_width(self) -> float:
-        lo, hi = self.exponent_interval
-        return math.inf if lo is None or hi is None else hi - lo
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "cv": [float(v) for v in self.cv],
-            "cv_interval": self.cv_interval,
-            "exponent": self.exponent,
-            "exponent_interval": self.exponent_interval,
-            "exponent_invalid_fraction": self.exponent_invalid,
-            "warnings": list(self.warnings),
-        }
-
 
 def cv_uncertainty(
     sizes: Sequence[float],
@@ -298,12 +283,15 @@ def cv_uncertainty(
     indices: Sequence[np.ndarray] | None = None,
     label: str = "",
 ) -> CVUncertainty:
-    r"""Point estimates and percentile intervals of :math:`\mathrm{CV}_m` and of the exponent
-    :math:`s` of :math:`\mathrm{CV} = c L^s` from the values ``samples[m]`` of size
-    ``sizes[m]`` (``indices`` from :func:`resample_indices`, drawn here when not given).
+    r"""Point estimates and bootstrap intervals (``options.method``) of :math:`\mathrm{CV}_m`
+    and of the exponent :math:`s` of :math:`\mathrm{CV} = c L^s` from the values
+    ``samples[m]`` of size ``sizes[m]`` (``indices`` from :func:`resample_indices`, drawn here
+    when not given).
 
-    The point estimates use the same formulas as the resamples (:func:`sample_cv`,
-    :func:`loglog_fit`); warnings as in the module documentation.
+    The point estimates use the same formulas as the resamples (:func:`cv_statistics`:
+    :func:`~multiscale.ensemble.sve.cv_from_moments` and
+    :func:`~multiscale.ensemble.rve_size.loglog_fit`); warnings as in the module
+    documentation.
     """
     opts = options or BootstrapOptions()
     if not 0.0 < confidence < 1.0:
@@ -448,7 +436,7 @@ def study_uncertainty(
     free_exponent: bool = True,
     options: BootstrapOptions | None = None,
     discretization: dict[str, Any] | None = None,
-    **_: Any,
+    gap_tol: float | None = None,
 ) -> StudyUncertainty:
     r"""Bootstrap intervals of the CVs and CV exponents (every BC), of the integral range, its
     exponent and the statistical RVE volume and size (of ``bc``) of an ensemble.
@@ -460,8 +448,9 @@ def study_uncertainty(
     (:func:`~multiscale.ensemble.rve_size.integral_range_formula`,
     :func:`~multiscale.ensemble.rve_size.rve_volume_formula`) on the point, bootstrap and
     jackknife moments alike.  ``discretization`` (from :func:`discretization_error`) adds its
-    warnings.  Deterministic: the same numbers on every rank.  Extra keyword arguments (the
-    other RVE criteria) are ignored.
+    warnings.  Deterministic: the same numbers on every rank.  ``gap_tol`` (the BC-gap
+    criterion of the report, which has no interval) is accepted and ignored, so that the
+    ``rve`` criteria can be passed as they are.
     """
     opts = options or BootstrapOptions()
     c = result.config
@@ -542,19 +531,14 @@ def discretization_error(
 ) -> dict[str, Any]:
     r"""Discretization-error estimate :math:`e_h = |Z_h - Z_{h/f}|` of every BC from realization
     0 of size ``size_index`` (already in ``result`` at mesh size :math:`h`), solved again with
-    ``factor`` :math:`f` times the resolution: the same disks (the RSA layout depends on the
+    ``factor`` :math:`f \ge 1.1` times the resolution (checked by
+    :func:`~multiscale.ensemble.study.check_study`): the same disks (the RSA layout depends on the
     seed only), a finer mesh.  One extra solve, collective on ``comm``.  Not for Gaussian
     fields, whose finer grid draws another field."""
+    from multiscale.ensemble.study import check_study  # the one copy of the checks
+
     c = result.config
-    if c.microstructure.kind == "gaussian":
-        raise ValueError(
-            "discretization: not available for gaussian fields (a finer grid draws another "
-            "field); leave it out"
-        )
-    if not 0 <= size_index < len(c.sizes):
-        raise ValueError(f"discretization: size_index must lie in [0, {len(c.sizes) - 1}]")
-    if not factor > 1:
-        raise ValueError(f"discretization: factor must be above 1, got {factor!r}")
+    check_study(c, discretization={"size_index": size_index, "factor": factor})
     micro = dataclasses.replace(c.microstructure, resolution=c.microstructure.resolution * factor)
     fine_config = dataclasses.replace(c, microstructure=micro)
     coarse = result.realizations[size_index][0]
