@@ -46,6 +46,7 @@ from multiscale.bases import (
     gmsfem_basis,
     gmsfem_errors,
     gmsfem_space,
+    hou_wu,
     lod_space,
     msfem_space,
     unit_interval_pair,
@@ -55,17 +56,6 @@ from multiscale.bases import (
 comm = MPI.COMM_WORLD
 ci = bool(os.environ.get("CI"))
 results = Path(os.environ.get("MULTISCALE_RESULTS", "results"))
-
-
-def hou_wu(eps):
-    def a(mesh):
-        x, p = ufl.SpatialCoordinate(mesh), 2 * np.pi / eps
-        s = ufl.sin(p * x[0])
-        return (2 + 1.8 * s) / (2 + 1.8 * ufl.cos(p * x[1])) + (2 + ufl.sin(p * x[1])) / (
-            2 + 1.8 * s
-        )
-
-    return a
 
 
 def oscillating_1d(eps):

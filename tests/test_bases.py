@@ -18,6 +18,7 @@ from multiscale.bases import (
     LODParameters,
     MsFEMParameters,
     NestedMeshes,
+    hou_wu,
     lod_space,
     msfem_space,
     quasi_interpolation,
@@ -28,17 +29,6 @@ from multiscale.bases.lod import lod_prolongation
 from multiscale.coupling.pool import MicroPool
 
 pytestmark = pytest.mark.mpi
-
-
-def hou_wu(eps: float):
-    """The coefficient of Hou & Wu (1997) with period ``eps``."""
-
-    def a(mesh: dolfinx.mesh.Mesh):
-        x, p = ufl.SpatialCoordinate(mesh), 2 * np.pi / eps
-        s, c = ufl.sin(p * x[0]), ufl.cos(p * x[1])
-        return (2 + 1.8 * s) / (2 + 1.8 * c) + (2 + ufl.sin(p * x[1])) / (2 + 1.8 * s)
-
-    return a
 
 
 def cellwise(values: np.ndarray):

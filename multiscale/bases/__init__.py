@@ -13,7 +13,12 @@ SLEPc; high-contrast fields from :mod:`~multiscale.bases.coefficients`) and :fun
 """
 
 from multiscale.bases.coarse import CoarseSolution, CoarseSpace
-from multiscale.bases.coefficients import HighContrastField, channel_field, inclusion_field
+from multiscale.bases.coefficients import (
+    HighContrastField,
+    channel_field,
+    hou_wu,
+    inclusion_field,
+)
 from multiscale.bases.fine import ElementData, FineProblem
 from multiscale.bases.gmsfem import (
     GMsFEMBasis,
@@ -41,6 +46,7 @@ __all__ = [
     "gmsfem_basis",
     "gmsfem_errors",
     "gmsfem_space",
+    "hou_wu",
     "inclusion_field",
     "lod_space",
     "msfem_space",

@@ -21,16 +21,20 @@ so the field is resolved exactly when the rectangle sides are fine grid lines.  
   piece by :math:`\\omega_z`).
 * :func:`inclusion_field` — one square inclusion of side ``size`` (times :math:`H`) centred in
   every coarse square cell (isolated high-conductivity islands).
+
+:func:`hou_wu` is the smooth oscillatory coefficient of Hou & Wu (1997), a UFL expression.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import dolfinx
 import numpy as np
+import ufl
 
-__all__ = ["HighContrastField", "channel_field", "inclusion_field"]
+__all__ = ["HighContrastField", "channel_field", "hou_wu", "inclusion_field"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,3 +113,26 @@ def inclusion_field(n_coarse: int, contrast: float, *, size: float = 0.25) -> Hi
     r = size * big_h / 2
     boxes = tuple((float(x) - r, float(x) + r, float(y) - r, float(y) + r) for x in c for y in c)
     return HighContrastField(boxes, float(contrast))
+
+
+def hou_wu(eps: float) -> Callable[[dolfinx.mesh.Mesh], ufl.core.expr.Expr]:
+    """The coefficient of Hou & Wu (1997) with period :math:`\\varepsilon`,
+
+    .. math::
+        a = \\frac{2 + 1.8\\sin(2\\pi x/\\varepsilon)}{2 + 1.8\\cos(2\\pi y/\\varepsilon)}
+          + \\frac{2 + \\sin(2\\pi y/\\varepsilon)}{2 + 1.8\\sin(2\\pi x/\\varepsilon)},
+
+    as a :data:`~multiscale.bases.fine.Coefficient` (a UFL expression of the mesh's
+    coordinates, compiled into the forms)."""
+    if not eps > 0.0:
+        raise ValueError(f"the period eps must be positive, got {eps!r}")
+    omega = 2.0 * np.pi / eps
+
+    def a(mesh: dolfinx.mesh.Mesh) -> ufl.core.expr.Expr:
+        x = ufl.SpatialCoordinate(mesh)
+        s = ufl.sin(omega * x[0])
+        return (2 + 1.8 * s) / (2 + 1.8 * ufl.cos(omega * x[1])) + (2 + ufl.sin(omega * x[1])) / (
+            2 + 1.8 * s
+        )
+
+    return a

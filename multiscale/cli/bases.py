@@ -228,22 +228,14 @@ def build_coefficient(spec: dict[str, Any], dim: int, coarse_cells: int, fine_ce
     cells) and :func:`~multiscale.bases.inclusion_field`."""
     import ufl
 
-    from multiscale.bases import channel_field, inclusion_field
+    from multiscale.bases import channel_field, hou_wu, inclusion_field
 
     kind = spec["type"]
     if kind == "oscillatory":
-        omega = 2 * np.pi / spec["eps"]
-
-        def oscillatory(mesh: Any) -> Any:
-            x = ufl.SpatialCoordinate(mesh)
-            if dim == 1:
-                return 1 / (2 - ufl.cos(omega * x[0]))
-            s = ufl.sin(omega * x[0])
-            return (2 + 1.8 * s) / (2 + 1.8 * ufl.cos(omega * x[1])) + (
-                2 + ufl.sin(omega * x[1])
-            ) / (2 + 1.8 * s)
-
-        return oscillatory
+        if dim == 1:
+            omega = 2 * np.pi / spec["eps"]
+            return lambda mesh: 1 / (2 - ufl.cos(omega * ufl.SpatialCoordinate(mesh)[0]))
+        return hou_wu(spec["eps"])
     h = 1.0 / fine_cells
     if kind == "channels":
         return channel_field(
