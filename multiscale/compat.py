@@ -17,7 +17,7 @@ import dolfinx.fem.petsc
 from mpi4py import MPI
 from petsc4py import PETSc
 
-__all__ = ["DOLFINX_VERSION", "create_vector", "geometry_dofmap", "model_to_mesh"]
+__all__ = ["DOLFINX_VERSION", "create_vector", "geometry_dofmap", "model_to_mesh", "refine_mesh"]
 
 #: (major, minor) of the running dolfinx.
 DOLFINX_VERSION: tuple[int, int] = tuple(int(p) for p in dolfinx.__version__.split(".")[:2])  # type: ignore[assignment]
@@ -55,3 +55,19 @@ def geometry_dofmap(mesh: dolfinx.mesh.Mesh) -> Any:
     0.9, ``dofmaps[0]`` from 0.10 on (where ``dofmap`` is kept only for single cell types)."""
     dofmaps = getattr(mesh.geometry, "dofmaps", None)
     return dofmaps[0] if isinstance(dofmaps, list) else mesh.geometry.dofmap
+
+
+def refine_mesh(mesh: dolfinx.mesh.Mesh, edges: Any) -> tuple[dolfinx.mesh.Mesh, Any]:
+    """Plaza refinement of ``mesh`` splitting the local ``edges`` (owned and ghost indices),
+    refined cells staying on the rank of their parent.
+
+    Returns ``(refined mesh, parent cell)``: the local index in ``mesh`` of the parent of each
+    local cell of the refined mesh.  0.9 keeps the cells in place with ``partitioner=None``,
+    0.10+ with its default identity partitioner.
+    """
+    option = dolfinx.mesh.RefinementOption.parent_cell
+    if DOLFINX_VERSION >= (0, 10):
+        new, parent, _ = dolfinx.mesh.refine(mesh, edges, option=option)
+    else:  # pragma: no cover - exercised on the trixie flavour
+        new, parent, _ = dolfinx.mesh.refine(mesh, edges, partitioner=None, option=option)
+    return new, parent

@@ -3,21 +3,33 @@ Floquet–Bloch waves (:mod:`multiscale.cell.bloch`)."""
 
 from typing import Any
 
+from .adapt import AdaptiveResult, adapt
+from .certify import CertifiedResult, certify
 from .constraints import BCS, build_constraint
+from .coupled import CoupledCellProblem, CoupledResult, homogenize_coupled
 from .result import HomogenizationResult
 from .solver import CellProblem, default_petsc_options, homogenize, unit_loads
+from .stokes import StokesCellProblem
 
 __all__ = [
     "BCS",
+    "AdaptiveResult",
     "BlochSolver",
     "CellProblem",
+    "CertifiedResult",
+    "CoupledCellProblem",
+    "CoupledResult",
     "Dispersion",
     "HomogenizationResult",
+    "StokesCellProblem",
     "WavePhase",
+    "adapt",
     "build_constraint",
+    "certify",
     "default_petsc_options",
     "dispersion",
     "homogenize",
+    "homogenize_coupled",
     "unit_loads",
 ]
 

@@ -154,7 +154,7 @@ class CellProblem:
         self.kind = kind_of(dict(materials))
         self.physics = "conductivity" if self.kind == "scalar" else "elasticity"
         self.materials: dict[int, Material] = cell.by_tag(materials)
-        self._check_tags_cover_mesh()
+        cell.check_tagged()
         check_fills_box(cell)
         self._periodic_checked = False
         self.prefix = petsc_options_prefix or unique_prefix("cell")
@@ -199,19 +199,6 @@ class CellProblem:
         g_T = dolfinx.fem.form(ufl.inner(g, self._T) * self._dx)
         q_g = dolfinx.fem.form(sum(ufl.inner(q, g) * self._dx(t) for t, q in flux))
         return q_T, g_T, q_g
-
-    def _check_tags_cover_mesh(self) -> None:
-        mesh, tags = self.cell.mesh, self.cell.cell_tags
-        nlocal = mesh.topology.index_map(self.dim).size_local
-        tagged = np.zeros(nlocal, dtype=bool)
-        owned = tags.indices < nlocal
-        tagged[tags.indices[owned]] = True
-        n_untagged = self.comm.allreduce(int(nlocal - tagged.sum()), op=MPI.SUM)
-        if n_untagged:
-            raise ValueError(
-                f"{n_untagged} cells of the cell mesh carry no phase tag; every cell must belong "
-                f"to one of the phases {sorted(self.cell.phases)}"
-            )
 
     # -- solve -------------------------------------------------------------------------------
     def solve(self, bc: str = "periodic") -> HomogenizationResult:

@@ -3,6 +3,15 @@
 The cell is a gmsh ``.msh`` file or an image (PNG/TIFF, ``.npy``/``.npz``, HDF5) whose pixel
 values label the phases (:mod:`multiscale.mesh.image`): ``--phase VALUE=NAME`` or ``--phases
 FILE`` name them, otherwise they are ``phase0``, ``phase1``, ... in the order of the values.
+
+Periodic conductivity and elasticity results carry an ``error_estimate``
+(:func:`multiscale.cell.certify`): in 2D conductivity the guaranteed relative gap of the
+primal/dual bounds, written with ``lower_bound``/``upper_bound``; otherwise the degree-elevated
+estimate.  ``--tol REL`` refines the mesh adaptively, keeping it periodic, until the estimate is
+below ``REL`` (:func:`multiscale.cell.adapt`; the JSON adds ``refinements`` and the history).
+``--physics stokes`` computes the permeability of the pore space: the one ``--material
+TAG:mu=...`` names the fluid phase, every other phase is solid
+(:class:`multiscale.cell.StokesCellProblem`).
 """
 
 from __future__ import annotations
@@ -28,7 +37,7 @@ def parse_material(spec: str, physics: str) -> tuple[str | int, object]:
     ``TAG`` is a physical-group name or number.  Keys: ``k`` (conductivity); ``E`` and ``nu``, or
     ``lambda`` and ``mu`` (elasticity).
     """
-    from multiscale.physics import Conductivity, IsotropicElasticity
+    from multiscale.physics import Conductivity, IsotropicElasticity, NewtonianFluid
 
     tag, sep, rest = spec.partition(":")
     if not sep or not tag or not rest:
@@ -48,6 +57,10 @@ def parse_material(spec: str, physics: str) -> tuple[str | int, object]:
         if keys != {"k"}:
             raise ValueError(f"conductivity material {spec!r} needs exactly the key k")
         return key_tag, Conductivity(values["k"])
+    if physics == "stokes":
+        if keys != {"mu"}:
+            raise ValueError(f"fluid material {spec!r} needs exactly the key mu (viscosity)")
+        return key_tag, NewtonianFluid(values["mu"])
     if keys == {"E", "nu"}:
         return key_tag, IsotropicElasticity.from_young(values["E"], values["nu"])
     if keys == {"lambda", "mu"}:
@@ -114,16 +127,39 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         metavar="MESH",
         help="gmsh .msh file of a box cell, or an image (.png, .tif, .npy, .npz, .h5)",
     )
-    p.add_argument("--physics", choices=("conductivity", "elasticity"), required=True)
+    p.add_argument("--physics", choices=("conductivity", "elasticity", "stokes"), required=True)
     p.add_argument("--bc", choices=("periodic", "kubc", "subc"), default="periodic")
     p.add_argument(
         "--material",
         action="append",
         required=True,
         metavar="TAG:key=value[,key=value]",
-        help="law of one phase, e.g. matrix:k=1 or inclusion:E=10,nu=0.3 (repeat per phase)",
+        help="law of one phase, e.g. matrix:k=1 or inclusion:E=10,nu=0.3 (repeat per phase); "
+        "stokes: only the fluid phase, e.g. pore:mu=1",
     )
-    p.add_argument("--degree", type=int, default=1, help="Lagrange degree (default 1)")
+    p.add_argument(
+        "--degree",
+        type=int,
+        help="Lagrange degree (default 1; stokes: the velocity degree of Taylor-Hood, default 2)",
+    )
+    p.add_argument(
+        "--tol",
+        type=float,
+        metavar="REL",
+        help="refine the mesh adaptively (periodic conductivity/elasticity) until the "
+        "estimated relative error of the tensor is below REL",
+    )
+    p.add_argument(
+        "--max-refinements",
+        type=int,
+        default=30,
+        help="adaptive refinements at most, with --tol (default 30)",
+    )
+    p.add_argument(
+        "--no-estimate",
+        action="store_true",
+        help="skip the error estimate (a dual or a degree-elevated solve) of periodic results",
+    )
     p.add_argument("--json", type=Path, help="write the result as JSON to this file")
     img = p.add_argument_group("image cells (MESH an image)")
     img.add_argument(
@@ -207,34 +243,92 @@ def _image_cell(args: argparse.Namespace, comm) -> tuple[object, dict]:
     return cell, info
 
 
-def run(args: argparse.Namespace, comm) -> int:
-    from multiscale.cell import CellProblem
+def _check_options(args: argparse.Namespace) -> None:
+    """One-line errors for option combinations that do not apply."""
+    if args.tol is not None:
+        if not (0.0 < args.tol < 1.0):
+            raise ValueError(f"--tol must lie in (0, 1), got {args.tol!r}")
+        if args.bc != "periodic" or args.physics == "stokes":
+            raise ValueError("--tol applies to periodic conductivity and elasticity cells")
+        if args.no_estimate:
+            raise ValueError("--tol needs the error estimate; drop --no-estimate")
+    if args.max_refinements < 0:
+        raise ValueError(f"--max-refinements must be >= 0, got {args.max_refinements}")
+    if args.physics == "stokes":
+        if args.bc != "periodic":
+            raise ValueError("--physics stokes solves the periodic cell problem only")
+        if len(args.material) != 1:
+            raise ValueError(
+                "--physics stokes takes one --material, the fluid phase (TAG:mu=...); "
+                "every other phase is solid"
+            )
+    low = 2 if args.physics == "stokes" else 1
+    if args.degree is not None and args.degree < low:
+        raise ValueError(f"--degree must be >= {low} for {args.physics}, got {args.degree}")
+
+
+def _read_cell(args: argparse.Namespace, comm) -> tuple[object, dict | None]:
     from multiscale.mesh import IMAGE_SUFFIXES, check_periodic, read_cell_mesh
 
-    t0 = time.perf_counter()
-    materials = dict(parse_material(s, args.physics) for s in args.material)
-    image_info = None
     if args.mesh.suffix.lower() in IMAGE_SUFFIXES:
-        cell, image_info = _image_cell(args, comm)
-    else:
-        given = [flag for key, flag in _IMAGE_OPTIONS.items() if getattr(args, key) is not None]
-        if given:
-            raise ValueError(
-                f"{'/'.join(given)} appl{'ies' if len(given) == 1 else 'y'} to images; "
-                f"{args.mesh} is a mesh file"
-            )
-        cell = read_cell_mesh(args.mesh, comm)
-        check_periodic(cell)
-    result = CellProblem(cell, materials, degree=args.degree).solve(args.bc)
-    summary = result.to_dict()
+        return _image_cell(args, comm)
+    given = [flag for key, flag in _IMAGE_OPTIONS.items() if getattr(args, key) is not None]
+    if given:
+        raise ValueError(
+            f"{'/'.join(given)} appl{'ies' if len(given) == 1 else 'y'} to images; "
+            f"{args.mesh} is a mesh file"
+        )
+    cell = read_cell_mesh(args.mesh, comm)
+    check_periodic(cell)
+    return cell, None
+
+
+def _solve(args: argparse.Namespace, cell, materials: dict) -> tuple[object, dict]:
+    """The result of the requested computation and its JSON summary."""
+    from multiscale.cell import CellProblem, StokesCellProblem, adapt, certify
+
+    if args.physics == "stokes":
+        ((fluid, law),) = materials.items()
+        with StokesCellProblem(cell, fluid, law, degree=args.degree or 2) as problem:
+            result = problem.solve()
+        return result, result.to_dict()
+    degree = args.degree or 1
+    if args.bc != "periodic" or args.no_estimate:
+        result = CellProblem(cell, materials, degree=degree).solve(args.bc)
+        return result, result.to_dict()
+    if args.tol is None:
+        certified = certify(cell, materials, degree=degree)
+        return certified.upper, certified.to_dict()
+    adaptive = adapt(
+        cell,
+        materials,
+        args.tol,
+        degree=degree,
+        max_refinements=args.max_refinements,
+        on_limit="warn",
+    )
+    return adaptive.final.upper, adaptive.to_dict()
+
+
+def run(args: argparse.Namespace, comm) -> int:
+    t0 = time.perf_counter()
+    _check_options(args)
+    materials = dict(parse_material(s, args.physics) for s in args.material)
+    cell, image_info = _read_cell(args, comm)
+    result, summary = _solve(args, cell, materials)
     summary["mesh"] = str(args.mesh)
     if image_info is not None:
         summary["image"] = image_info
     summary["wall_time_s"] = comm.allreduce(time.perf_counter() - t0, op=MPI.MAX)
     with np.printoptions(precision=6, suppress=True):
-        log.info("%s %s tensor (%s):\n%s", args.bc, args.physics, result.notation, result.tensor)
+        log.info("%s %s tensor (%s):\n%s", args.bc, result.physics, result.notation, result.tensor)
     log.info("volume fractions: %s", result.volume_fractions)
     log.info("Hill-Mandel residual: %.3e", result.hill_mandel_residual)
+    if "error_estimate" in summary:
+        log.info("error estimate (relative): %.3e", summary["error_estimate"])
     if args.json is not None:
         write_json(args.json, summary, comm)
+    if summary.get("converged") is False:
+        log.error("--tol %g not reached: estimate %.3e", args.tol, summary["error_estimate"])
+        return 1
     return 0

@@ -12,6 +12,7 @@
 * :mod:`~multiscale.mesh.descriptors`: realized volume fraction, two-point correlation function;
 * :mod:`~multiscale.mesh.macro`: macro meshes with named boundaries (rectangles, boxes, a plate
   with a hole, gmsh files, structured unit meshes);
+* :mod:`~multiscale.mesh.refine`: periodic adaptive (Plaza) refinement, Dörfler marking;
 * :mod:`~multiscale.mesh.tiled`: domains tiled with copies of a cell (DNS references).
 """
 
@@ -63,6 +64,7 @@ from multiscale.mesh.random import (
     thresholded_gaussian_field,
     voxel_cell,
 )
+from multiscale.mesh.refine import dorfler_mark, refine_periodic
 from multiscale.mesh.tiled import TiledMesh, tiled_inclusions
 
 __all__ = [
@@ -83,6 +85,7 @@ __all__ = [
     "checkerboard",
     "circular_inclusion",
     "cylindrical_fibre",
+    "dorfler_mark",
     "gaussian_random_field",
     "gmsh_session",
     "image_cell",
@@ -99,6 +102,7 @@ __all__ = [
     "read_cell_mesh",
     "read_image",
     "realized_volume_fraction",
+    "refine_periodic",
     "segment_image",
     "spherical_inclusion",
     "thresholded_gaussian_field",

@@ -167,6 +167,19 @@ class CellMesh:
         """Realized volume fraction :math:`|Y_p| / |Y|` of each phase (collective)."""
         return {name: vol / self.volume for name, vol in self.phase_volumes().items()}
 
+    def check_tagged(self) -> None:
+        """``ValueError`` unless every cell of the mesh carries a phase tag (collective)."""
+        mesh, tags = self.mesh, self.cell_tags
+        nlocal = mesh.topology.index_map(mesh.topology.dim).size_local
+        tagged = np.zeros(nlocal, dtype=bool)
+        tagged[tags.indices[tags.indices < nlocal]] = True
+        n_untagged = mesh.comm.allreduce(int(nlocal - tagged.sum()), op=MPI.SUM)
+        if n_untagged:
+            raise ValueError(
+                f"{n_untagged} cells of the cell mesh carry no phase tag; every cell must "
+                f"belong to one of the phases {sorted(self.phases)}"
+            )
+
     def _describe_phases(self) -> str:
         if not self.phases:
             return "(none)"

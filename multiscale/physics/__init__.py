@@ -10,8 +10,10 @@ from .base import (
     is_symmetric,
     kind_of,
 )
+from .coupled import Field, MultiFieldLaw, Piezoelectric, ThermoElastic, fields_of
 from .diffusion import AnisotropicConductivity, Conductivity
 from .elasticity import AnisotropicElasticity, IsotropicElasticity
+from .fluid import NewtonianFluid
 from .hyperelasticity import NeoHookean
 from .plasticity import J2Plasticity
 from .viscoelasticity import GeneralizedMaxwell, MaxwellBranch
@@ -20,6 +22,7 @@ __all__ = [
     "AnisotropicConductivity",
     "AnisotropicElasticity",
     "Conductivity",
+    "Field",
     "GeneralizedMaxwell",
     "HistoryMaterial",
     "IsotropicElasticity",
@@ -27,7 +30,12 @@ __all__ = [
     "Kind",
     "Material",
     "MaxwellBranch",
+    "MultiFieldLaw",
     "NeoHookean",
+    "NewtonianFluid",
+    "Piezoelectric",
+    "ThermoElastic",
+    "fields_of",
     "generalized_gradient",
     "has_state",
     "is_linear",

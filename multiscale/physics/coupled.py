@@ -1,0 +1,305 @@
+r"""Multi-field (coupled) linear laws: thermoelasticity and piezoelectricity.
+
+A multi-field law acts on several fields at once.  It declares them as :class:`Field` objects
+(name, value shape, generalized gradient) and, for eigenstrain-type loads, the names of scalar
+macro *parameters* (a temperature change :math:`\theta`, say).  Given the generalized gradients
+:math:`g_f` of all fields and the parameter values it returns one flux per field,
+
+.. math::
+    q_f = \sum_h \mathbb M_{fh}\, g_h + p_f\,\theta ,
+
+linear in :math:`(g, \theta)`.  The cell problem (:mod:`multiscale.cell.coupled`) enforces the
+balance :math:`\sum_f \int_Y q_f \cdot g_f(v_f)\,dy = 0` for all test fields, i.e.
+:math:`\operatorname{div} q_f = 0` for each field.  For a law with a potential (electric
+enthalpy, free energy) :math:`\mathbb M` is symmetric; it need not be definite.
+
+Conventions (as in :mod:`multiscale.tensors`): a ``"sym_grad"`` gradient of a vector field is a
+strain, written in Voigt order 11, 22, 12 (2D) or 11, 22, 33, 23, 13, 12 (3D) with engineering
+shears, its flux (a stress) without factors; a ``"grad"`` of a scalar is a vector of ``d``
+components.  In 2D every law is the in-plane part of a plane-strain, in-plane-field state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
+
+import numpy as np
+import ufl
+
+from multiscale.tensors import isotropic_stiffness, voigt_index, voigt_size
+
+from .base import check_lame
+
+__all__ = [
+    "Field",
+    "MultiFieldLaw",
+    "Piezoelectric",
+    "ThermoElastic",
+    "fields_of",
+]
+
+Shape = Literal["scalar", "vector"]
+Gradient = Literal["grad", "sym_grad"]
+
+
+@dataclass(slots=True, frozen=True)
+class Field:
+    """One unknown field of a multi-field law.
+
+    ``shape`` is ``"scalar"`` (value shape ``()``) or ``"vector"`` (value shape ``(d,)``);
+    ``gradient`` is ``"grad"`` (:math:`\\nabla u`) or ``"sym_grad"`` (:math:`\\varepsilon(u) =
+    \\mathrm{sym}\\,\\nabla u`, vector fields only).
+    """
+
+    name: str
+    shape: Shape
+    gradient: Gradient
+
+    def __post_init__(self) -> None:
+        if self.shape not in ("scalar", "vector"):
+            raise ValueError(f"field {self.name!r}: shape must be 'scalar' or 'vector'")
+        if self.gradient not in ("grad", "sym_grad"):
+            raise ValueError(f"field {self.name!r}: gradient must be 'grad' or 'sym_grad'")
+        if self.gradient == "sym_grad" and self.shape != "vector":
+            raise ValueError(f"field {self.name!r}: a symmetric gradient needs a vector field")
+
+    def value_size(self, dim: int) -> int:
+        """Number of components of the field: 1 or ``dim``."""
+        return 1 if self.shape == "scalar" else dim
+
+    def gradient_size(self, dim: int) -> int:
+        """Number of independent gradient components (Voigt size for ``"sym_grad"``)."""
+        if self.gradient == "sym_grad":
+            return voigt_size(dim)
+        return dim * self.value_size(dim)
+
+    def gradient_of(self, u: ufl.core.expr.Expr) -> ufl.core.expr.Expr:
+        """:math:`\\nabla u` or :math:`\\mathrm{sym}\\,\\nabla u` as UFL."""
+        return ufl.sym(ufl.grad(u)) if self.gradient == "sym_grad" else ufl.grad(u)
+
+    def unit_gradients(self, dim: int) -> list[np.ndarray]:
+        """Tensors of the unit gradient vectors: :math:`e_j` for ``"grad"`` of a scalar (row-major
+        unit matrices for a vector), the strains of the unit Voigt vectors (engineering shears,
+        :math:`E_{ij} = E_{ji} = 1/2`) for ``"sym_grad"``.  The same tensors, contracted with a
+        flux, pick its Voigt component."""
+        if self.gradient == "sym_grad":
+            out = []
+            for i, j in voigt_index(dim):
+                E = np.zeros((dim, dim))
+                E[i, j] = E[j, i] = 1.0 if i == j else 0.5
+                out.append(E)
+            return out
+        shape = (dim,) if self.shape == "scalar" else (dim, dim)
+        n = int(np.prod(shape))
+        return [np.eye(n)[k].reshape(shape) for k in range(n)]
+
+    def unit_fluxes(self, dim: int) -> list[np.ndarray]:
+        """Tensors that, contracted with a gradient, pick its Voigt component with engineering
+        shears (:math:`T_{ij} = T_{ji} = 1`); equal to :meth:`unit_gradients` for ``"grad"``."""
+        if self.gradient == "sym_grad":
+            out = []
+            for i, j in voigt_index(dim):
+                S = np.zeros((dim, dim))
+                S[i, j] = S[j, i] = 1.0
+                out.append(S)
+            return out
+        return self.unit_gradients(dim)
+
+
+@runtime_checkable
+class MultiFieldLaw(Protocol):
+    """A linear law of several fields: ``fluxes(g, params)`` maps the generalized gradients
+    ``g[name]`` and the macro parameters ``params[name]`` (UFL scalars or floats) to the fluxes
+    ``{name: q}`` (UFL, each of the shape of its gradient)."""
+
+    fields: ClassVar[tuple[Field, ...]]
+    parameters: ClassVar[tuple[str, ...]]
+
+    def fluxes(self, g: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]: ...
+
+
+def fields_of(materials: dict) -> tuple[tuple[Field, ...], tuple[str, ...]]:
+    """The common fields and parameters of the phase laws; a one-line ``ValueError`` when a law
+    is not a multi-field law or the laws declare different fields or parameters."""
+    if not materials:
+        raise ValueError("no materials given: map each phase tag or name to a multi-field law")
+    bad = [k for k, m in materials.items() if not isinstance(m, MultiFieldLaw)]
+    if bad:
+        raise ValueError(f"phase(s) {bad} have no multi-field law (.fields, .parameters, .fluxes)")
+    signatures = {(tuple(m.fields), tuple(m.parameters)) for m in materials.values()}
+    if len(signatures) != 1:
+        names = sorted({tuple(f.name for f in s[0]) + s[1] for s in signatures})
+        raise ValueError(f"all phases of a coupled cell must share fields and parameters: {names}")
+    return signatures.pop()
+
+
+def _voigt_to_ufl(g: Any, dim: int) -> list[Any]:
+    """Voigt vector (engineering shears) of the symmetric UFL tensor ``g``."""
+    return [g[i, j] if i == j else 2 * g[i, j] for i, j in voigt_index(dim)]
+
+
+def _ufl_from_voigt(s: list[Any], dim: int) -> Any:
+    """Symmetric UFL tensor of the Voigt stress vector ``s`` (no shear factor)."""
+    S: list[list[Any]] = [[None] * dim for _ in range(dim)]
+    for a, (i, j) in enumerate(voigt_index(dim)):
+        S[i][j] = S[j][i] = s[a]
+    return ufl.as_matrix(S)
+
+
+def _matrix(x: Any, shape: tuple[int, int], name: str) -> np.ndarray:
+    a = np.array(x, dtype=float)
+    if a.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {a.shape}")
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name} has non-finite entries")
+    a.setflags(write=False)
+    return a
+
+
+def _spd(a: np.ndarray, name: str) -> None:
+    if not np.allclose(a, a.T, rtol=1e-12, atol=1e-14 * np.abs(a).max()):
+        raise ValueError(f"{name} must be symmetric")
+    if np.linalg.eigvalsh(a).min() <= 0.0:
+        raise ValueError(f"{name} must be positive definite")
+
+
+@dataclass(slots=True, frozen=True)
+class ThermoElastic:
+    r"""Isotropic linear thermoelasticity, field ``u``, parameter ``theta``:
+
+    .. math::
+        \sigma = \lambda\,\mathrm{tr}(\varepsilon)\,I + 2\mu\,\varepsilon - \beta\,\theta\,I,
+        \qquad \beta = (3\lambda + 2\mu)\,\alpha = 3K\alpha ,
+
+    the stress of the elastic strain :math:`\varepsilon - \alpha\theta I_3`.  In 2D (plane
+    strain, :math:`\varepsilon_{33} = 0`) the in-plane stress is
+    :math:`\lambda(\mathrm{tr}\,\varepsilon - 3\alpha\theta)\delta_{ij} +
+    2\mu(\varepsilon_{ij} - \alpha\theta\delta_{ij})`, so the in-plane thermal coefficient is the
+    same :math:`\beta = (3\lambda + 2\mu)\alpha`; the apparent in-plane expansion at zero
+    in-plane stress is then :math:`C^{-1}\{\beta\} = (1+\nu)\alpha` per direction.
+    """
+
+    lmbda: float
+    mu: float
+    alpha: float
+    fields: ClassVar[tuple[Field, ...]] = (Field("u", "vector", "sym_grad"),)
+    parameters: ClassVar[tuple[str, ...]] = ("theta",)
+    linear: ClassVar[bool] = True
+    symmetric: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        lmbda, mu = check_lame(self.lmbda, self.mu)
+        alpha = float(self.alpha)
+        if not np.isfinite(alpha):
+            raise ValueError(f"thermal expansion alpha must be finite, got {self.alpha!r}")
+        object.__setattr__(self, "lmbda", lmbda)
+        object.__setattr__(self, "mu", mu)
+        object.__setattr__(self, "alpha", alpha)
+
+    @property
+    def beta(self) -> float:
+        """Thermal stress coefficient :math:`\\beta = (3\\lambda + 2\\mu)\\alpha`."""
+        return (3.0 * self.lmbda + 2.0 * self.mu) * self.alpha
+
+    def fluxes(self, g: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+        eps = g["u"]
+        identity = ufl.Identity(eps.ufl_shape[0])
+        sigma = self.lmbda * ufl.tr(eps) * identity + 2.0 * self.mu * eps
+        return {"u": sigma - self.beta * params["theta"] * identity}
+
+    def stiffness(self, dim: int) -> np.ndarray:
+        """Voigt stiffness (plane strain in 2D)."""
+        return isotropic_stiffness(dim, lmbda=self.lmbda, mu=self.mu)
+
+    def beta_voigt(self, dim: int) -> np.ndarray:
+        """:math:`\\beta I` as a Voigt stress vector."""
+        return self.beta * np.array([1.0 if i == j else 0.0 for i, j in voigt_index(dim)])
+
+    @staticmethod
+    def effective(result: Any) -> dict[str, np.ndarray]:
+        r"""``C`` (:math:`C^*`), ``beta`` (:math:`\beta^* = -\langle\sigma\rangle` at zero macro
+        strain and :math:`\theta = 1`, Voigt, so that :math:`\Sigma = C^*E - \beta^*\theta`) and
+        ``alpha`` (:math:`\alpha^* = (C^*)^{-1}\beta^*`, engineering shears; in 2D the
+        plane-strain apparent expansion) of a :class:`~multiscale.cell.coupled.CoupledResult`."""
+        C = result.block("u", "u")
+        beta = -result.parameter_flux("theta", "u")
+        return {"C": C, "beta": beta, "alpha": np.linalg.solve(C, beta)}
+
+
+@dataclass(slots=True, frozen=True)
+class Piezoelectric:
+    r"""Linear piezoelectricity, fields ``u`` (displacement) and ``phi`` (electric potential):
+
+    .. math::
+        \{\sigma\} = C\{\varepsilon\} - e^T E, \qquad D = e\{\varepsilon\} + \kappa E,
+        \qquad E = -\nabla\phi ,
+
+    with the Voigt stiffness ``C`` at constant field (``nv x nv``), the piezoelectric stress
+    matrix ``e`` (``d x nv``, :math:`D_i = e_{iJ}\varepsilon_J`) and the permittivity ``kappa``
+    at constant strain (``d x d``).  The fluxes are the derivatives of the electric enthalpy
+    :math:`H = \tfrac12\varepsilon C\varepsilon + \nabla\phi\cdot e\varepsilon -
+    \tfrac12\nabla\phi\cdot\kappa\nabla\phi` with respect to :math:`(\varepsilon, \nabla\phi)`:
+    :math:`q_u = \sigma`, :math:`q_\phi = D`; the coupled operator is symmetric indefinite.
+    """
+
+    C: np.ndarray = field(repr=True)
+    e: np.ndarray = field(repr=True)
+    kappa: np.ndarray = field(repr=True)
+    fields: ClassVar[tuple[Field, ...]] = (
+        Field("u", "vector", "sym_grad"),
+        Field("phi", "scalar", "grad"),
+    )
+    parameters: ClassVar[tuple[str, ...]] = ()
+    linear: ClassVar[bool] = True
+    symmetric: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        C = np.asarray(self.C, dtype=float)
+        if C.shape not in ((3, 3), (6, 6)):
+            raise ValueError(f"Voigt stiffness C must be 3x3 (2D) or 6x6 (3D), got {C.shape}")
+        nv = C.shape[0]
+        dim = 2 if nv == 3 else 3
+        C = _matrix(C, (nv, nv), "stiffness C")
+        _spd(C, "stiffness C")
+        kappa = _matrix(self.kappa, (dim, dim), "permittivity kappa")
+        _spd(kappa, "permittivity kappa")
+        object.__setattr__(self, "C", C)
+        object.__setattr__(self, "e", _matrix(self.e, (dim, nv), "piezoelectric matrix e"))
+        object.__setattr__(self, "kappa", kappa)
+
+    @property
+    def dim(self) -> int:
+        return 2 if self.C.shape[0] == 3 else 3
+
+    def fluxes(self, g: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+        d, nv = self.dim, self.C.shape[0]
+        eps, gphi = _voigt_to_ufl(g["u"], d), g["phi"]
+        C, e, k = self.C, self.e, self.kappa
+        s = [
+            sum(float(C[a, b]) * eps[b] for b in range(nv))
+            + sum(float(e[i, a]) * gphi[i] for i in range(d))
+            for a in range(nv)
+        ]
+        D = [
+            sum(float(e[i, b]) * eps[b] for b in range(nv))
+            - sum(float(k[i, j]) * gphi[j] for j in range(d))
+            for i in range(d)
+        ]
+        return {"u": _ufl_from_voigt(s, d), "phi": ufl.as_vector(D)}
+
+    def matrix(self) -> np.ndarray:
+        """The generalized matrix :math:`\\mathbb M = [[C, e^T], [e, -\\kappa]]` mapping
+        :math:`(\\{\\varepsilon\\}, \\nabla\\phi)` to :math:`(\\{\\sigma\\}, D)`."""
+        return np.block([[self.C, self.e.T], [self.e, -self.kappa]])
+
+    @staticmethod
+    def effective(result: Any) -> dict[str, np.ndarray]:
+        """``C`` (:math:`C^*`), ``e`` (:math:`e^*`, the mean :math:`D` per unit strain) and
+        ``kappa`` (:math:`\\kappa^* = -\\partial\\langle D\\rangle/\\partial\\nabla\\phi`) of a
+        :class:`~multiscale.cell.coupled.CoupledResult`."""
+        return {
+            "C": result.block("u", "u"),
+            "e": result.block("phi", "u"),
+            "kappa": -result.block("phi", "phi"),
+        }
