@@ -102,6 +102,8 @@ from multiscale.physics.diffusion import Conductivity
 from multiscale.physics.elasticity import IsotropicElasticity
 from multiscale.tensors import stiffness_to_tensor
 
+from .constraints import periodic_map
+
 __all__ = [
     "BlochSolver",
     "Dispersion",
@@ -249,20 +251,7 @@ def periodic_constraint(
     """Periodicity on the box only (no pinned dof, unlike the cell problem's constraint): every
     dof with a coordinate on an upper face is the slave of its image with all upper coordinates
     moved to the lower faces at once (see :mod:`multiscale.cell.constraints`)."""
-    lo, hi = np.asarray(box[0], dtype=float), np.asarray(box[1], dtype=float)
-    dim, L = len(lo), hi - lo
-    tol = 1e-8 * float(L.max())
-
-    def on_upper(x: np.ndarray) -> np.ndarray:
-        return np.any(np.abs(x[:dim] - hi[:, None]) < tol, axis=0)
-
-    def to_lower(x: np.ndarray) -> np.ndarray:
-        out = x.copy()
-        for i in range(dim):
-            upper = np.abs(x[i] - hi[i]) < tol
-            out[i, upper] = x[i, upper] - L[i]
-        return out
-
+    on_upper, to_lower = periodic_map(box)
     mpc = dolfinx_mpc.MultiPointConstraint(V)
     mpc.create_periodic_constraint_geometrical(V, on_upper, to_lower, [])
     mpc.finalize()

@@ -33,7 +33,14 @@ import numpy as np
 from mpi4py import MPI
 from petsc4py import PETSc
 
-__all__ = ["BCS", "ConstrainedAssembly", "build_constraint"]
+__all__ = [
+    "BCS",
+    "ConstrainedAssembly",
+    "build_constraint",
+    "interior_point_near_centre",
+    "periodic_map",
+    "pin",
+]
 
 #: The boundary conditions the cell solver knows.
 BCS = ("periodic", "kubc", "subc")
@@ -50,7 +57,7 @@ def _zero(V: dolfinx.fem.FunctionSpace):
     return np.float64(0.0) if V.num_sub_spaces == 0 else np.zeros(V.num_sub_spaces)
 
 
-def _pin(
+def pin(
     V: dolfinx.fem.FunctionSpace, point: np.ndarray, components: list[int] | None, tol: float
 ) -> list[dolfinx.fem.DirichletBC]:
     """Homogeneous Dirichlet conditions on ``components`` (``None``: all) at ``point``."""
@@ -66,7 +73,7 @@ def _pin(
     return out
 
 
-def _interior_point_near_centre(
+def interior_point_near_centre(
     V: dolfinx.fem.FunctionSpace, lo: np.ndarray, hi: np.ndarray, tol: float
 ) -> np.ndarray:
     """Coordinates of the owned dof nearest the box centre that lies off the boundary, agreed on
@@ -83,6 +90,30 @@ def _interior_point_near_centre(
     if not np.isfinite(dmin):
         raise ValueError("the cell mesh has no interior node to fix the constant mode; refine it")
     return V.mesh.comm.bcast(x[k] if V.mesh.comm.rank == owner else None, root=owner)
+
+
+def periodic_map(
+    box: np.ndarray, tol: float | None = None
+) -> tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray]]:
+    """``(on_upper, to_lower)`` of the periodic constraint of the box ``box`` (shape
+    ``(2, d)``): the marker of points with some coordinate on an upper face, and the map moving
+    *all* upper coordinates to the lower faces at once (so edges and corners map straight to
+    their lower image).  ``tol`` defaults to :math:`10^{-8}` times the longest edge."""
+    lo, hi = np.asarray(box[0], dtype=float), np.asarray(box[1], dtype=float)
+    dim, L = len(lo), hi - lo
+    tol = 1e-8 * float(L.max()) if tol is None else tol
+
+    def on_upper(x: np.ndarray) -> np.ndarray:
+        return np.any(np.abs(x[:dim] - hi[:, None]) < tol, axis=0)
+
+    def to_lower(x: np.ndarray) -> np.ndarray:
+        out = x.copy()
+        for i in range(dim):
+            upper = np.abs(x[i] - hi[i]) < tol
+            out[i, upper] = x[i, upper] - L[i]
+        return out
+
+    return on_upper, to_lower
 
 
 def build_constraint(
@@ -103,18 +134,8 @@ def build_constraint(
     bcs: list[dolfinx.fem.DirichletBC]
     mpc = dolfinx_mpc.MultiPointConstraint(V)
     if bc == "periodic":
-        bcs = _pin(V, _interior_point_near_centre(V, lo, hi, tol), None, tol)
-
-        def on_upper(x: np.ndarray) -> np.ndarray:
-            return np.any(np.abs(x[:dim] - hi[:, None]) < tol, axis=0)
-
-        def to_lower(x: np.ndarray) -> np.ndarray:
-            out = x.copy()
-            for i in range(dim):
-                upper = np.abs(x[i] - hi[i]) < tol
-                out[i, upper] = x[i, upper] - L[i]
-            return out
-
+        bcs = pin(V, interior_point_near_centre(V, lo, hi, tol), None, tol)
+        on_upper, to_lower = periodic_map(box, tol)
         mpc.create_periodic_constraint_geometrical(V, on_upper, to_lower, bcs)
     elif bc == "kubc":
         fdim = dim - 1
@@ -123,12 +144,12 @@ def build_constraint(
         dofs = dolfinx.fem.locate_dofs_topological(V, fdim, facets)
         bcs = [dolfinx.fem.dirichletbc(_zero(V), dofs, V)]
     else:  # subc: remove rigid modes only
-        bcs = _pin(V, lo, None, tol)
+        bcs = pin(V, lo, None, tol)
         if V.num_sub_spaces > 0:  # rotations: u_2.. at a + L_1 e_1, and u_3 at a + L_2 e_2
             e = np.eye(dim)
-            bcs += _pin(V, lo + L[0] * e[0], list(range(1, dim)), tol)
+            bcs += pin(V, lo + L[0] * e[0], list(range(1, dim)), tol)
             if dim == 3:
-                bcs += _pin(V, lo + L[1] * e[1], [2], tol)
+                bcs += pin(V, lo + L[1] * e[1], [2], tol)
     mpc.finalize()
     return mpc, bcs
 

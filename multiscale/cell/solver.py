@@ -45,7 +45,7 @@ from multiscale.mesh.periodicity import check_fills_box, check_periodic
 from multiscale.nonlinear import unique_prefix
 from multiscale.petsc_options import prefixed_options
 from multiscale.physics.base import Material, generalized_gradient, kind_of
-from multiscale.tensors import voigt_index
+from multiscale.tensors import voigt_index, voigt_size, voigt_to_strain
 
 from .constraints import BCS, build_constraint
 from .result import HomogenizationResult
@@ -86,12 +86,7 @@ def unit_loads(kind: str, dim: int) -> list[np.ndarray]:
     vectors with engineering shears (:math:`E_{ij} = E_{ji} = 1/2` for the shear columns)."""
     if kind == "scalar":
         return [np.eye(dim)[j] for j in range(dim)]
-    loads = []
-    for i, j in voigt_index(dim):
-        E = np.zeros((dim, dim))
-        E[i, j] = E[j, i] = 1.0 if i == j else 0.5
-        loads.append(E)
-    return loads
+    return [voigt_to_strain(e) for e in np.eye(voigt_size(dim))]
 
 
 def _unit_fluxes(kind: str, dim: int) -> list[np.ndarray]:

@@ -64,7 +64,7 @@ from multiscale.nonlinear import PETScOwner, unique_prefix
 from multiscale.petsc_options import prefixed_options
 from multiscale.physics.fluid import NewtonianFluid
 
-from .constraints import _interior_point_near_centre, _pin
+from .constraints import interior_point_near_centre, periodic_map, pin
 from .result import HomogenizationResult
 
 __all__ = [
@@ -225,18 +225,8 @@ class StokesCellProblem(PETScOwner):
         lo, hi = box
         self.bcs = [dolfinx.fem.dirichletbc(zero, wall_dofs, W.sub(0))]
         # the pressure constant: pin the P_{k-1} node nearest the centre, off the box faces
-        self.bcs += _pin(W, _interior_point_near_centre(Q0, lo, hi, self._tol), [1], self._tol)
-        tol, L = self._tol, hi - lo
-
-        def on_upper(x: np.ndarray) -> np.ndarray:
-            return np.any(np.abs(x[:dim] - hi[:, None]) < tol, axis=0)
-
-        def to_lower(x: np.ndarray) -> np.ndarray:
-            out = x.copy()
-            for i in range(dim):
-                upper = np.abs(x[i] - hi[i]) < tol
-                out[i, upper] = x[i, upper] - L[i]
-            return out
+        self.bcs += pin(W, interior_point_near_centre(Q0, lo, hi, self._tol), [1], self._tol)
+        on_upper, to_lower = periodic_map(box, self._tol)
 
         # component by component: the geometrical constraint on the blocked velocity subspace
         # of a mixed space misses most slaves (dolfinx_mpc 0.9)

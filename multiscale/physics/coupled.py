@@ -27,7 +27,7 @@ from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 import numpy as np
 import ufl
 
-from multiscale.tensors import isotropic_stiffness, voigt_index, voigt_size
+from multiscale.tensors import isotropic_stiffness, voigt_index, voigt_size, voigt_to_strain
 
 from .base import check_lame
 
@@ -84,12 +84,7 @@ class Field:
         :math:`E_{ij} = E_{ji} = 1/2`) for ``"sym_grad"``.  The same tensors, contracted with a
         flux, pick its Voigt component."""
         if self.gradient == "sym_grad":
-            out = []
-            for i, j in voigt_index(dim):
-                E = np.zeros((dim, dim))
-                E[i, j] = E[j, i] = 1.0 if i == j else 0.5
-                out.append(E)
-            return out
+            return [voigt_to_strain(e) for e in np.eye(voigt_size(dim))]
         shape = (dim,) if self.shape == "scalar" else (dim, dim)
         n = int(np.prod(shape))
         return [np.eye(n)[k].reshape(shape) for k in range(n)]
