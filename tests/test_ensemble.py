@@ -99,6 +99,24 @@ def test_seed_reproduces_microstructure_and_tensor():
     assert not np.allclose(a.tensors["periodic"], c.tensors["periodic"], rtol=1e-6)
 
 
+def test_realization_error_estimate_bounds_the_change_under_refinement():
+    """2D conductivity: each realization's periodic tensor carries the guaranteed primal/dual
+    gap.  The same window meshed twice as finely has an upper bound closer to the exact tensor,
+    0 <= A_coarse - A_fine <= A_coarse - A, so the gap must bound their difference."""
+    coarse = solve_realization(_disks(sizes=(2.5,), n=2, seed=17), 0, 0, MPI.COMM_SELF)
+    fine = solve_realization(
+        _disks(sizes=(2.5,), n=2, seed=17, resolution=10.0), 0, 0, MPI.COMM_SELF
+    )
+    A_c, A_f = coarse.tensors["periodic"], fine.tensors["periodic"]
+    change = np.linalg.norm(A_c - A_f, 2) / np.linalg.norm(A_c, 2)
+    assert np.linalg.eigvalsh(A_c - A_f).min() > 0  # the finer upper bound is lower
+    assert 0 < change <= coarse.error_estimate, (change, coarse.error_estimate)
+    assert fine.error_estimate < coarse.error_estimate
+    config = _disks(sizes=(2.5,), n=2, seed=17)
+    off = EnsembleConfig(config.microstructure, CONTRAST, (2.5,), 2, seed=17, error_estimate="off")
+    assert solve_realization(off, 0, 0, MPI.COMM_SELF).error_estimate is None
+
+
 @pytest.mark.mpi
 def test_cv_exponent_gaussian_field(comm):
     r"""CV of the PBC conductivity of level-cut Gaussian fields (2 px per correlation length)

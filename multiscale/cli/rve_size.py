@@ -8,6 +8,7 @@ the window sizes and the number of realizations, and the RVE criteria::
     sizes: [2, 4, 8, 16]          # window edge, in inclusion diameters (or correlation lengths)
     realizations: 10              # per size (or a list, one per size)
     seed: 1
+    error_estimate: auto          # per periodic solve: auto (2D conductivity, a bound), on, off
     rve: {eps_rel: 0.01, n: 1, gap_tol: 0.05, bc: periodic}
     uncertainty: {resamples: 2000, seed: 0, method: bca, min_realizations: 5}
     discretization: {size_index: 0, factor: 2}    # optional: one realization, 2x finer
@@ -85,6 +86,7 @@ SCHEMA = Section(
         "seed": Field(Integer(min=0), default=0),
         "bcs": Field(ListOf(Text(BCS_ORDER), min_length=1), default=list(BCS_ORDER)),
         "confidence": Field(Number(positive=True, below=1.0), default=0.95),
+        "error_estimate": Field(Text(("auto", "on", "off")), default="auto"),
         "rve": Field(
             Section(
                 {
@@ -162,6 +164,7 @@ def load_config(path: str | Path) -> tuple[Any, dict[str, Any], dict[str, Path]]
             seed=data["seed"],
             bcs=tuple(data["bcs"]),
             confidence=data["confidence"],
+            error_estimate=data["error_estimate"],
         )
         criteria = dict(data["rve"])
         if criteria["bc"] not in config.bcs:
