@@ -106,6 +106,9 @@ def test_max_refinements_raises():
         ({"theta": 1.5}, "theta"),
         ({"max_refinements": -1}, "max_refinements"),
         ({"on_limit": "ignore"}, "on_limit"),
+        ({"max_ndofs": 0}, "max_ndofs"),
+        ({"max_ndofs": "10"}, "max_ndofs"),
+        ({"theta": True}, "theta"),
     ],
 )
 def test_bad_input(kwargs, match):
@@ -137,3 +140,23 @@ def test_stops_when_a_step_cannot_be_certified(monkeypatch):
     with pytest.warns(RuntimeWarning, match="refinement 1 stopped: primal"):
         result = adapt(cell, _laws(10.0), 0.01, on_limit="warn")
     assert len(result.steps) == 1 and result.cell is cell and not result.converged
+
+
+def test_a_failed_refinement_keeps_the_certified_history(monkeypatch):
+    """A refinement that fails (on every rank) ends the loop like a limit: the first step's
+    bounds are kept and reported, not lost in a traceback."""
+    import importlib
+
+    adapt_module = importlib.import_module("multiscale.cell.adapt")
+
+    def failing(*args, **kwargs):
+        raise RuntimeError("Plaza refinement added 3 vertices for 2 edges")
+
+    monkeypatch.setattr(adapt_module, "refine_periodic", failing)
+    cell = checkerboard(COMM, 2, h=0.25)
+    with pytest.warns(RuntimeWarning, match="refinement 1 failed: Plaza"):
+        result = adapt(cell, _laws(10.0), 0.01, on_limit="warn")
+    exact = np.sqrt(10.0)
+    assert len(result.steps) == 1 and result.cell is cell and not result.converged
+    step = result.steps[0]
+    assert np.linalg.eigvalsh(step.lower).max() <= exact <= np.linalg.eigvalsh(step.upper).min()

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from multiscale.mesh.cell import CellMesh
+from multiscale.mesh.periodicity import NonPeriodicMeshError
 from multiscale.mesh.refine import dorfler_mark, refine_periodic
 from multiscale.nonlinear import unique_prefix
 from multiscale.physics.base import Material
@@ -71,11 +72,21 @@ class AdaptiveResult:
         return out
 
 
-def _check(tol: float, theta: float, max_refinements: int, on_limit: str) -> None:
-    if not (isinstance(tol, int | float) and tol > 0):
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _check(
+    tol: float, theta: float, max_refinements: int, max_ndofs: int | None, on_limit: str
+) -> None:
+    if not (_is_number(tol) and tol > 0):
         raise ValueError(f"adapt: tol must be a positive number, got {tol!r}")
-    if not (isinstance(theta, int | float) and 0 < theta <= 1):
+    if not (_is_number(theta) and 0 < theta <= 1):
         raise ValueError(f"adapt: theta must lie in (0, 1], got {theta!r}")
+    if max_ndofs is not None and not (
+        isinstance(max_ndofs, int) and not isinstance(max_ndofs, bool) and max_ndofs >= 1
+    ):
+        raise ValueError(f"adapt: max_ndofs must be None or an integer >= 1, got {max_ndofs!r}")
     if isinstance(max_refinements, bool) or not isinstance(max_refinements, int):
         raise ValueError(f"adapt: max_refinements must be an integer, got {max_refinements!r}")
     if max_refinements < 0:
@@ -104,7 +115,7 @@ def adapt(
     :class:`RuntimeWarning` and returns the history with ``converged=False`` (``"warn"``).
     Collective on ``cell.comm``.
     """
-    _check(tol, theta, max_refinements, on_limit)
+    _check(tol, theta, max_refinements, max_ndofs, on_limit)
     prefix = petsc_options_prefix or unique_prefix("adapt")
     steps: list[AdaptiveStep] = []
     result = None
@@ -130,7 +141,11 @@ def adapt(
             return AdaptiveResult(tuple(steps), result, certified, True, float(tol))
         if n == max_refinements or (max_ndofs is not None and result.ndofs >= max_ndofs):
             break
-        cell = refine_periodic(cell, dorfler_mark(result.indicators, theta, cell.comm))
+        try:  # raised on every rank together; the certified steps so far stay valid
+            cell = refine_periodic(cell, dorfler_mark(result.indicators, theta, cell.comm))
+        except (RuntimeError, NonPeriodicMeshError) as err:
+            reason = f"; refinement {n + 1} failed: {err}"
+            break
     message = (
         f"adapt: error estimate {result.error_estimate:.3e} > tol {tol:.3e} after "
         f"{len(steps) - 1} refinements ({result.ndofs} dofs){reason}"

@@ -173,8 +173,8 @@ def _solve(cell, materials, degree, prefix, options) -> tuple[HomogenizationResu
 def _certify_dual(cell, materials, degree, prefix, options) -> CertifiedResult:
     laws = dual_laws(materials)  # bad laws fail before any solve
     upper, chi, primal = _solve(cell, materials, degree, f"{prefix}primal_", options)
-    dual, psi, _ = _solve(cell, laws, degree, f"{prefix}dual_", options)
     _check_conforming(upper, "primal")
+    dual, psi, _ = _solve(cell, laws, degree, f"{prefix}dual_", options)
     _check_conforming(dual, "dual")
     A_up = upper.tensor
     B = ROTATION @ dual.tensor @ ROTATION.T

@@ -245,13 +245,14 @@ def _child_tags(
     offset = 0 if cell.comm.rank == 0 else int(offset)
     cmap = new_mesh.topology.index_map(tdim)
     origin = np.asarray(new_mesh.topology.original_cell_index)[: cmap.size_local] - offset
-    if np.any(origin < 0) or np.any(origin >= len(parent)):
+    stray = bool(np.any(origin < 0) or np.any(origin >= len(parent)))
+    if cell.comm.allreduce(stray, op=MPI.LOR):  # on every rank, before the scatter
         raise RuntimeError("a refined cell is owned by another rank than its parent")
     tags = dolfinx.la.vector(cmap, 1, dtype=np.float64)
     tags.array[: cmap.size_local] = parent_tag[origin]
     tags.scatter_forward()
     values = np.rint(tags.array).astype(np.int32)
-    if np.any(values < 0):
+    if cell.comm.allreduce(bool(np.any(values < 0)), op=MPI.LOR):
         raise RuntimeError("a refined cell has an untagged parent")
     indices = np.arange(values.size, dtype=np.int32)
     return dolfinx.mesh.meshtags(new_mesh, tdim, indices, values)
