@@ -46,7 +46,7 @@ from multiscale.mesh.periodicity import check_fills_box, check_periodic
 from multiscale.nonlinear import unique_prefix
 from multiscale.petsc_options import prefixed_options
 from multiscale.physics.base import Material, generalized_gradient, kind_of
-from multiscale.tensors import voigt_index, voigt_size, voigt_to_strain
+from multiscale.tensors import voigt_size, voigt_to_strain, voigt_to_stress
 
 from .constraints import BCS, build_constraint
 from .result import HomogenizationResult
@@ -102,12 +102,7 @@ def _unit_fluxes(kind: str, dim: int) -> list[np.ndarray]:
     """Unit macro fluxes (stress tensors of the unit Voigt stress vectors)."""
     if kind == "scalar":
         return [np.eye(dim)[j] for j in range(dim)]
-    out = []
-    for i, j in voigt_index(dim):
-        S = np.zeros((dim, dim))
-        S[i, j] = S[j, i] = 1.0
-        out.append(S)
-    return out
+    return [voigt_to_stress(e) for e in np.eye(voigt_size(dim))]
 
 
 def _pc_failure(ksp: PETSc.KSP) -> str:

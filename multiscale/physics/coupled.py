@@ -27,7 +27,13 @@ from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 import numpy as np
 import ufl
 
-from multiscale.tensors import isotropic_stiffness, voigt_index, voigt_size, voigt_to_strain
+from multiscale.tensors import (
+    isotropic_stiffness,
+    voigt_index,
+    voigt_size,
+    voigt_to_strain,
+    voigt_to_stress,
+)
 
 from .base import check_lame
 
@@ -93,12 +99,7 @@ class Field:
         """Tensors that, contracted with a gradient, pick its Voigt component with engineering
         shears (:math:`T_{ij} = T_{ji} = 1`); equal to :meth:`unit_gradients` for ``"grad"``."""
         if self.gradient == "sym_grad":
-            out = []
-            for i, j in voigt_index(dim):
-                S = np.zeros((dim, dim))
-                S[i, j] = S[j, i] = 1.0
-                out.append(S)
-            return out
+            return [voigt_to_stress(e) for e in np.eye(voigt_size(dim))]
         return self.unit_gradients(dim)
 
 
