@@ -36,6 +36,7 @@ from petsc4py import PETSc
 __all__ = [
     "BCS",
     "ConstrainedAssembly",
+    "assemble_constrained_vector",
     "build_constraint",
     "interior_point_near_centre",
     "periodic_map",
@@ -154,6 +155,21 @@ def build_constraint(
     return mpc, bcs
 
 
+def assemble_constrained_vector(
+    form: dolfinx.fem.Form,
+    mpc: dolfinx_mpc.MultiPointConstraint,
+    bcs: Sequence[dolfinx.fem.DirichletBC],
+    b: PETSc.Vec,
+) -> None:
+    """``form`` (linear, on the constrained space) into ``b``, ghosts summed, zero on the
+    Dirichlet rows (homogeneous conditions: no lifting)."""
+    with b.localForm() as b_local:
+        b_local.set(0.0)
+    dolfinx_mpc.assemble_vector(form, mpc, b)
+    b.ghostUpdate(addv=PETSc.InsertMode.ADD_VALUES, mode=PETSc.ScatterMode.REVERSE)
+    dolfinx.fem.petsc.set_bc(b, list(bcs))
+
+
 class ConstrainedAssembly:
     """Residual and Jacobian of forms ``F``, ``J`` on the constrained space of ``mpc``, with
     homogeneous Dirichlet conditions ``bcs`` (the :class:`~multiscale.nonlinear.Assembly` of
@@ -191,11 +207,7 @@ class ConstrainedAssembly:
     def assemble_vector(self, form: dolfinx.fem.Form, b: PETSc.Vec) -> None:
         """``form`` (a linear form on the constrained space) into ``b``, zero on the
         constrained rows."""
-        with b.localForm() as b_local:
-            b_local.set(0.0)
-        dolfinx_mpc.assemble_vector(form, self.mpc, b)
-        b.ghostUpdate(addv=PETSc.InsertMode.ADD_VALUES, mode=PETSc.ScatterMode.REVERSE)
-        dolfinx.fem.petsc.set_bc(b, self.bcs)
+        assemble_constrained_vector(form, self.mpc, self.bcs, b)
 
     def residual(self, x: PETSc.Vec, b: PETSc.Vec) -> None:
         with b.localForm() as b_local:

@@ -32,19 +32,17 @@ from typing import Any
 
 import dolfinx
 import dolfinx.fem.petsc
-import dolfinx_mpc
 import numpy as np
 import ufl
 from mpi4py import MPI
-from petsc4py import PETSc
 
 from multiscale.mesh.cell import CellMesh
 from multiscale.mesh.periodicity import check_fills_box, check_periodic
 from multiscale.nonlinear import PETScOwner, unique_prefix
-from multiscale.petsc_options import prefixed_options
 from multiscale.physics.coupled import Field, MultiFieldLaw, fields_of
 
 from .constraints import build_constraint
+from .linear import ConstrainedLinearSolver
 
 __all__ = ["CoupledCellProblem", "CoupledResult", "homogenize_coupled"]
 
@@ -198,8 +196,16 @@ class CoupledCellProblem(PETScOwner):
         t0 = time.perf_counter()
         self._compile_forms()
         self.timings["compile"] = time.perf_counter() - t0
-        self._ksp: PETSc.KSP | None = None
-        self._b: PETSc.Vec | None = None
+        self.linear = self._own(
+            ConstrainedLinearSolver(
+                self._a,
+                self.mpc,
+                self.bcs,
+                petsc_options_prefix=self.prefix,
+                petsc_options=self.options,
+                name="coupled cell solver",
+            )
+        )
 
     # -- forms ---------------------------------------------------------------------------------
     def _make_constants(self) -> None:
@@ -245,41 +251,6 @@ class CoupledCellProblem(PETScOwner):
         self._q_q = dolfinx.fem.form(sum(pair(qt, qt) * dx(t) for t, qt in q))
         self._g_g = dolfinx.fem.form(pair(g, g) * dx)
 
-    # -- linear algebra ------------------------------------------------------------------------
-    def _factorize(self) -> PETSc.KSP:
-        """Assemble and factorize the operator on first use; reused by every later solve."""
-        if self._ksp is None:
-            t0 = time.perf_counter()
-            A = self._own(dolfinx_mpc.assemble_matrix(self._a, self.mpc, bcs=self.bcs))
-            self._b = self._own(dolfinx_mpc.assemble_vector(self._L, self.mpc))
-            with prefixed_options(self.prefix, self.options):
-                ksp = self._own(PETSc.KSP().create(self.comm))
-                ksp.setOptionsPrefix(self.prefix)
-                ksp.setOperators(A)
-                ksp.setFromOptions()
-                A.setOptionsPrefix(self.prefix)
-                A.setFromOptions()
-                ksp.setUp()
-            self._ksp = ksp
-            self.timings["factorization"] = time.perf_counter() - t0
-        return self._ksp
-
-    def _solve_case(self, j: int) -> None:
-        ksp, b = self._factorize(), self._b
-        with b.localForm() as b_local:
-            b_local.set(0.0)
-        dolfinx_mpc.assemble_vector(self._L, self.mpc, b)
-        b.ghostUpdate(addv=PETSc.InsertMode.ADD_VALUES, mode=PETSc.ScatterMode.REVERSE)
-        dolfinx.fem.petsc.set_bc(b, self.bcs)
-        ksp.solve(b, self.u.x.petsc_vec)
-        if ksp.getConvergedReason() < 0:
-            raise RuntimeError(
-                f"coupled cell solver {self.prefix!r}, load case {j}: KSP reason "
-                f"{ksp.getConvergedReason()}"
-            )
-        self.u.x.scatter_forward()
-        self.mpc.backsubstitution(self.u)
-
     # -- load cases ----------------------------------------------------------------------------
     def _load_cases(self) -> list[tuple[str, str, Any]]:
         """``(kind, name, value)``: the unit gradients of every field, then unit parameters."""
@@ -322,13 +293,12 @@ class CoupledCellProblem(PETScOwner):
         n = sum(f.gradient_size(self.dim) for f in self.fields)
         mean_q, mean_g = np.zeros((n, len(cases))), np.zeros((n, len(cases)))
         hill = np.zeros(len(cases))
-        t0 = time.perf_counter()
         for j, case in enumerate(cases):
             self._set_load(*case)
-            self._solve_case(j)
+            self.linear.solve(self._L, self.u, case=f"load case {j}")
             mean_q[:, j], mean_g[:, j], defect, scale = self._averages()
             hill[j] = defect / scale
-        timings = dict(self.timings, solve=time.perf_counter() - t0)
+        timings = dict(self.timings, **self.linear.timings)
         timings = {k: self.comm.allreduce(v, op=MPI.MAX) for k, v in timings.items()}
         return CoupledResult(
             fields=tuple(f.name for f in self.fields),
@@ -342,7 +312,11 @@ class CoupledCellProblem(PETScOwner):
             hill_mandel=hill,
             volume_fractions=dict(self.cell.volume_fractions()),
             timings=timings,
-            solver={"prefix": self.prefix, "options": dict(self.options)},
+            solver={
+                "prefix": self.prefix,
+                "options": dict(self.options),
+                "iterations": list(self.linear.iterations[-len(cases) :]),
+            },
         )
 
 

@@ -27,7 +27,6 @@ the values of :class:`dolfinx.fem.Constant` objects.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from collections.abc import Mapping
@@ -35,7 +34,6 @@ from typing import Any
 
 import dolfinx
 import dolfinx.fem.petsc
-import dolfinx_mpc
 import numpy as np
 import ufl
 from mpi4py import MPI
@@ -44,11 +42,11 @@ from petsc4py import PETSc
 from multiscale.mesh.cell import CellMesh
 from multiscale.mesh.periodicity import check_fills_box, check_periodic
 from multiscale.nonlinear import unique_prefix
-from multiscale.petsc_options import prefixed_options
 from multiscale.physics.base import Material, generalized_gradient, kind_of
 from multiscale.tensors import voigt_size, voigt_to_strain, voigt_to_stress
 
 from .constraints import BCS, build_constraint
+from .linear import ConstrainedLinearSolver
 from .result import HomogenizationResult
 
 __all__ = ["CellProblem", "default_petsc_options", "homogenize", "unit_loads"]
@@ -103,20 +101,6 @@ def _unit_fluxes(kind: str, dim: int) -> list[np.ndarray]:
     if kind == "scalar":
         return [np.eye(dim)[j] for j in range(dim)]
     return [voigt_to_stress(e) for e in np.eye(voigt_size(dim))]
-
-
-def _pc_failure(ksp: PETSc.KSP) -> str:
-    """Why the preconditioner failed, with MUMPS's INFOG(1), INFOG(2) where it factorized (its
-    error codes: -9 workspace, -10 singular matrix, ...); empty if the PC did not fail."""
-    pc = ksp.getPC()
-    reason = pc.getFailedReason()
-    if not reason:
-        return ""
-    text = f"; PC failed, reason {reason}"
-    with contextlib.suppress(PETSc.Error, AttributeError):
-        F = pc.getFactorMatrix()
-        text += f", MUMPS INFOG(1) = {F.getMumpsInfog(1)}, INFOG(2) = {F.getMumpsInfog(2)}"
-    return text
 
 
 class _Timer:
@@ -243,52 +227,30 @@ class CellProblem:
         options = default_petsc_options(self.dim, self.ndofs, self.kind)
         options.update(self._user_options)
         prefix = f"{self.prefix}{bc}_"
-        A = b = ksp = None
-        try:
-            with _Timer(timings, "assembly"):
-                A = dolfinx_mpc.assemble_matrix(self._a, mpc, bcs=bcs)
-            # the options stay set through set-up: the factorization reads its own ones there
-            with prefixed_options(prefix, options):
-                ksp = self._make_ksp(A, W, prefix, options)
-                with _Timer(timings, "factorization"):
-                    ksp.setUp()
-            subc = bc == "subc"
-            loads = _unit_fluxes(self.kind, self.dim) if subc else unit_loads(self.kind, self.dim)
-            L = self._L_subc if subc else self._L_affine
-            ncase = len(loads)
-            mean_q = np.zeros((ncase, ncase))
-            mean_g = np.zeros((ncase, ncase))
-            hill = np.zeros(ncase)
-            # q : T picks the Voigt stress component for T = unit_loads (E_ij = E_ji = 1/2 on
-            # shears); g : T the engineering strain for T = _unit_fluxes (S_ij = S_ji = 1).
-            flux_dirs = unit_loads(self.kind, self.dim)
-            grad_dirs = _unit_fluxes(self.kind, self.dim)
-            iterations = []
-            fields: list[dolfinx.fem.Function] = []
+        subc = bc == "subc"
+        loads = _unit_fluxes(self.kind, self.dim) if subc else unit_loads(self.kind, self.dim)
+        L = self._L_subc if subc else self._L_affine
+        ncase = len(loads)
+        mean_q = np.zeros((ncase, ncase))
+        mean_g = np.zeros((ncase, ncase))
+        hill = np.zeros(ncase)
+        # q : T picks the Voigt stress component for T = unit_loads (E_ij = E_ji = 1/2 on
+        # shears); g : T the engineering strain for T = _unit_fluxes (S_ij = S_ji = 1).
+        flux_dirs = unit_loads(self.kind, self.dim)
+        grad_dirs = _unit_fluxes(self.kind, self.dim)
+        fields: list[dolfinx.fem.Function] = []
+        with ConstrainedLinearSolver(
+            self._a,
+            mpc,
+            bcs,
+            petsc_options_prefix=prefix,
+            petsc_options=options,
+            near_nullspace=self._near_nullspace,
+        ) as linear:
             for j, load in enumerate(loads):
                 self._G.value[...] = 0.0 if subc else load
                 self._Q.value[...] = load if subc else 0.0
-                with _Timer(timings, "assembly"):
-                    if b is None:
-                        b = dolfinx_mpc.assemble_vector(L, mpc)
-                    else:
-                        with b.localForm() as b_local:
-                            b_local.set(0.0)
-                        dolfinx_mpc.assemble_vector(L, mpc, b)
-                    b.ghostUpdate(addv=PETSc.InsertMode.ADD_VALUES, mode=PETSc.ScatterMode.REVERSE)
-                    dolfinx.fem.petsc.set_bc(b, bcs)
-                with _Timer(timings, "solve"):
-                    ksp.solve(b, u.x.petsc_vec)
-                    reason = ksp.getConvergedReason()
-                    if reason < 0:
-                        raise RuntimeError(
-                            f"cell solver {prefix!r} ({bc}, load case {j}) did not converge: "
-                            f"KSP reason {reason} after {ksp.getIterationNumber()} iterations"
-                            f"{_pc_failure(ksp)}"
-                        )
-                    iterations.append(ksp.getIterationNumber())
-                    u.x.scatter_forward()
-                    mpc.backsubstitution(u)
+                linear.solve(L, u, case=f"{bc}, load case {j}")
                 if keep:
                     fields.append(u.copy())
                 with _Timer(timings, "postprocess"):
@@ -296,10 +258,9 @@ class CellProblem:
                 mean_q[:, j], mean_g[:, j] = mq, mg
                 work = float(mq @ mg)  # <q>.<g> with Voigt engineering shears
                 hill[j] = abs(energy - work) / abs(work)
-        finally:
-            for obj in (ksp, A, b):
-                if obj is not None:
-                    obj.destroy()
+            iterations = list(linear.iterations)
+            for key, seconds in linear.timings.items():
+                timings[key] = timings.get(key, 0.0) + seconds
         tensor = np.linalg.inv(mean_g) if subc else mean_q
         timings = {k: self.comm.allreduce(v, op=MPI.MAX) for k, v in timings.items()}
         log.debug(
@@ -361,17 +322,6 @@ class CellProblem:
         vals[-1] = dolfinx.fem.assemble_scalar(q_g)
         vals = self.comm.allreduce(vals, op=MPI.SUM) / self.volume
         return vals[:n], vals[n : 2 * n], float(vals[-1])
-
-    def _make_ksp(self, A: PETSc.Mat, W, prefix: str, options: Mapping[str, Any]) -> PETSc.KSP:
-        if options.get("pc_type") in ("gamg", "ml", "hypre"):
-            A.setNearNullSpace(self._near_nullspace(W))
-        ksp = PETSc.KSP().create(self.comm)
-        ksp.setOptionsPrefix(prefix)
-        ksp.setOperators(A)
-        ksp.setFromOptions()
-        A.setOptionsPrefix(prefix)
-        A.setFromOptions()
-        return ksp
 
     def _near_nullspace(self, W) -> PETSc.NullSpace:
         """Constants (scalar) or rigid-body modes (elasticity), orthonormalized."""

@@ -44,7 +44,6 @@ whose periodic image is solid.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -61,10 +60,10 @@ from scipy.spatial import cKDTree
 from multiscale.mesh.cell import CellMesh
 from multiscale.mesh.periodicity import check_periodic
 from multiscale.nonlinear import PETScOwner, unique_prefix
-from multiscale.petsc_options import prefixed_options
 from multiscale.physics.fluid import NewtonianFluid
 
 from .constraints import interior_point_near_centre, periodic_map, pin
+from .linear import ConstrainedLinearSolver
 from .result import HomogenizationResult
 
 __all__ = [
@@ -179,8 +178,7 @@ class StokesCellProblem(PETScOwner):
         self.tag = cell.tag(fluid)
         self.prefix = petsc_options_prefix or unique_prefix("stokes")
         self._user_options = dict(petsc_options or {})
-        self._ksp: PETSc.KSP | None = None
-        self._timings: dict[str, float] = {}
+        self._linear: ConstrainedLinearSolver | None = None
         self.options: dict[str, Any] = {}
         box = np.asarray(cell.box, dtype=float)
         self._tol = 1e-8 * float((box[1] - box[0]).max())
@@ -280,66 +278,49 @@ class StokesCellProblem(PETScOwner):
             ok = bool(np.all(np.diff(blocks, axis=1) == 1))
         return self.comm.allreduce(ok, op=MPI.LAND)
 
-    def _setup(self) -> PETSc.KSP:
-        """Assemble, and factorize or build the preconditioner, once."""
-        if self._ksp is not None:
-            return self._ksp
-        options = default_stokes_options(self.dim, self.ndofs)
-        options.update(self._user_options)
-        self.options = options
-        t0 = time.perf_counter()
-        A = self._own(dolfinx_mpc.assemble_matrix(self._a, self.mpc, bcs=self.bcs))
-        P = A
-        if options.get("pc_type") == "fieldsplit":
-            P = self._own(dolfinx_mpc.assemble_matrix(self._p, self.mpc, bcs=self.bcs))
-        self._b = self._own(dolfinx_mpc.assemble_vector(self._L, self.mpc))
-        t1 = time.perf_counter()
-        ksp = self._own(PETSc.KSP().create(self.comm))
-        ksp.setOperators(A, P)
-        ksp.setOptionsPrefix(self.prefix)
-        with prefixed_options(self.prefix, options):
-            ksp.setFromOptions()
-            pc = ksp.getPC()
-            if pc.getType() == "fieldsplit":
-                pc.setFieldSplitIS(*self._field_sets())
-            ksp.setUp()
-            ksp.setUpOnBlocks()  # the AMG hierarchy of a fieldsplit is built here, not in setUp
-        self._timings = {"assembly": t1 - t0, "factorization": time.perf_counter() - t1}
-        self._ksp = ksp
-        return ksp
+    def _setup(self) -> ConstrainedLinearSolver:
+        """The linear solver: LU, or MINRES with the block preconditioner (assembled from
+        ``self._p``), set up on the first solve and reused."""
+        if self._linear is None:
+            options = default_stokes_options(self.dim, self.ndofs)
+            options.update(self._user_options)
+            self.options = options
+            block = options.get("pc_type") == "fieldsplit"
+            self._linear = self._own(
+                ConstrainedLinearSolver(
+                    self._a,
+                    self.mpc,
+                    self.bcs,
+                    petsc_options_prefix=self.prefix,
+                    petsc_options=options,
+                    preconditioner=self._p if block else None,
+                    configure=self._configure_fieldsplit,
+                    name="Stokes cell solver",
+                )
+            )
+        return self._linear
+
+    def _configure_fieldsplit(self, ksp: PETSc.KSP) -> None:
+        pc = ksp.getPC()
+        if pc.getType() == "fieldsplit":
+            pc.setFieldSplitIS(*self._field_sets())
 
     # -- solve -------------------------------------------------------------------------------
     def solve(self) -> HomogenizationResult:
         """The permeability :math:`K` (``tensor``), the Darcy velocities :math:`\\langle
         v^j\\rangle` (columns of ``mean_flux``) of the unit forces :math:`e_j`
         (``mean_gradient``, the identity) and the energy residuals (``hill_mandel``)."""
-        ksp, b, u = self._setup(), self._b, self.solution
-        timings = dict(self._timings)
+        linear, u = self._setup(), self.solution
         dim, forces = self.dim, np.eye(self.dim)
         mean_v = np.zeros((dim, dim))
         energy, work = np.zeros(dim), np.zeros(dim)
-        iterations = []
-        t0 = time.perf_counter()
         for j in range(dim):
             self._f.value[...] = forces[j]
-            with b.localForm() as b_local:
-                b_local.set(0.0)
-            dolfinx_mpc.assemble_vector(self._L, self.mpc, b)
-            b.ghostUpdate(addv=PETSc.InsertMode.ADD_VALUES, mode=PETSc.ScatterMode.REVERSE)
-            dolfinx.fem.petsc.set_bc(b, self.bcs)
-            ksp.solve(b, u.x.petsc_vec)
-            if ksp.getConvergedReason() < 0:
-                raise RuntimeError(
-                    f"Stokes cell solver {self.prefix!r} (load case {j}) did not converge: KSP "
-                    f"reason {ksp.getConvergedReason()} after {ksp.getIterationNumber()} iterations"
-                )
-            iterations.append(ksp.getIterationNumber())
-            u.x.scatter_forward()
-            self.mpc.backsubstitution(u)
+            linear.solve(self._L, u, case=f"load case {j}")
             mean_v[:, j] = self._mean_velocity()
             work[j] = mean_v[:, j] @ forces[j]
             energy[j] = self._assemble(self._energy) / self.volume
-        timings["solve"] = time.perf_counter() - t0
+        timings = dict(linear.timings)
         # relative to the largest case (a direction without flow has work 0), floored at
         # sqrt(eps) l^2/mu, below which K is round-off (isolated pores: K = 0)
         floor = np.sqrt(np.finfo(float).eps) * float(self.cell.lengths.max()) ** 2 / self.law.mu
@@ -357,7 +338,11 @@ class StokesCellProblem(PETScOwner):
             mean_gradient=forces,
             hill_mandel=energy_residual,
             timings=timings,
-            solver={"prefix": self.prefix, "options": self.options, "iterations": iterations},
+            solver={
+                "prefix": self.prefix,
+                "options": self.options,
+                "iterations": list(linear.iterations[-dim:]),
+            },
         )
 
     def _assemble(self, form: dolfinx.fem.Form) -> float:
