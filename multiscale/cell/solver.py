@@ -60,22 +60,25 @@ def default_petsc_options(dim: int, ndofs: int, kind: str) -> dict[str, Any]:
     Sparse direct LU (MUMPS) for 2D cells and small 3D ones; conjugate gradients with smoothed
     aggregation AMG (GAMG, with the rigid-body or constant near-null space attached) for 3D cells
     above 30k dofs, where fill-in makes LU slow and memory hungry.  The AMG hierarchy is built once
-    and reused for every right-hand side; the tolerance is tight enough for Hill–Mandel residuals
-    far below 1e-10.
+    and reused for every right-hand side.  Measured on the 204k-dof sphere cell: a relative
+    residual of 1e-9 leaves the tensor within 3e-11 of a 1e-12 solve (the tensor error is about
+    1e-2 times the relative residual) and the Hill–Mandel residuals below 1e-13;
+    two Chebyshev sweeps per level and no dropping in the aggregation graph (threshold 0) cost
+    28 % less CPU time than three sweeps, threshold 0.02 and a relative residual of 1e-12.
     """
     if dim == 3 and ndofs > 30_000:
         return {
             "ksp_type": "cg",
-            "ksp_rtol": 1.0e-12,
+            "ksp_rtol": 1.0e-9,
             "ksp_atol": 1.0e-50,
             "ksp_max_it": 2000,
             "pc_type": "gamg",
             "pc_gamg_type": "agg",
-            "pc_gamg_threshold": 0.02,
+            "pc_gamg_threshold": 0.0,
             "pc_gamg_square_graph": 1,
             "mg_levels_ksp_type": "chebyshev",
             "mg_levels_pc_type": "jacobi",
-            "mg_levels_ksp_max_it": 3,
+            "mg_levels_ksp_max_it": 2,
         }
     # MUMPS sizes its workspace from the analysis and fails (INFOG(1) = -9) when numerical
     # pivoting delays more pivots than predicted, which varies between parallel runs: 100 %
@@ -101,6 +104,11 @@ def _unit_fluxes(kind: str, dim: int) -> list[np.ndarray]:
     if kind == "scalar":
         return [np.eye(dim)[j] for j in range(dim)]
     return [voigt_to_stress(e) for e in np.eye(voigt_size(dim))]
+
+
+def _literal(a: np.ndarray) -> Any:
+    """A constant vector or matrix as a UFL literal (compiled into the form)."""
+    return ufl.as_vector(a.tolist()) if a.ndim == 1 else ufl.as_matrix(a.tolist())
 
 
 class _Timer:
@@ -165,10 +173,9 @@ class CellProblem:
 
         self._dx = ufl.Measure("dx", domain=mesh, subdomain_data=cell.cell_tags)
         gshape = (self.dim,) if self.kind == "scalar" else (self.dim, self.dim)
-        # Macro load (gradient/strain), macro flux (SUBC) and a test direction for averages.
+        # Macro load (gradient/strain) and macro flux (SUBC).
         self._G = dolfinx.fem.Constant(mesh, np.zeros(gshape))
         self._Q = dolfinx.fem.Constant(mesh, np.zeros(gshape))
-        self._T = dolfinx.fem.Constant(mesh, np.zeros(gshape))
         w, v = ufl.TrialFunction(self.V), ufl.TestFunction(self.V)
         self._a = dolfinx.fem.form(self._energy_density(w, v))
         g_v = generalized_gradient(self.kind, v)
@@ -187,15 +194,27 @@ class CellProblem:
         gw, gv = generalized_gradient(self.kind, w), generalized_gradient(self.kind, v)
         return sum(ufl.inner(law.flux(gw), gv) * self._dx(t) for t, law in self.materials.items())
 
-    def _average_forms(self, u: dolfinx.fem.Function) -> tuple[Any, Any, Any]:
-        """Forms of :math:`\\int q\\cdot T`, :math:`\\int g\\cdot T` and :math:`\\int q\\cdot g` for
-        the total gradient :math:`g = G + g(u)`; compiled once per function space."""
+    def _average_form(self, u: dolfinx.fem.Function) -> dolfinx.fem.Form:
+        r"""One vector form on a cell-wise constant space with :math:`2n + 1` components whose
+        owned entries, summed, are :math:`\int q\cdot T_a`, :math:`\int g\cdot S_a`
+        (:math:`a < n`) and :math:`\int q\cdot g`, for the total gradient :math:`g = G + g(u)`,
+        :math:`T_a` the unit loads and :math:`S_a` the unit fluxes: every average of a load
+        case in one assembly.  Compiled once per function space."""
+        flux_dirs = unit_loads(self.kind, self.dim)
+        grad_dirs = _unit_fluxes(self.kind, self.dim)
+        n = len(flux_dirs)
+        W = dolfinx.fem.functionspace(self.cell.mesh, ("DG", 0, (2 * n + 1,)))
+        w = ufl.TestFunction(W)
         g = self._G + generalized_gradient(self.kind, u)
-        flux = [(t, law.flux(g)) for t, law in self.materials.items()]
-        q_T = dolfinx.fem.form(sum(ufl.inner(q, self._T) * self._dx(t) for t, q in flux))
-        g_T = dolfinx.fem.form(ufl.inner(g, self._T) * self._dx)
-        q_g = dolfinx.fem.form(sum(ufl.inner(q, g) * self._dx(t) for t, q in flux))
-        return q_T, g_T, q_g
+
+        def picks(x: Any, dirs: list[np.ndarray], offset: int) -> Any:
+            return sum(w[offset + a] * ufl.inner(x, _literal(d)) for a, d in enumerate(dirs))
+
+        form = picks(g, grad_dirs, n) * self._dx
+        for t, law in self.materials.items():
+            q = law.flux(g)
+            form += (picks(q, flux_dirs, 0) + w[2 * n] * ufl.inner(q, g)) * self._dx(t)
+        return dolfinx.fem.form(form)
 
     # -- solve -------------------------------------------------------------------------------
     def solve(self, bc: str = "periodic") -> HomogenizationResult:
@@ -223,7 +242,7 @@ class CellProblem:
         W = mpc.function_space
         u = dolfinx.fem.Function(W)
         with _Timer(timings, "compile"):
-            q_T, g_T, q_g = self._average_forms(u)
+            averages = self._average_form(u)
         options = default_petsc_options(self.dim, self.ndofs, self.kind)
         options.update(self._user_options)
         prefix = f"{self.prefix}{bc}_"
@@ -234,10 +253,6 @@ class CellProblem:
         mean_q = np.zeros((ncase, ncase))
         mean_g = np.zeros((ncase, ncase))
         hill = np.zeros(ncase)
-        # q : T picks the Voigt stress component for T = unit_loads (E_ij = E_ji = 1/2 on
-        # shears); g : T the engineering strain for T = _unit_fluxes (S_ij = S_ji = 1).
-        flux_dirs = unit_loads(self.kind, self.dim)
-        grad_dirs = _unit_fluxes(self.kind, self.dim)
         fields: list[dolfinx.fem.Function] = []
         with ConstrainedLinearSolver(
             self._a,
@@ -254,7 +269,7 @@ class CellProblem:
                 if keep:
                     fields.append(u.copy())
                 with _Timer(timings, "postprocess"):
-                    mq, mg, energy = self._averages(q_T, g_T, q_g, flux_dirs, grad_dirs)
+                    mq, mg, energy = self._averages(averages, ncase)
                 mean_q[:, j], mean_g[:, j] = mq, mg
                 work = float(mq @ mg)  # <q>.<g> with Voigt engineering shears
                 hill[j] = abs(energy - work) / abs(work)
@@ -307,20 +322,16 @@ class CellProblem:
             values -= self.comm.allreduce(integral, op=MPI.SUM) / self.volume
         return fields
 
-    def _averages(
-        self, q_T, g_T, q_g, flux_dirs, grad_dirs
-    ) -> tuple[np.ndarray, np.ndarray, float]:
-        """:math:`\\langle q\\rangle`, :math:`\\langle g\\rangle` (Voigt, engineering shears) and
-        :math:`\\langle q\\cdot g\\rangle`, reduced over ranks."""
-        n = len(flux_dirs)
-        vals = np.zeros(2 * n + 1)
-        for i in range(n):
-            self._T.value[...] = flux_dirs[i]
-            vals[i] = dolfinx.fem.assemble_scalar(q_T)
-            self._T.value[...] = grad_dirs[i]
-            vals[n + i] = dolfinx.fem.assemble_scalar(g_T)
-        vals[-1] = dolfinx.fem.assemble_scalar(q_g)
-        vals = self.comm.allreduce(vals, op=MPI.SUM) / self.volume
+    def _averages(self, form: dolfinx.fem.Form, n: int) -> tuple[np.ndarray, np.ndarray, float]:
+        r""":math:`\langle q\rangle`, :math:`\langle g\rangle` (Voigt, engineering shears: q : T
+        picks the Voigt stress for :math:`T` a unit load, with :math:`E_{ij} = E_{ji} = 1/2` on
+        shears; g : S the engineering strain for :math:`S` a unit flux) and
+        :math:`\langle q\cdot g\rangle`, reduced over ranks."""
+        values = dolfinx.fem.assemble_vector(form)
+        W = form.function_spaces[0]
+        owned = values.array[: W.dofmap.index_map.size_local * (2 * n + 1)]
+        vals = self.comm.allreduce(owned.reshape(-1, 2 * n + 1).sum(axis=0), op=MPI.SUM)
+        vals /= self.volume
         return vals[:n], vals[n : 2 * n], float(vals[-1])
 
     def _near_nullspace(self, W) -> PETSc.NullSpace:
