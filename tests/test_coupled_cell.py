@@ -242,6 +242,42 @@ def test_levin_relation_on_disk_composite(disk2d):
 
 
 @pytest.mark.mpi
+def test_kubc_apparent_tensors(disk2d):
+    """KUBC: a homogeneous cell reproduces its constants and the mean gradients are the macro
+    ones exactly; on the disk composite Levin's relation (exact for KUBC too: a uniform strain
+    satisfies affine boundary data) links the KUBC thermal stress to the elastic KUBC stiffness,
+    which lies above the periodic one."""
+    th = ThermoElastic(lmbda=1.5, mu=0.8, alpha=2e-2)
+    res = homogenize_coupled(disk2d, {name: th for name in disk2d.phases}, bc="kubc")
+    eff = ThermoElastic.effective(res)
+    assert res.bc == "kubc" and res.to_dict()["bc"] == "kubc"
+    assert _rel(eff["C"], th.stiffness(2)) < EXACT
+    assert _rel(eff["beta"], th.beta_voigt(2)) < EXACT
+
+    elastic = {k: IsotropicElasticity(m.lmbda, m.mu) for k, m in LEVIN_LAWS.items()}
+    C_kubc = CellProblem(disk2d, elastic).solve("kubc").tensor
+    C_per = CellProblem(disk2d, elastic).solve("periodic").tensor
+    res = homogenize_coupled(disk2d, LEVIN_LAWS, bc="kubc")
+    eff = ThermoElastic.effective(res)
+    n = res.tensor.shape[0]
+    np.testing.assert_allclose(res.mean_gradient[:, :n], np.eye(n), atol=1e-12)
+    np.testing.assert_allclose(res.mean_gradient[:, n:], 0.0, atol=1e-12)
+    err = _rel(eff["beta"], levin(disk2d, LEVIN_LAWS, C_kubc))
+    log.info("Levin relation under KUBC on the disk cell: relative error %.2e", err)
+    assert err < EXACT
+    assert _rel(eff["C"], C_kubc) < 1e-10
+    gap = np.linalg.eigvalsh(0.5 * (C_kubc + C_kubc.T) - 0.5 * (C_per + C_per.T))
+    assert gap.min() > 1e-4 * np.abs(C_per).max(), gap  # strictly stiffer than periodic
+    assert res.hill_mandel_residual < HM_TOL
+
+
+def test_static_conditions_are_refused(disk2d):
+    th = ThermoElastic(lmbda=1.5, mu=0.8, alpha=2e-2)
+    with pytest.raises(ValueError, match="coupled cell problems take bc 'periodic' or 'kubc'"):
+        CoupledCellProblem(disk2d, {name: th for name in disk2d.phases}, bc="subc")
+
+
+@pytest.mark.mpi
 def test_levin_isotropic_form_on_sphere_composite():
     """3D: the tensor form exactly; the isotropic form alpha* = alpha1 + (alpha2 - alpha1)
     (1/K* - 1/K1)/(1/K2 - 1/K1), with K* = (C*11 + 2 C*12)/3 and beta* = 3 K* alpha*, needs

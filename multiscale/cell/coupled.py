@@ -17,6 +17,12 @@ indefinite) once; the load cases are the unit macro gradient components of every
 order with engineering shears, :mod:`multiscale.tensors`) and then each unit parameter, and only
 change :class:`dolfinx.fem.Constant` values.
 
+With ``bc="kubc"`` the fluctuations vanish on :math:`\partial Y` instead (kinematic uniform
+boundary conditions): the apparent tensors, stiffer than the periodic ones in the energy sense.
+Levin's uniform-field argument holds for them too (a uniform strain field satisfies affine
+boundary data), so his relation links the KUBC thermal stress to the KUBC stiffness.  Static
+(flux) conditions are not offered for multi-field laws.
+
 The result is the generalized effective matrix :math:`\mathbb M^*` (column :math:`j`: the mean
 fluxes :math:`\langle q\rangle`, concatenated over the fields in Voigt form, of unit load
 :math:`j`) in blocks by field pair, and the mean fluxes of each unit parameter at zero macro
@@ -44,12 +50,15 @@ from multiscale.physics.coupled import Field, MultiFieldLaw, fields_of
 from .constraints import build_constraint
 from .linear import ConstrainedLinearSolver
 
-__all__ = ["CoupledCellProblem", "CoupledResult", "homogenize_coupled"]
+__all__ = ["COUPLED_BCS", "CoupledCellProblem", "CoupledResult", "homogenize_coupled"]
+
+#: The boundary conditions of multi-field cell problems.
+COUPLED_BCS = ("periodic", "kubc")
 
 
 @dataclass(slots=True, frozen=True)
 class CoupledResult:
-    """Effective generalized tensor of a multi-field cell (periodic conditions).
+    """Effective (periodic) or apparent (KUBC) generalized tensor of a multi-field cell.
 
     Attributes
     ----------
@@ -85,6 +94,7 @@ class CoupledResult:
     volume_fractions: dict[str, float]
     timings: dict[str, float] = field(default_factory=dict)
     solver: dict[str, Any] = field(default_factory=dict)
+    bc: str = "periodic"
 
     def _slice(self, name: str) -> slice:
         if name not in self.fields:
@@ -116,6 +126,7 @@ class CoupledResult:
             "sizes": list(self.sizes),
             "parameters": list(self.parameters),
             "dim": self.dim,
+            "bc": self.bc,
             "ndofs": self.ndofs,
             "effective_tensor": self.tensor.tolist(),
             "blocks": {
@@ -144,7 +155,7 @@ def _gradient_shape(f: Field, dim: int) -> tuple[int, ...]:
 
 
 class CoupledCellProblem(PETScOwner):
-    """Periodic linear cell problems of one microstructure with multi-field phase laws.
+    """Linear cell problems of one microstructure with multi-field phase laws.
 
     Parameters
     ----------
@@ -155,6 +166,9 @@ class CoupledCellProblem(PETScOwner):
         declare the same fields and parameters.
     degree:
         Lagrange degree of every field.
+    bc:
+        ``"periodic"`` (the effective tensors) or ``"kubc"`` (apparent: zero fluctuations on
+        the boundary).
     petsc_options_prefix, petsc_options:
         PETSc options prefix (default ``multiscale_coupled_cell_<n>_``) and overrides of the
         MUMPS LU default, applied under it.
@@ -169,11 +183,17 @@ class CoupledCellProblem(PETScOwner):
         materials: Mapping[str | int, MultiFieldLaw],
         *,
         degree: int = 1,
+        bc: str = "periodic",
         petsc_options_prefix: str | None = None,
         petsc_options: Mapping[str, Any] | None = None,
     ) -> None:
         if isinstance(degree, bool) or not isinstance(degree, int | np.integer) or degree < 1:
             raise ValueError(f"degree must be a positive integer, got {degree!r}")
+        if bc not in COUPLED_BCS:
+            raise ValueError(
+                f"coupled cell problems take bc {' or '.join(map(repr, COUPLED_BCS))}, got {bc!r}"
+            )
+        self.bc = bc
         self.cell, mesh = cell, cell.mesh
         self.comm: MPI.Comm = mesh.comm
         self.dim = mesh.geometry.dim
@@ -181,7 +201,8 @@ class CoupledCellProblem(PETScOwner):
         self.materials: dict[int, MultiFieldLaw] = cell.by_tag(materials)
         cell.check_tagged()
         check_fills_box(cell)
-        check_periodic(cell)
+        if bc == "periodic":
+            check_periodic(cell)
         self.prefix = petsc_options_prefix or unique_prefix("coupled_cell")
         self.options = _default_options() | dict(petsc_options or {})
         self.timings: dict[str, float] = {}
@@ -189,7 +210,7 @@ class CoupledCellProblem(PETScOwner):
         self.V = dolfinx.fem.functionspace(mesh, ("Lagrange", degree, (ncomp,)))
         self.ndofs = self.V.dofmap.index_map.size_global * self.V.dofmap.index_map_bs
         t0 = time.perf_counter()
-        self.mpc, self.bcs = build_constraint(self.V, cell.box, "periodic")
+        self.mpc, self.bcs = build_constraint(self.V, cell.box, bc)
         self.timings["constraint"] = time.perf_counter() - t0
         self.u = dolfinx.fem.Function(self.mpc.function_space)
         self._make_constants()
@@ -288,7 +309,8 @@ class CoupledCellProblem(PETScOwner):
         return list(zip(f.unit_gradients(self.dim), f.unit_fluxes(self.dim), strict=True))
 
     def solve(self) -> CoupledResult:
-        """Effective generalized tensor and parameter responses (periodic conditions)."""
+        """Effective (periodic) or apparent (KUBC) generalized tensor and parameter
+        responses."""
         cases = self._load_cases()
         n = sum(f.gradient_size(self.dim) for f in self.fields)
         mean_q, mean_g = np.zeros((n, len(cases))), np.zeros((n, len(cases)))
@@ -317,6 +339,7 @@ class CoupledCellProblem(PETScOwner):
                 "options": dict(self.options),
                 "iterations": list(self.linear.iterations[-len(cases) :]),
             },
+            bc=self.bc,
         )
 
 
