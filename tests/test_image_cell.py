@@ -352,6 +352,7 @@ def test_read_formats_and_segmentation(tmp_path):
 @pytest.mark.serial_only
 def test_read_hdf5(tmp_path):
     import h5py  # python3-h5py is in both environments (env/*.txt)
+
     grey = np.array([[0, 1, 1], [0, 0, 2]], dtype=np.uint16)
     with h5py.File(tmp_path / "a.h5", "w") as f:
         f.create_dataset("scan/labels", data=grey)
