@@ -8,6 +8,7 @@ from .certify import CertifiedResult, certify
 from .constraints import BCS, build_constraint
 from .coupled import CoupledCellProblem, CoupledResult, homogenize_coupled
 from .result import HomogenizationResult
+from .second_order import SecondOrderCellProblem, SecondOrderResult
 from .solver import CellProblem, default_petsc_options, homogenize, unit_loads
 from .stokes import StokesCellProblem
 
@@ -21,6 +22,8 @@ __all__ = [
     "CoupledResult",
     "Dispersion",
     "HomogenizationResult",
+    "SecondOrderCellProblem",
+    "SecondOrderResult",
     "StokesCellProblem",
     "WavePhase",
     "adapt",
