@@ -11,15 +11,16 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
 if TYPE_CHECKING:
     from mpi4py import MPI
 
-__all__ = ["jsonable", "on_rank0", "write_json", "write_json_file"]
+__all__ = ["atomic_write", "jsonable", "on_rank0", "write_json", "write_json_file"]
 
 log = logging.getLogger(__name__)
 
@@ -52,19 +53,28 @@ def write_json(path: str | os.PathLike, data: dict[str, Any], comm: MPI.Comm) ->
     return path
 
 
-def write_json_file(path: str | os.PathLike, data: dict[str, Any]) -> Path:
-    """Write ``data`` as JSON to ``path`` from this process alone, atomically (a temporary file
-    in the same folder renamed over the target): for a process outside MPI, such as a
-    benchmark's launcher, or rank 0 inside :func:`write_json`."""
+def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> Path:
+    """Call ``write(f)`` on a temporary binary file in the folder of ``path`` (made if missing)
+    and rename it over ``path``: a reader sees the old file or the complete new one, never a
+    part.  From this process alone."""
     path = Path(path)
-    text = json.dumps(data, indent=2, default=jsonable)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
-        tmp.write_text(text)
+        with open(tmp, "wb") as f:
+            write(f)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+    return path
+
+
+def write_json_file(path: str | os.PathLike, data: dict[str, Any]) -> Path:
+    """Write ``data`` as JSON to ``path`` from this process alone, atomically
+    (:func:`atomic_write`): for a process outside MPI, such as a benchmark's launcher, or rank 0
+    inside :func:`write_json`."""
+    text = json.dumps(data, indent=2, default=jsonable).encode()
+    path = atomic_write(path, lambda f: f.write(text))
     log.info("wrote %s", path)
     return path
 

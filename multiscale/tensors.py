@@ -236,7 +236,9 @@ def tensor_to_stiffness(T: ArrayLike) -> np.ndarray:
     return np.array([[t[i, j, k, m] for (k, m) in pairs] for (i, j) in pairs])
 
 
-def _mandel_weights(d: int) -> np.ndarray:
+def mandel_weights(d: int) -> np.ndarray:
+    """The factors of the Mandel (Kelvin) components: 1 on the diagonal, sqrt(2) on the shears
+    (Voigt order)."""
     return np.array([1.0 if i == j else math.sqrt(2.0) for i, j in _VOIGT_PAIRS[d]])
 
 
@@ -249,14 +251,14 @@ def stiffness_to_mandel(C: ArrayLike) -> np.ndarray:
     rotation invariant (the Kelvin moduli).
     """
     a, d = _voigt_stiffness(C)
-    w = _mandel_weights(d)
+    w = mandel_weights(d)
     return a * np.outer(w, w)
 
 
 def mandel_to_stiffness(M: ArrayLike) -> np.ndarray:
     """Mandel (Kelvin) stiffness -> Voigt stiffness; inverse of :func:`stiffness_to_mandel`."""
     a, d = _voigt_stiffness(M, "M")
-    w = _mandel_weights(d)
+    w = mandel_weights(d)
     return a / np.outer(w, w)
 
 

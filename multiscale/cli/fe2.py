@@ -23,8 +23,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="FE²: macro problem with a nonlinear RVE at every Gauss point",
         description=(
             "Solve an FE² problem described by CONFIG (YAML or TOML): macro mesh and boundary "
-            "conditions, RVE mesh and phase laws (elastic, j2, neo_hookean), loading, solver "
-            "options and output.  Writes XDMF fields and a JSON summary."
+            "conditions, RVE mesh and phase laws (elastic, j2, neo_hookean), an optional "
+            "surrogate of hyperelastic RVEs (micro.surrogate), loading, solver options and "
+            "output.  Writes XDMF fields and a JSON summary."
         ),
     )
     p.add_argument("config", help="the run description (.yaml, .yml or .toml)")
@@ -38,6 +39,11 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
             "output directory holding one), on any number of ranks; the config must be the one "
             "the checkpoint was written with (output.checkpoint: {every: N} writes them)"
         ),
+    )
+    p.add_argument(
+        "--full",
+        action="store_true",
+        help="ignore micro.surrogate: solve an RVE at every Gauss point (full FE²)",
     )
     return p
 
@@ -53,6 +59,8 @@ def run(args: argparse.Namespace, comm: MPI.Comm) -> int:
             raise ValueError(f"--steps must be positive, got {args.steps}")
         config.loading.pop("factors", None)
         config.loading["steps"] = args.steps
+    if getattr(args, "full", False):
+        config.micro.pop("surrogate", None)
     result = run_fe2(comm, config, restart=args.restart)
     curve = result.curve()
     log.info(

@@ -4,6 +4,8 @@
   (the micro model);
 * :mod:`~multiscale.fe2.solver` -- the macro problem on the shared solid and Newton core
   (:mod:`multiscale.coupling.solid`, :mod:`multiscale.nonlinear`);
+* :mod:`~multiscale.fe2.surrogate` -- hierarchical FE²: an offline database of RVE responses,
+  a hyperelastic surrogate with consistent tangent, online error control and enrichment;
 * :mod:`~multiscale.fe2.dns` -- the direct numerical simulation of tiled cells (the reference);
 * :mod:`~multiscale.fe2.output` -- XDMF fields, RVE snapshots at chosen points;
 * :mod:`~multiscale.fe2.config` -- the ``multiscale fe2 CONFIG`` file and its driver.
@@ -16,6 +18,7 @@ from multiscale.nonlinear import StepRecord
 from .dns import DNSProblem, displacement_error
 from .micro import MicroEvaluation, MicroModel
 from .solver import FE2Problem, FE2Result
+from .surrogate import RVEDatabase, SurrogateMicroModel, SurrogateOptions
 
 __all__ = [
     "DNSProblem",
@@ -24,8 +27,11 @@ __all__ = [
     "FE2Result",
     "MicroEvaluation",
     "MicroModel",
+    "RVEDatabase",
     "SolidResult",
     "StepRecord",
+    "SurrogateMicroModel",
+    "SurrogateOptions",
     "TiledMesh",
     "Traction",
     "displacement_error",

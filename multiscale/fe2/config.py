@@ -21,6 +21,13 @@
       balance: {threshold: 1.2}  # optional: move RVEs between ranks when a load step's micro
                                  # work is imbalanced beyond threshold (max/mean; group_size 1)
       petsc_options: {}          # RVE Newton/KSP options
+      surrogate:                 # optional: hierarchical FE² (hyperelastic phases only), see
+        lower: [-0.14, -0.02, -0.14, -0.01, -0.01, -0.01]   # multiscale.fe2.surrogate; the
+        upper: [0.02, 0.38, 0.02, 0.01, 0.01, 0.01]         # design box of E11 E22 E33 E23 E13 E12
+        samples: 128             # Sobol points of the offline design
+        degree: 6                # of the polynomial potential W(E)
+        tol: 2.0e-3              # error estimate above which a point is solved by its RVE
+        database: block.npz      # read if it exists, else built; rewritten at every enrichment
     loading: {steps: 10, max_cuts: 6}   # or {factors: [0.5, 1.0, 0.5, 0.0]}
     solver: {petsc_options: {}}  # macro Newton/KSP options
     output: {directory: results/fe2, summary: summary.json, probes: [[0.35, 0.0]], fields: true,
@@ -29,7 +36,9 @@
 Laws: ``elastic`` (``E``, ``nu`` or ``lambda``, ``mu``), ``j2`` (``E``, ``nu``, ``sigma_y``,
 ``H``), ``neo_hookean`` (``E``, ``nu`` or ``lambda``, ``mu``).  Paths of *input* files (meshes)
 are relative to the directory of the config file; the *output* directory is relative to the
-current directory, like any command-line path (default ``results/<config name>``).  Unknown,
+current directory, like any command-line path (default ``results/<config name>``).  The
+surrogate's ``database`` is relative to the config's directory too (it is reused as an input);
+without it the database is written to ``<output directory>/surrogate.npz``.  Unknown,
 missing and null keys, wrong types and unphysical values are errors naming the key
 (:mod:`multiscale.config`).
 """
@@ -71,6 +80,7 @@ from multiscale.progress import Progress
 from .checkpoint import FE2Checkpointer, fe2_config_hash, open_restart, restore_fe2
 from .output import FE2Output
 from .solver import DisplacementBC, FE2Problem, FE2Result, Traction
+from .surrogate import SurrogateOptions
 
 __all__ = ["SCHEMA", "FE2Config", "build_law", "run_fe2", "step_summary"]
 
@@ -150,6 +160,26 @@ _MICRO_MESH = OneOf(
         ),
     ),
 )
+_SURROGATE = Section(
+    {
+        "database": Field(Text()),
+        "lower": Field(ListOf(Number(), min_length=3)),
+        "upper": Field(ListOf(Number(), min_length=3)),
+        "samples": Field(Integer(min=2), default=128),
+        "seed": Field(Integer(min=0), default=0),
+        "degree": Field(Integer(min=2, max=8), default=6),
+        "tol": Field(Number(positive=True), default=2e-3),
+        "margin": Field(Number(min=0.0), default=0.0),
+        "symmetry": Field(Text(("none", "cubic")), default="none"),
+        "tangent_weight": Field(Number(min=0.0), default=1.0),
+        "enrich": Field(Boolean(), default=True),
+    },
+    extra=lambda s: (
+        "give both lower and upper (or neither, with an existing database)"
+        if ("lower" in s) != ("upper" in s)
+        else None
+    ),
+)
 _BC = Section(
     {
         "boundary": Field(Text(), required=True),
@@ -194,6 +224,7 @@ SCHEMA = Section(
                     "degree": Field(Integer(min=1, max=3), default=1),
                     "predictor": Field(Boolean(), default=True),
                     "petsc_options": Field(Table(OneOf(Text(), Number(), Boolean())), default=dict),
+                    "surrogate": Field(_SURROGATE),
                 }
             ),
             required=True,
@@ -353,6 +384,22 @@ class FE2Config:
         spec = self.micro.get("balance")
         return None if spec is None else float(spec["threshold"])
 
+    def surrogate(self) -> SurrogateOptions | None:
+        """``micro.surrogate`` as :class:`SurrogateOptions` (``None`` without it)."""
+        spec = self.micro.get("surrogate")
+        if spec is None:
+            return None
+        spec = dict(spec)
+        database = spec.pop("database", None)
+        path = (
+            self.input_path(database)
+            if database is not None
+            else self.output_directory() / "surrogate.npz"
+        )
+        if spec["symmetry"] == "none":
+            spec["symmetry"] = None
+        return SurrogateOptions.from_mapping({**spec, "database": str(path)})
+
     def materials(self) -> dict[str, Any]:
         return {name: build_law(name, spec) for name, spec in self.micro["materials"].items()}
 
@@ -413,6 +460,7 @@ def run_fe2(
         petsc_options=config.solver["petsc_options"],
         rve_options=rve_options,
         max_cuts=config.loading["max_cuts"],
+        surrogate=config.surrogate(),
     )
     with problem:
         directory = config.output_directory()

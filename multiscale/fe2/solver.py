@@ -60,6 +60,7 @@ from multiscale.nonlinear import CollectiveError, StepRecord
 from multiscale.physics.base import Material
 
 from .micro import CellSource, MicroEvaluation, MicroModel
+from .surrogate import SurrogateMicroModel, SurrogateOptions
 
 __all__ = ["DisplacementBC", "FE2Problem", "FE2Result", "Traction", "default_macro_options"]
 
@@ -121,6 +122,11 @@ class FE2Problem(ConcurrentCoupling, SolidProblem):
         ``petsc_options``, ...).
     max_cuts:
         How often a load step may be halved before the solve gives up.
+    surrogate:
+        Hierarchical FE² (:mod:`~multiscale.fe2.surrogate`): a :class:`SurrogateOptions` (or its
+        fields as a mapping) replaces the RVE at every point by a surrogate fitted to an
+        offline database, with online error control; history-free finite-strain phases,
+        ``group_size`` 1, no balancing.  ``None`` (the default): an RVE solve at every point.
 
     Collective on ``macro.mesh.comm``.  Frees its PETSc objects in :meth:`destroy` (also on
     leaving a ``with`` block).
@@ -148,8 +154,12 @@ class FE2Problem(ConcurrentCoupling, SolidProblem):
         petsc_options: Mapping[str, Any] | None = None,
         rve_options: Mapping[str, Any] | None = None,
         max_cuts: int = 6,
+        surrogate: SurrogateOptions | Mapping[str, Any] | None = None,
     ) -> None:
         self._micro_args = (cell, materials, tangent, int(group_size), predictor, rve_options)
+        if surrogate is not None and not isinstance(surrogate, SurrogateOptions):
+            surrogate = SurrogateOptions.from_mapping(surrogate)
+        self._surrogate = surrogate
         self._balance = None if balance is None else float(balance)
         qdeg = quadrature_degree if quadrature_degree is not None else max(1, 2 * (degree - 1))
         self._qdeg = int(qdeg)
@@ -174,11 +184,21 @@ class FE2Problem(ConcurrentCoupling, SolidProblem):
         self.pool = self._own(MicroPool(self.comm, group_size, balance=self._balance))
         self.rule = QuadratureRule(self.macro.mesh, self._qdeg)
         rve_kwargs = {**dict(rve_options or {}), "tangent": tangent}
-        self.micro = self._own(
-            MicroModel(
+        if self._surrogate is not None:
+            micro: MicroModel = SurrogateMicroModel(
+                self.pool,
+                cell,
+                materials,
+                self.rule.n_local,
+                self._surrogate,
+                predictor=predictor,
+                **rve_kwargs,
+            )
+        else:
+            micro = MicroModel(
                 self.pool, cell, materials, self.rule.n_local, predictor=predictor, **rve_kwargs
             )
-        )
+        self.micro = self._own(micro)
         self.kind = self.micro.kind
         if self.micro.dim != d:
             raise ValueError(f"a {self.micro.dim}D RVE cannot serve a {d}D macro problem")
@@ -211,6 +231,7 @@ class FE2Problem(ConcurrentCoupling, SolidProblem):
             "balance": self.pool.balance,
             "linear_micro": self.micro.linear,
             "predictor": self.micro.predictor,
+            "surrogate": self._surrogate is not None,
         }
         log.info(
             "FE²: %d macro dofs, %d Gauss points, RVE with %d dofs, %s tangent, %d rank(s)",
@@ -350,6 +371,8 @@ class FE2Problem(ConcurrentCoupling, SolidProblem):
         self.result.micro["solves_total"] = self.comm.allreduce(solves, op=MPI.SUM)
         base = getattr(self, "_counters", {})  # the run before a restart
         self.result.micro["solves_total"] += base.get("solves_total", 0)
+        if isinstance(self.micro, SurrogateMicroModel):
+            self.result.micro["surrogate"] = self.micro.statistics()
         t = dict(self.newton.timings)
         local = {
             "micro": self.micro_seconds["total"],
