@@ -27,7 +27,9 @@
 # higher-order tangent $D$; the macro problem is a strain-gradient continuum, solved with a C0
 # mixed formulation ($u$, an independent gradient $F$, a multiplier enforcing $F = \nabla u$).
 # We compare four models for $N = 1, 2, 4, 8$: the closed form, first-order FE², second-order
-# FE² and a direct numerical simulation (DNS) of the resolved layers.  Runs under `mpirun`.
+# FE² and a direct numerical simulation (DNS) of the resolved layers.  A second case has no
+# closed form: a particle-reinforced strip in bending between constrained ends, against the strip
+# with every particle resolved.  Runs under `mpirun`.
 
 # %%
 import os
@@ -42,8 +44,12 @@ from multiscale.fe2.second_order import (
     STACKINGS,
     bending_stiffness,
     dns_bending_stiffness,
+    dns_strip_bending,
+    inclusion_strip,
     layered_strip,
+    macro_strip_bending,
 )
+from multiscale.mesh import circular_inclusion
 from multiscale.output import on_rank0, write_json_file
 from multiscale.physics import IsotropicElasticity
 
@@ -151,4 +157,107 @@ for stacking, rows in table.items():
     assert np.allclose(dns, closed, rtol=1e-8), (stacking, dns, closed)
     assert rows["hill_mandel"][0] < 1e-10
 if comm.rank == 0:
-    print(f"verified in {elapsed:.1f} s")
+    print(f"laminate verified in {elapsed:.1f} s")
+
+# %% [markdown]
+# ## A strip without a closed form: stiff particles, bending between constrained ends
+#
+# A strip of $N$ (through the thickness) by $2m + w$ square cells of size $\varepsilon = 1$,
+# each with a centred disk of area fraction 0.35 ($E = 20$ in a matrix of $E = 1$, both
+# $\nu = 0.3$, plane strain).  The end sections are constrained to rotate rigidly,
+# $u_x = \kappa x (y - y_0)$ on $x = 0, L$ (free to slide and contract), $u_y$ pinned at one
+# point; the faces are free.  The constrained ends perturb the field over a few cells, so the
+# stiffness is read off the interior: $EI = 2\int\psi W\,dx/\kappa^2$ with a Hann window
+# $\psi$ of $w = 2$ cells after $m = 3$ cells of margin (for a periodic field it returns the cell
+# average exactly; two more cells of margin change $EI$ by $10^{-5}$).  The same window reads the
+# macro strips.
+#
+# The second-order cell gives $\tilde D = D - J(C)$ *negative definite* here (the stiff
+# particle at the cell centre is the particulate analogue of the stiff-core laminate, whose
+# $\tilde D$ is negative on bending).  Minimizing the macro energy with it is ill posed: a wave
+# of number $k$ stores $C k^2 + \tilde D k^4 < 0$ below the cell scale, and the result follows
+# the macro mesh (shown below on two meshes).  We therefore read the $O(\varepsilon^2)$ terms
+# as asymptotics does: solve the first-order problem and evaluate the second-order energy on
+# its solution, the first-order perturbation of the stationary energy in $(B, \tilde D)$
+# (`higher_order="perturbative"`), well posed whatever the sign of $\tilde D$.
+
+# %%
+t_strip = time.perf_counter()
+PARTICLES = {"matrix": (1.0, 0.3), "inclusion": (20.0, 0.3)}
+PHI, H_CELL = 0.35, (0.15 if shrink else 0.08)
+MARGIN, WIDTH = 3, 2
+STRIP_PERIODS = [2, 4, 8] if shrink else [2, 4, 8, 16]
+particle_laws = {name: IsotropicElasticity.from_young(*p) for name, p in PARTICLES.items()}
+particle = SecondOrderCellProblem(circular_inclusion(comm, PHI, h=H_CELL), particle_laws).solve()
+window = (float(MARGIN), float(WIDTH))
+strip_length = 2 * MARGIN + WIDTH
+strip: dict[str, list[float]] = {"dns": [], "first": [], "second": [], "direct": [], "fine": []}
+for n in STRIP_PERIODS:
+    mesh_size = {"height": float(n), "length": float(strip_length), "window": window}
+    coarse = {"nx": 2 * strip_length, "ny": 2 * n}  # macro h = cell / 2
+    fine = {"nx": 4 * strip_length, "ny": 4 * n}  # macro h = cell / 4
+    first = macro_strip_bending(comm, particle, order=1, **mesh_size, **coarse).EI
+    second = macro_strip_bending(comm, particle, higher_order="perturbative", **mesh_size, **coarse)
+    direct = [macro_strip_bending(comm, particle, **mesh_size, **m).EI for m in (coarse, fine)]
+    resolved = inclusion_strip(comm, n, strip_length, PHI, h_cell=H_CELL)
+    dns = dns_strip_bending(comm, resolved, particle_laws, window=window)
+    for key, value in zip(strip, (dns.EI, first, second.EI, *direct), strict=True):
+        strip[key].append(value / first)
+    if comm.rank == 0:
+        print(
+            f"  N = {n}: DNS {dns.EI / first:.4f} ({dns.ndofs} dofs), first-order 1, "
+            f"second-order {second.EI / first:.4f}, D~ solved directly "
+            f"{direct[0] / first:.4f} (h = 1/2 cell) {direct[1] / first:.4f} (h = 1/4 cell)"
+        )
+strip_seconds = comm.allreduce(time.perf_counter() - t_strip, op=MPI.MAX)
+if comm.rank == 0:
+    print(f"eigenvalues of D~: {np.linalg.eigvalsh(particle.excess).round(4)}")
+
+
+# %%
+def plot_strip() -> None:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ns = np.array(STRIP_PERIODS, dtype=float)
+    ax.plot(ns, strip["dns"], "kx-", ms=10, label="DNS (every particle)")
+    ax.plot(ns, np.ones_like(ns), "s--", mfc="none", label="first-order FE²")
+    ax.plot(ns, strip["second"], "o-", label="second-order FE² (perturbative)")
+    ax.plot(ns, strip["direct"], "v", mfc="none", label="D~ solved directly, h = 1/2 cell")
+    ax.plot(ns, strip["fine"], "^", mfc="none", label="D~ solved directly, h = 1/4 cell")
+    ax.set(xlabel="cells N through the thickness", ylabel="EI / EI_first-order")
+    ax.set_xscale("log", base=2)
+    ax.set_title("particle-reinforced strip, bending between constrained ends")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(results / "strain_gradient_strip.png", dpi=120)
+    write_json_file(
+        results / "strain_gradient_strip.json",
+        {"periods": STRIP_PERIODS, "ratios": strip, "h_cell": H_CELL, "seconds": strip_seconds},
+    )
+
+
+on_rank0(comm, plot_strip)
+
+# %% [markdown]
+# ## What the strip shows
+#
+# The resolved strip is softer than first-order homogenization says: in units of the
+# first-order $EI$, by 0.114, 0.047, 0.022, 0.012 for $N = 2, 4, 8, 16$ (CI resolution; 16
+# outside CI).  Second-order FE² adds the bulk $O(\varepsilon^2)$ term $-0.32/N^2$: the right
+# sign, and at $N = 2$ it cuts the error from 12.8 % to 3.7 %.  But most of the DNS effect is a
+# free-surface layer, an $O(1/N)$ softening that no periodic cell can see (the DNS deficit times
+# $N$ stays near 0.18 from $N = 4$ on; a fit $a/N + b/N^2$ gives $a = 0.16$, $b = 0.14$, so
+# the DNS does not confirm the bulk coefficient 0.32), and at $N \ge 8$ the gain over first
+# order is small (1.75 % against 2.3 % at $N = 8$).  Solving with $\tilde D$ directly gives
+# numbers that change with the macro mesh.
+
+# %%
+dns, second = np.array(strip["dns"]), np.array(strip["second"])
+first_error, second_error = np.abs(1.0 / dns - 1.0), np.abs(second / dns - 1.0)
+assert np.all(dns < second) and np.all(second < 1.0), (dns, second)
+assert np.all(second_error < first_error), (second_error, first_error)
+assert second_error[0] < 0.4 * first_error[0], (second_error, first_error)
+assert abs(strip["fine"][0] / strip["direct"][0] - 1.0) > 0.05, strip["direct"]
+if comm.rank == 0:
+    print(f"strip verified in {strip_seconds:.1f} s")

@@ -1,6 +1,7 @@
 """Second-order (strain-gradient) homogenization: the cell tangent against closed forms, the
 first-order solver and direct solves; the laminated beam's size effect against the exact beam
-formula and a resolved simulation."""
+formula and a resolved simulation; a particle-reinforced strip in bending between constrained
+ends (no closed form) against the strip with every particle resolved."""
 
 from __future__ import annotations
 
@@ -18,7 +19,10 @@ from multiscale.fe2.second_order import (
     STACKINGS,
     bending_stiffness,
     dns_bending_stiffness,
+    dns_strip_bending,
+    inclusion_strip,
     layered_strip,
+    macro_strip_bending,
 )
 from multiscale.mesh import circular_inclusion
 from multiscale.physics import IsotropicElasticity
@@ -178,3 +182,124 @@ def test_laminated_beam_size_effect(laminate_tangent, periods):
     assert first.EI / EI_hom == pytest.approx(1.0, rel=1e-10)
     dns = dns_bending_stiffness(comm, stacking, periods, MODULI, length=2.0, nx=4)
     assert dns / EI_hom == pytest.approx(exact, rel=1e-8)
+
+
+# -- particle-reinforced strip: no closed form, against the resolved strip ----------------------
+
+PARTICLES = {"matrix": (1.0, 0.3), "inclusion": (20.0, 0.3)}
+PHI, H_CELL = 0.35, 0.15  # area fraction of the particle, element size / cell size
+MARGIN, WINDOW = 3, 2  # cells between each end and the window, cells in the window
+
+
+@pytest.fixture(scope="module")
+def particle_tangent():
+    laws = {name: IsotropicElasticity.from_young(*p) for name, p in PARTICLES.items()}
+    cell = circular_inclusion(MPI.COMM_WORLD, PHI, h=H_CELL)
+    return laws, SecondOrderCellProblem(cell, laws).solve()
+
+
+def _strip(tangent, periods: int, **kw) -> float:
+    length = 2 * MARGIN + WINDOW
+    kw.setdefault("nx", 2 * length)
+    kw.setdefault("ny", 2 * periods)
+    return macro_strip_bending(
+        MPI.COMM_WORLD,
+        tangent,
+        height=float(periods),
+        length=float(length),
+        window=(float(MARGIN), float(WINDOW)),
+        **kw,
+    ).EI
+
+
+def _bulk_ratio(tangent, periods: int) -> float:
+    """The second-order continuum in uniform pure bending (curvature 1, free faces):
+    u = (x y, -(x^2 + nu' y^2)/2), nu' = C12/C22, so g = (G_{x,xy}, G_{y,xx}, G_{y,yy}) =
+    (1, -1, -nu') and EI/EI_hom = 1 + 12 g.D~.g/(E' H^2), E' = C11 - C12^2/C22."""
+    C = tangent.C
+    comps = gradient_components(2)
+    g = np.zeros(6)
+    g[comps.index((0, 0, 1))], g[comps.index((1, 0, 0))] = 1.0, -1.0
+    g[comps.index((1, 1, 1))] = -C[0, 1] / C[1, 1]
+    E_beam = C[0, 0] - C[0, 1] ** 2 / C[1, 1]
+    return 1.0 + 12.0 * (g @ tangent.excess @ g) / (E_beam * periods**2)
+
+
+@pytest.mark.mpi
+def test_particle_strip_macro_solves(particle_tangent):
+    """The macro strip against the closed forms of its own continuum: first order gives
+    E' H^3/12; the perturbative second order gives the bulk formula of _bulk_ratio on two
+    meshes (measured 1e-10: the pure-bending field lies in P2/P1).  Solving with D~ itself
+    is ill posed: D~ of the stiff-particle cell is negative definite (every eigenvalue < 0), the
+    energy C k^2 + D~ k^4 of short waves turns negative, and the result follows the mesh
+    (measured 0.918 at h = 1/2 cell, 0.79 at h = 1/4, N = 2); its positive part is zero, so
+    clipping the negative eigenvalues is no remedy (it gives first order back)."""
+    _, tangent = particle_tangent
+    C = tangent.C
+    E_beam = C[0, 0] - C[0, 1] ** 2 / C[1, 1]
+    for periods in (2, 4):
+        first = _strip(tangent, periods, order=1)
+        assert first == pytest.approx(E_beam * periods**3 / 12, rel=1e-8)
+        for refine in (1, 2):
+            second = _strip(
+                tangent,
+                periods,
+                higher_order="perturbative",
+                nx=2 * refine * (2 * MARGIN + WINDOW),
+                ny=2 * refine * periods,
+            )
+            assert second / first == pytest.approx(_bulk_ratio(tangent, periods), rel=1e-8)
+    assert np.linalg.eigvalsh(tangent.excess).max() < 0.0
+    # its positive part is zero: clipping the negative eigenvalues gives back first order
+    psd = _strip(tangent, 2, higher_order="excess_psd")
+    assert psd == pytest.approx(_strip(tangent, 2, order=1), rel=1e-7)
+    coarse, fine = (_strip(tangent, 2, ny=4 * r, nx=16 * r) for r in (1, 2))
+    assert abs(fine / coarse - 1.0) > 0.05
+
+
+@pytest.mark.mpi
+def test_particle_strip_window_reads_the_interior(particle_tangent):
+    """The DNS window lies in the interior: 2 more cells of margin at each end change EI by
+    less than 1e-3 (measured 7e-5 at N = 4)."""
+    laws, _ = particle_tangent
+    comm = MPI.COMM_WORLD
+    EI = [
+        dns_strip_bending(
+            comm,
+            inclusion_strip(comm, 2, 2 * margin + WINDOW, PHI, h_cell=H_CELL),
+            laws,
+            window=(float(margin), float(WINDOW)),
+        ).EI
+        for margin in (MARGIN, MARGIN + 2)
+    ]
+    assert EI[1] == pytest.approx(EI[0], rel=1e-3)
+
+
+#: |model/DNS - 1| measured with H_CELL = 0.15 (DNS/first-order 0.886, 0.953, 0.978;
+#: second-order/first-order 0.919, 0.980, 0.995): second order 3.7 %, 2.8 %, 1.75 %, first
+#: order 12.8 %, 4.9 %, 2.27 %; the bounds (second above, first below) the test holds them to.
+STRIP_ERRORS = {2: (0.045, 0.11), 4: (0.035, 0.04), 8: (0.022, 0.02)}
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("periods", sorted(STRIP_ERRORS))
+def test_particle_strip_size_effect(particle_tangent, periods):
+    """The resolved strip (every particle meshed as in the cell) is softer than first-order
+    homogenization says: first order errs by 12.8 %, 4.9 %, 2.3 % at N = 2, 4, 8 cells through
+    the thickness, second-order FE² (perturbative, see macro_strip_bending) by 3.7 %, 2.8 %,
+    1.75 %, always on the same side and closer (DNS < second < first).  Second order adds the
+    bulk O(eps^2) term, 1 - 0.32/N^2; the DNS effect is mostly a free-surface layer, an O(1/N)
+    softening that no periodic cell sees (the DNS deficit times N is 0.23, 0.19, 0.18, 0.19 at
+    N = 2..16; a fit a/N + b/N^2 gives a = 0.16, b = 0.14, so the DNS does not confirm the
+    bulk coefficient 0.32, and the gain over first order shrinks with N)."""
+    laws, tangent = particle_tangent
+    comm = MPI.COMM_WORLD
+    length = 2 * MARGIN + WINDOW
+    strip = inclusion_strip(comm, periods, length, PHI, h_cell=H_CELL)
+    dns = dns_strip_bending(comm, strip, laws, window=(float(MARGIN), float(WINDOW))).EI
+    first = _strip(tangent, periods, order=1)
+    second = _strip(tangent, periods, higher_order="perturbative")
+    second_bound, first_bound = STRIP_ERRORS[periods]
+    assert dns < second < first
+    assert abs(second / dns - 1.0) < second_bound
+    assert abs(first / dns - 1.0) > first_bound

@@ -48,6 +48,11 @@ and :math:`G_{2\,12}` carry energy, with the closed form :math:`D_{1\,12,1\,12} 
 :math:`D_{2\,12,2\,12} = E' J_{11}` (:math:`E'` the uniaxial modulus of the plane problem,
 :math:`J = \langle y\otimes y\rangle` the cell's moment of inertia per volume), every other entry
 zero.  This is the known limitation of periodic second-order conditions for stretch gradients.
+:math:`\tilde D` may also be negative on the bending modes: for a stiff inclusion at the cell
+centre (as for a laminate with its stiff phase at the period's centre) it is negative definite,
+which is physical (the composite bends more softly than its homogenized continuum) but makes a
+macro energy with :math:`\tilde D` unbounded below at short wavelengths
+(:func:`multiscale.fe2.second_order.higher_order_tangent` offers a perturbative use).
 """
 
 from __future__ import annotations

@@ -44,16 +44,25 @@ from mpi4py import MPI
 from multiscale.cell.second_order import SecondOrderResult, gradient_components
 from multiscale.hmm.macro import linear_solve, linear_solver_options
 from multiscale.mesh.cell import CellMesh
+from multiscale.mesh.generators import inclusions_2d
 from multiscale.nonlinear import unique_prefix
+from multiscale.physics.base import Material
 from multiscale.physics.elasticity import IsotropicElasticity
 
 __all__ = [
+    "HIGHER_ORDER",
     "STACKINGS",
     "BendingResult",
+    "StripBending",
     "bending_stiffness",
     "dns_bending_stiffness",
+    "dns_strip_bending",
+    "hann_window",
+    "higher_order_tangent",
+    "inclusion_strip",
     "layer_moduli",
     "layered_strip",
+    "macro_strip_bending",
 ]
 
 #: Layer sequences of one symmetric period (thickness fractions, phase): stiff phase at the
@@ -293,3 +302,243 @@ def dns_bending_stiffness(
     energy = sum(0.5 * ufl.inner(law.flux(e), e) * dx(t) for t, law in laws.items())
     total = comm.allreduce(dolfinx.fem.assemble_scalar(dolfinx.fem.form(energy)), op=MPI.SUM)
     return 2.0 * total / (k**2 * length)
+
+
+# -- a strip without a closed form: particle-reinforced, in bending between constrained ends --
+
+#: How the macro continuum takes the higher-order tangent: ``"excess"`` :math:`\tilde D = D -
+#: J(C)`; ``"excess_psd"`` its positive semi-definite part (the negative eigenvalues, which the
+#: periodic fluctuation creates on the stretch-gradient modes, set to zero); ``"full"`` :math:`D`;
+#: ``"perturbative"`` :math:`\tilde D` as a first-order perturbation of the first-order solution
+#: (see :func:`macro_strip_bending`).
+HIGHER_ORDER = ("excess", "excess_psd", "full", "perturbative")
+
+
+def higher_order_tangent(tangent: SecondOrderResult, higher_order: str = "excess") -> np.ndarray:
+    """The higher-order tangent of the macro continuum (see :data:`HIGHER_ORDER`).
+
+    The positive part :math:`\\tilde D_+ = \\sum_k \\max(\\lambda_k, 0)\\,d_k d_k^T` of
+    :math:`\\tilde D = \\sum_k \\lambda_k d_k d_k^T` keeps the macro energy convex in :math:`g`
+    (the strain-gradient continuum is then elliptic); it differs from :math:`\\tilde D` only on
+    the modes that the periodic fluctuation absorbs, where the cell carries no information."""
+    if higher_order not in HIGHER_ORDER:
+        raise ValueError(f"higher_order must be one of {HIGHER_ORDER}, got {higher_order!r}")
+    if higher_order == "full":
+        return tangent.D.copy()
+    excess = 0.5 * (tangent.excess + tangent.excess.T)
+    if higher_order in ("excess", "perturbative"):
+        return excess
+    lam, vec = np.linalg.eigh(excess)
+    return (vec * np.maximum(lam, 0.0)) @ vec.T
+
+
+def inclusion_strip(
+    comm: MPI.Comm,
+    through: int,
+    along: int,
+    volume_fraction: float,
+    *,
+    h_cell: float = 0.15,
+) -> CellMesh:
+    """The resolved strip :math:`[0, L]\\times[0, H]` of ``along`` x ``through`` unit cells
+    (:math:`L` = ``along``, :math:`H` = ``through``), each with a centred disk of area fraction
+    :math:`\\phi` (the cell of :func:`~multiscale.mesh.generators.circular_inclusion`),
+    meshed with :math:`h` = ``h_cell``.  Phases ``"matrix"`` (1) and ``"inclusion"`` (2).
+    Collective."""
+    for name, n in (("through", through), ("along", along)):
+        if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
+            raise ValueError(f"{name} (cells) must be a positive integer, got {n!r}")
+    radius = float(np.sqrt(volume_fraction / np.pi))
+    centres = [(i + 0.5, j + 0.5) for i in range(along) for j in range(through)]
+    return inclusions_2d(comm, centres, radius, size=(float(along), float(through)), h=h_cell)
+
+
+def _check_window(window: tuple[float, float], length: float) -> tuple[float, float]:
+    start, width = (float(v) for v in window)
+    if not (width > 0.0 and start >= 0.0 and start + width <= length):
+        raise ValueError(f"window (start, width) = {window!r} must lie inside [0, {length}]")
+    return start, width
+
+
+def hann_window(x: ufl.core.expr.Expr, start: float, width: float) -> ufl.core.expr.Expr:
+    """:math:`\\psi(x) = (1 - \\cos(2\\pi(x - a)/w))/w` on :math:`[a, a + w]`, zero outside:
+    :math:`\\int\\psi = 1`, :math:`C^1`, and for a width of an integer number :math:`m \\ge 2`
+    of periods its Fourier transform vanishes at every harmonic of the period, so
+    :math:`\\int\\psi f = \\langle f\\rangle` for a periodic :math:`f`: the cell average of the
+    interior field, read off a mesh whose element edges need not follow the cells."""
+    inside = ufl.And(ufl.gt(x, start), ufl.lt(x, start + width))
+    value = (1.0 - ufl.cos(2.0 * np.pi * (x - start) / width)) / width
+    return ufl.conditional(inside, value, 0.0)
+
+
+@dataclass(slots=True, frozen=True)
+class StripBending:
+    """Bending stiffness :math:`EI = 2\\int\\psi\\,W\\,dx/\\kappa^2` of a strip (per unit
+    out-of-plane width), :math:`W` the energy density, :math:`\\psi` the window of
+    :func:`hann_window`; ``min_eigenvalue`` of the higher-order tangent used (macro only)."""
+
+    EI: float
+    ndofs: int
+    min_eigenvalue: float = float("nan")
+
+
+def _end_conditions(
+    V: dolfinx.fem.FunctionSpace, length: float, y0: float, curvature: float
+) -> list[dolfinx.fem.DirichletBC]:
+    """:math:`u_x = \\kappa x (y - y_0)` on the ends :math:`x = 0, L` (the end sections rotate
+    rigidly by :math:`\\kappa L` relative to each other, free to slide vertically and to
+    contract), :math:`u_y = 0` at :math:`(0, y_0)`."""
+    mesh = V.mesh
+    fdim = mesh.topology.dim - 1
+    ends = dolfinx.mesh.locate_entities_boundary(
+        mesh, fdim, lambda x: np.isclose(x[0], 0.0) | np.isclose(x[0], length)
+    )
+    Vx, _ = V.sub(0).collapse()
+    ux = dolfinx.fem.Function(Vx)
+    ux.interpolate(lambda x: curvature * x[0] * (x[1] - y0))
+    dofs = dolfinx.fem.locate_dofs_topological((V.sub(0), Vx), fdim, ends)
+    bcs = [dolfinx.fem.dirichletbc(ux, dofs, V.sub(0))]
+    Vy, _ = V.sub(1).collapse()
+    pin = dolfinx.fem.locate_dofs_geometrical(
+        (V.sub(1), Vy), lambda x: np.isclose(x[0], 0.0) & np.isclose(x[1], y0)
+    )
+    bcs.append(dolfinx.fem.dirichletbc(np.float64(0.0), pin[0], V.sub(1)))
+    return bcs
+
+
+def macro_strip_bending(
+    comm: MPI.Comm,
+    tangent: SecondOrderResult,
+    *,
+    height: float,
+    length: float,
+    window: tuple[float, float],
+    curvature: float = 1.0,
+    order: int = 2,
+    higher_order: str = "excess",
+    nx: int = 8,
+    ny: int = 4,
+) -> StripBending:
+    """:math:`EI` of the strain-gradient strip :math:`[0, L]\\times[-H/2, H/2]` in bending
+    between constrained ends (:func:`_end_conditions`: :math:`u_x = \\kappa x y` on
+    :math:`x = 0, L`), every other condition natural (zero traction and double traction), read
+    off the window ``(start, width)`` with :func:`hann_window`.  The mixed formulation of
+    :func:`bending_stiffness`; ``order=1`` drops :math:`B` and the higher-order tangent,
+    ``higher_order`` chooses it (:func:`higher_order_tangent`).
+
+    ``higher_order="perturbative"`` solves the first-order problem (:math:`F = \\nabla u_0`
+    still enforced) and evaluates the second-order energy density at :math:`u_0`: the
+    first-order perturbation in :math:`(B, \\tilde D)` of the stationary energy, the asymptotic
+    reading of the :math:`O(\\varepsilon^2)` terms, well posed whatever the sign of
+    :math:`\\tilde D`; solving with :math:`\\tilde D` itself is not when :math:`\\tilde D` has
+    negative eigenvalues (the energy :math:`C k^2 + \\tilde D k^4` of a wave of number
+    :math:`k` turns negative below the cell scale, and the result follows the mesh)."""
+    if order not in (1, 2):
+        raise ValueError(f"order must be 1 or 2, got {order!r}")
+    window = _check_window(window, length)
+    mesh = dolfinx.mesh.create_rectangle(
+        comm,
+        [np.array([0.0, -height / 2]), np.array([length, height / 2])],
+        [nx, ny],
+        dolfinx.mesh.CellType.triangle,
+    )
+    cell = mesh.basix_cell()
+    Pu = basix.ufl.element("Lagrange", cell, 2, shape=(2,))
+    PF = basix.ufl.element("Lagrange", cell, 1, shape=(2, 2))
+    W = dolfinx.fem.functionspace(mesh, basix.ufl.mixed_element([Pu, PF, PF]))
+    U = dolfinx.fem.Function(W)
+    u, F, Lam = ufl.split(U)
+    g = ufl.as_vector([0.5 * (F[i, j].dx(k) + F[i, k].dx(j)) for i, j, k in gradient_components(2)])
+    Dm = higher_order_tangent(tangent, higher_order)
+    Bm = tangent.B if order == 2 else 0.0 * tangent.B
+    Dm = Dm if order == 2 else 0.0 * Dm
+    C, B, D = (ufl.as_matrix(m.tolist()) for m in (tangent.C, Bm, Dm))
+    e = _voigt(ufl.sym(ufl.grad(u)))
+    first = 0.5 * ufl.dot(e, C * e)
+    density = first + ufl.dot(e, B * g) + 0.5 * ufl.dot(g, D * g)
+    solved = first if higher_order == "perturbative" else density
+    Pi = (solved + ufl.inner(Lam, ufl.grad(u) - F)) * ufl.dx
+    dU, V = ufl.TrialFunction(W), ufl.TestFunction(W)
+    a = dolfinx.fem.form(ufl.derivative(ufl.derivative(Pi, U, V), U, dU))
+    L = dolfinx.fem.form(
+        ufl.inner(dolfinx.fem.Constant(mesh, (0.0, 0.0)), ufl.split(V)[0]) * ufl.dx
+    )
+    k = float(curvature)
+    bcs = _end_conditions(W.sub(0), length, 0.0, k)
+    linear_solve(
+        a,
+        L,
+        bcs,
+        U,
+        petsc_options_prefix=unique_prefix("strain_gradient_strip"),
+        petsc_options=linear_solver_options(),
+        what="strain-gradient strip",
+    )
+    x = ufl.SpatialCoordinate(mesh)
+    form = dolfinx.fem.form(hann_window(x[0], *window) * density * ufl.dx)
+    total = comm.allreduce(dolfinx.fem.assemble_scalar(form), op=MPI.SUM)
+    return StripBending(
+        EI=2.0 * total / k**2,
+        ndofs=W.dofmap.index_map.size_global * W.dofmap.index_map_bs,
+        min_eigenvalue=float(np.linalg.eigvalsh(0.5 * (Dm + Dm.T)).min()),
+    )
+
+
+def dns_strip_bending(
+    comm: MPI.Comm,
+    strip: CellMesh,
+    materials: dict[str | int, Material],
+    *,
+    window: tuple[float, float],
+    curvature: float = 1.0,
+    degree: int = 2,
+) -> StripBending:
+    """:math:`EI` of the resolved strip ``strip`` (its box :math:`[0, L]\\times[0, H]`, every
+    inclusion meshed) under the end conditions of :func:`macro_strip_bending` (about the
+    mid-height :math:`y_0 = H/2`), plain linear elasticity, read off the same window."""
+    mesh = strip.mesh
+    (x_lo, y_lo), (x_hi, y_hi) = np.asarray(strip.box, dtype=float)
+    if abs(x_lo) > 1e-12:
+        raise ValueError("the strip must start at x = 0")
+    length, y0 = x_hi - x_lo, 0.5 * (y_lo + y_hi)
+    window = _check_window(window, length)
+    V = dolfinx.fem.functionspace(mesh, ("Lagrange", degree, (2,)))
+    dx = ufl.Measure("dx", domain=mesh, subdomain_data=strip.cell_tags)
+    laws = strip.by_tag(materials)
+    u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
+    eps = ufl.sym
+    a = dolfinx.fem.form(
+        sum(
+            ufl.inner(law.flux(eps(ufl.grad(u))), eps(ufl.grad(v))) * dx(t)
+            for t, law in laws.items()
+        )
+    )
+    L = dolfinx.fem.form(ufl.inner(dolfinx.fem.Constant(mesh, (0.0, 0.0)), v) * ufl.dx)
+    bcs = _end_conditions(V, length, y0, float(curvature))
+    uh = dolfinx.fem.Function(V)
+    linear_solve(
+        a,
+        L,
+        bcs,
+        uh,
+        petsc_options_prefix=unique_prefix("strip_dns"),
+        petsc_options=linear_solver_options(),
+        what="particle strip DNS",
+    )
+    e = eps(ufl.grad(uh))
+    x = ufl.SpatialCoordinate(mesh)
+    total = sum(
+        comm.allreduce(
+            dolfinx.fem.assemble_scalar(
+                dolfinx.fem.form(
+                    hann_window(x[0], *window) * 0.5 * ufl.inner(law.flux(e), e) * dx(t)
+                )
+            ),
+            op=MPI.SUM,
+        )
+        for t, law in laws.items()
+    )
+    return StripBending(
+        EI=2.0 * total / float(curvature) ** 2,
+        ndofs=V.dofmap.index_map.size_global * 2,
+    )
