@@ -22,7 +22,7 @@ from multiscale.bounds import laminate_stiffness
 from multiscale.cell import CellProblem
 from multiscale.cell.coupled import CoupledCellProblem, homogenize_coupled
 from multiscale.mesh import circular_inclusion, laminate, spherical_inclusion
-from multiscale.physics import IsotropicElasticity
+from multiscale.physics import Conductivity, IsotropicElasticity, NeoHookean
 from multiscale.physics.coupled import Piezoelectric, ThermoElastic
 from multiscale.tensors import voigt_index
 
@@ -203,6 +203,30 @@ def test_thermoelastic_laminate_closed_form(degree):
     assert res.hill_mandel_residual < HM_TOL
 
 
+@pytest.mark.mpi
+def test_single_field_laws_are_multifield_laws():
+    """Every conductivity and small-strain elastic law is a multi-field law of one field
+    (SingleField): the coupled solver gives the closed-form laminate tensors for them (arithmetic
+    mean along the layers, harmonic across; the exact elastic laminate), and refuses a
+    finite-strain law in one line."""
+    fractions = [0.3, 0.7]
+    cell = laminate(MPI.COMM_WORLD, 2, fractions, h=0.1)
+    k = [1.0, 25.0]
+    res = homogenize_coupled(cell, {"phase0": Conductivity(k[0]), "phase1": Conductivity(k[1])})
+    assert res.fields == ("u",) and res.parameters == ()
+    arithmetic = fractions[0] * k[0] + fractions[1] * k[1]
+    harmonic = 1.0 / (fractions[0] / k[0] + fractions[1] / k[1])
+    assert _rel(res.tensor, np.diag([harmonic, arithmetic])) < EXACT  # layers normal to x
+    assert res.hill_mandel_residual < HM_TOL
+
+    laws = [IsotropicElasticity(1.0, 0.5), IsotropicElasticity(20.0, 12.0)]
+    res = homogenize_coupled(cell, {"phase0": laws[0], "phase1": laws[1]})
+    C_star = laminate_stiffness(fractions, [m.tensor(2) for m in laws], 0, 2)
+    assert _rel(res.tensor, C_star) < EXACT
+    with pytest.raises(ValueError, match="is not a conductivity or small-strain law"):
+        homogenize_coupled(cell, {"phase0": NeoHookean(1.0, 0.5), "phase1": NeoHookean(2.0, 1.0)})
+
+
 # -- Levin's exact relation ------------------------------------------------------------------------
 def elastic_and_thermoelastic(cell, laws: dict) -> tuple[np.ndarray, np.ndarray, object]:
     """C* from the elastic CellProblem and beta* (with the coupled result) on one mesh."""
@@ -342,8 +366,11 @@ def test_mixed_fields_are_an_error(disk2d):
     with pytest.raises(ValueError, match="must share fields and parameters") as info:
         CoupledCellProblem(disk2d, laws)
     assert "\n" not in str(info.value)
-    with pytest.raises(ValueError, match="no multi-field law"):
+    # an elastic law is the single-field law of u alone, not the piezoelectric (u, phi)
+    with pytest.raises(ValueError, match="must share fields and parameters"):
         CoupledCellProblem(disk2d, {"matrix": IsotropicElasticity(1, 1), "inclusion": pzt_2d(1)})
+    with pytest.raises(ValueError, match="is not a conductivity or small-strain law"):
+        CoupledCellProblem(disk2d, {"matrix": object(), "inclusion": pzt_2d(1)})
 
 
 @pytest.mark.parametrize(

@@ -45,7 +45,7 @@ from mpi4py import MPI
 from multiscale.mesh.cell import CellMesh
 from multiscale.mesh.periodicity import check_fills_box, check_periodic
 from multiscale.nonlinear import PETScOwner, unique_prefix
-from multiscale.physics.coupled import Field, MultiFieldLaw, fields_of
+from multiscale.physics.coupled import Field, MultiFieldLaw, as_multifield, fields_of
 
 from .constraints import build_constraint
 from .linear import ConstrainedLinearSolver
@@ -197,7 +197,8 @@ class CoupledCellProblem(PETScOwner):
         self.cell, mesh = cell, cell.mesh
         self.comm: MPI.Comm = mesh.comm
         self.dim = mesh.geometry.dim
-        self.fields, self.parameters = fields_of(dict(materials))
+        materials = {k: as_multifield(m) for k, m in materials.items()}
+        self.fields, self.parameters = fields_of(materials)
         self.materials: dict[int, MultiFieldLaw] = cell.by_tag(materials)
         cell.check_tagged()
         check_fills_box(cell)
@@ -207,7 +208,8 @@ class CoupledCellProblem(PETScOwner):
         self.options = _default_options() | dict(petsc_options or {})
         self.timings: dict[str, float] = {}
         ncomp = sum(f.value_size(self.dim) for f in self.fields)
-        self.V = dolfinx.fem.functionspace(mesh, ("Lagrange", degree, (ncomp,)))
+        shape = () if ncomp == 1 else (ncomp,)  # one scalar field: a plain scalar space
+        self.V = dolfinx.fem.functionspace(mesh, ("Lagrange", degree, shape))
         self.ndofs = self.V.dofmap.index_map.size_global * self.V.dofmap.index_map_bs
         t0 = time.perf_counter()
         self.mpc, self.bcs = build_constraint(self.V, cell.box, bc)
@@ -238,6 +240,8 @@ class CoupledCellProblem(PETScOwner):
 
     def _split(self, w: Any) -> dict[str, Any]:
         """The fields of the blocked unknown ``w`` (a trial, test or solution function)."""
+        if len(w.ufl_shape) == 0:  # the one scalar field of a scalar space
+            return {self.fields[0].name: w}
         out, k = {}, 0
         for f in self.fields:
             if f.shape == "scalar":

@@ -10,7 +10,15 @@ from .base import (
     is_symmetric,
     kind_of,
 )
-from .coupled import Field, MultiFieldLaw, Piezoelectric, ThermoElastic, fields_of
+from .coupled import (
+    Field,
+    MultiFieldLaw,
+    Piezoelectric,
+    SingleField,
+    ThermoElastic,
+    as_multifield,
+    fields_of,
+)
 from .diffusion import AnisotropicConductivity, Conductivity
 from .elasticity import AnisotropicElasticity, IsotropicElasticity
 from .fluid import NewtonianFluid
@@ -34,7 +42,9 @@ __all__ = [
     "NeoHookean",
     "NewtonianFluid",
     "Piezoelectric",
+    "SingleField",
     "ThermoElastic",
+    "as_multifield",
     "fields_of",
     "generalized_gradient",
     "has_state",

@@ -41,7 +41,9 @@ __all__ = [
     "Field",
     "MultiFieldLaw",
     "Piezoelectric",
+    "SingleField",
     "ThermoElastic",
+    "as_multifield",
     "fields_of",
 ]
 
@@ -113,6 +115,42 @@ class MultiFieldLaw(Protocol):
     parameters: ClassVar[tuple[str, ...]]
 
     def fluxes(self, g: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]: ...
+
+
+@dataclass(slots=True, frozen=True)
+class SingleField:
+    """A single-field linear law (a conductivity, ``kind == "scalar"``, or a small-strain
+    elastic law, ``kind == "strain"``) seen as a :class:`MultiFieldLaw` of one field ``u``
+    without parameters: ``fluxes({"u": g}, {}) == {"u": law.flux(g)}``.  Every conductivity
+    and elasticity law of :mod:`multiscale.physics` is thereby an instance of the multi-field
+    interface (:func:`as_multifield`)."""
+
+    law: Any
+    parameters: ClassVar[tuple[str, ...]] = ()
+
+    def __post_init__(self) -> None:
+        kind = getattr(self.law, "kind", None)
+        if kind not in ("scalar", "strain"):
+            raise ValueError(
+                f"{type(self.law).__name__} is not a conductivity or small-strain law "
+                f"(kind {kind!r})"
+            )
+        if not getattr(self.law, "linear", False):
+            raise ValueError(f"{type(self.law).__name__} is not linear: cell problems are linear")
+
+    @property
+    def fields(self) -> tuple[Field, ...]:
+        if self.law.kind == "scalar":
+            return (Field("u", "scalar", "grad"),)
+        return (Field("u", "vector", "sym_grad"),)
+
+    def fluxes(self, g: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+        return {"u": self.law.flux(g["u"])}
+
+
+def as_multifield(law: Any) -> Any:
+    """``law`` if it is a :class:`MultiFieldLaw`, else its :class:`SingleField` view."""
+    return law if isinstance(law, MultiFieldLaw) else SingleField(law)
 
 
 def fields_of(materials: dict) -> tuple[tuple[Field, ...], tuple[str, ...]]:
