@@ -34,6 +34,7 @@ the beam), :func:`dns_bending_stiffness` from the resolved layered beam.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import basix.ufl
 import dolfinx
@@ -134,6 +135,40 @@ def _voigt(e: ufl.core.expr.Expr) -> ufl.core.expr.Expr:
     return ufl.as_vector([e[0, 0], e[1, 1], 2 * e[0, 1]])
 
 
+def _mixed_strip(
+    comm: MPI.Comm, length: float, height: float, nx: int, ny: int
+) -> tuple[dolfinx.mesh.Mesh, dolfinx.fem.FunctionSpace, dolfinx.fem.Function, Any]:
+    r"""The strip :math:`[0, L]\times[-H/2, H/2]` of ``nx`` by ``ny`` triangle pairs, the mixed
+    space of the C0 strain-gradient continuum (:math:`u` in P2, the independent gradient
+    :math:`F` in P1, the multiplier of :math:`F = \nabla u` in P1), its unknown and the
+    second-gradient components :math:`g_{i\,jk} = \operatorname{sym}_{jk}\partial_k F_{ij}`."""
+    mesh = dolfinx.mesh.create_rectangle(
+        comm,
+        [np.array([0.0, -height / 2]), np.array([length, height / 2])],
+        [nx, ny],
+        dolfinx.mesh.CellType.triangle,
+    )
+    cell = mesh.basix_cell()
+    Pu = basix.ufl.element("Lagrange", cell, 2, shape=(2,))
+    PF = basix.ufl.element("Lagrange", cell, 1, shape=(2, 2))
+    W = dolfinx.fem.functionspace(mesh, basix.ufl.mixed_element([Pu, PF, PF]))
+    U = dolfinx.fem.Function(W)
+    F = ufl.split(U)[1]
+    comps = gradient_components(2)
+    g = ufl.as_vector([0.5 * (F[i, j].dx(k) + F[i, k].dx(j)) for i, j, k in comps])
+    return mesh, W, U, g
+
+
+def _quadratic_forms(Pi: ufl.Form, U: dolfinx.fem.Function) -> tuple[Any, Any]:
+    """The compiled Hessian of the quadratic functional ``Pi`` in ``U`` and a zero right-hand
+    side (the loading is all in the Dirichlet data)."""
+    W = U.function_space
+    dU, V = ufl.TrialFunction(W), ufl.TestFunction(W)
+    a = dolfinx.fem.form(ufl.derivative(ufl.derivative(Pi, U, V), U, dU))
+    zero = dolfinx.fem.Constant(W.mesh, (0.0, 0.0))
+    return a, dolfinx.fem.form(ufl.inner(zero, ufl.split(V)[0]) * ufl.dx)
+
+
 def bending_stiffness(
     comm: MPI.Comm,
     tangent: SecondOrderResult,
@@ -161,31 +196,15 @@ def bending_stiffness(
         raise ValueError(f"order must be 1 or 2, got {order!r}")
     if lateral not in ("kinematic", "free"):
         raise ValueError(f"lateral must be 'kinematic' or 'free', got {lateral!r}")
-    mesh = dolfinx.mesh.create_rectangle(
-        comm,
-        [np.array([0.0, -height / 2]), np.array([length, height / 2])],
-        [nx, ny],
-        dolfinx.mesh.CellType.triangle,
-    )
-    cell = mesh.basix_cell()
-    Pu = basix.ufl.element("Lagrange", cell, 2, shape=(2,))
-    PF = basix.ufl.element("Lagrange", cell, 1, shape=(2, 2))
-    W = dolfinx.fem.functionspace(mesh, basix.ufl.mixed_element([Pu, PF, PF]))
-    U = dolfinx.fem.Function(W)
+    mesh, W, U, g = _mixed_strip(comm, length, height, nx, ny)
     u, F, Lam = ufl.split(U)
-    comps = gradient_components(2)
-    g = ufl.as_vector([0.5 * (F[i, j].dx(k) + F[i, k].dx(j)) for i, j, k in comps])
     C = ufl.as_matrix(tangent.C.tolist())
     zeros = (0.0 * tangent.B, 0.0 * tangent.D) if order == 1 else (tangent.B, tangent.excess)
     B, D = (ufl.as_matrix(m.tolist()) for m in zeros)
     e = _voigt(ufl.sym(ufl.grad(u)))
     energy = (0.5 * ufl.dot(e, C * e) + ufl.dot(e, B * g) + 0.5 * ufl.dot(g, D * g)) * ufl.dx
     Pi = energy + ufl.inner(Lam, ufl.grad(u) - F) * ufl.dx
-    dU, V = ufl.TrialFunction(W), ufl.TestFunction(W)
-    a = dolfinx.fem.form(ufl.derivative(ufl.derivative(Pi, U, V), U, dU))
-    L = dolfinx.fem.form(
-        ufl.inner(dolfinx.fem.Constant(mesh, (0.0, 0.0)), ufl.split(V)[0]) * ufl.dx
-    )
+    a, L = _quadratic_forms(Pi, U)
 
     k = float(curvature)
     fdim = mesh.topology.dim - 1
@@ -436,19 +455,8 @@ def macro_strip_bending(
     if order not in (1, 2):
         raise ValueError(f"order must be 1 or 2, got {order!r}")
     window = _check_window(window, length)
-    mesh = dolfinx.mesh.create_rectangle(
-        comm,
-        [np.array([0.0, -height / 2]), np.array([length, height / 2])],
-        [nx, ny],
-        dolfinx.mesh.CellType.triangle,
-    )
-    cell = mesh.basix_cell()
-    Pu = basix.ufl.element("Lagrange", cell, 2, shape=(2,))
-    PF = basix.ufl.element("Lagrange", cell, 1, shape=(2, 2))
-    W = dolfinx.fem.functionspace(mesh, basix.ufl.mixed_element([Pu, PF, PF]))
-    U = dolfinx.fem.Function(W)
+    mesh, W, U, g = _mixed_strip(comm, length, height, nx, ny)
     u, F, Lam = ufl.split(U)
-    g = ufl.as_vector([0.5 * (F[i, j].dx(k) + F[i, k].dx(j)) for i, j, k in gradient_components(2)])
     Dm = higher_order_tangent(tangent, higher_order)
     Bm = tangent.B if order == 2 else 0.0 * tangent.B
     Dm = Dm if order == 2 else 0.0 * Dm
@@ -458,11 +466,7 @@ def macro_strip_bending(
     density = first + ufl.dot(e, B * g) + 0.5 * ufl.dot(g, D * g)
     solved = first if higher_order == "perturbative" else density
     Pi = (solved + ufl.inner(Lam, ufl.grad(u) - F)) * ufl.dx
-    dU, V = ufl.TrialFunction(W), ufl.TestFunction(W)
-    a = dolfinx.fem.form(ufl.derivative(ufl.derivative(Pi, U, V), U, dU))
-    L = dolfinx.fem.form(
-        ufl.inner(dolfinx.fem.Constant(mesh, (0.0, 0.0)), ufl.split(V)[0]) * ufl.dx
-    )
+    a, L = _quadratic_forms(Pi, U)
     k = float(curvature)
     bcs = _end_conditions(W.sub(0), length, 0.0, k)
     linear_solve(
