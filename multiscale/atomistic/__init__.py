@@ -9,11 +9,13 @@
   critical load along a loading path;
 * :mod:`.statics`: finite and periodic atom sets, their pair energy, forces and sparse Hessian,
   and energy minimization by Newton (PETSc SNES) with Dirichlet atoms and load stepping;
+* :mod:`.distributed`: the same minimization distributed over the ranks by atom ownership;
 * :mod:`.qc`: the quasicontinuum method: repatoms on a graded coarse mesh, energy-based (QCE),
   ghost-force-corrected, force-based (QCF) and blended (BQCE) couplings.
 """
 
 from .cauchy_born import CauchyBorn, relaxed_lattice_constant
+from .distributed import DistributedAtomisticProblem, DistributedPairModel
 from .lattice import LATTICES, Bonds, Lattice
 from .potentials import Harmonic, LennardJones, Morse, PairPotential, Shifted
 from .qc import METHODS as QC_METHODS
@@ -42,6 +44,8 @@ __all__ = [
     "Bonds",
     "CauchyBorn",
     "CoarseMesh",
+    "DistributedAtomisticProblem",
+    "DistributedPairModel",
     "Harmonic",
     "Instability",
     "Lattice",

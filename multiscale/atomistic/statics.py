@@ -33,8 +33,8 @@ with :math:`\bar F(t) = I + t(\bar F - I)`, over load factors :math:`t` followed
 package's :class:`~multiscale.nonlinear.LoadStepper` (a failed step is cut).  The Dirichlet atoms
 are eliminated: the unknowns are the free coordinates only.  Newton finds a stationary point;
 the solver reports the energy and the largest force there, whether it is a minimum or a saddle.
-Serial: every rank solves the whole set on ``COMM_SELF`` (distribution over ranks by atom
-ownership is not done yet).
+Serial: every rank solves the whole set on ``COMM_SELF``; :mod:`.distributed` solves a large
+set distributed over the ranks of a communicator by atom ownership.
 """
 
 from __future__ import annotations
@@ -193,13 +193,42 @@ class PairModel:
         potential: PairPotential | Sequence[PairPotential],
         cutoff: float,
     ) -> None:
-        self.atoms = atoms
-        self.i, self.j, self.image = neighbour_pairs(atoms, cutoff)
-        if len(self.i) == 0:
+        i, j, image = neighbour_pairs(atoms, cutoff)
+        if len(i) == 0:
             raise ValueError(f"no two atoms are closer than the cutoff {cutoff:g}")
+        self._set_bonds(atoms, i, j, image, potential)
+
+    @classmethod
+    def from_bonds(
+        cls,
+        atoms: AtomSet,
+        i: np.ndarray,
+        j: np.ndarray,
+        image: np.ndarray,
+        potential: PairPotential | Sequence[PairPotential],
+        radii: np.ndarray | None = None,
+    ) -> PairModel:
+        """The model of the given bonds of ``atoms`` (a part of a larger set: its shells
+        ``radii``, those of the bonds by default)."""
+        model = object.__new__(cls)
+        model._set_bonds(atoms, i, j, image, potential, radii)
+        return model
+
+    def _set_bonds(
+        self,
+        atoms: AtomSet,
+        i: np.ndarray,
+        j: np.ndarray,
+        image: np.ndarray,
+        potential: PairPotential | Sequence[PairPotential],
+        radii: np.ndarray | None = None,
+    ) -> None:
+        self.atoms, self.i, self.j, self.image = atoms, i, j, image
         R = atoms.positions[self.j] - atoms.positions[self.i] + self.image
         lengths = np.linalg.norm(R, axis=1)
-        self.radii = _distinct(lengths, float(lengths.min()))
+        if radii is None:
+            radii = _distinct(lengths, float(lengths.min()))
+        self.radii = np.asarray(radii, dtype=float)
         self.shell = np.argmin(np.abs(lengths[:, None] - self.radii[None, :]), axis=1)
         pots = tuple(potential) if isinstance(potential, list | tuple) else (potential,)
         if len(pots) not in (1, len(self.radii)) or not all(
