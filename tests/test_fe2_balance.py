@@ -151,9 +151,10 @@ def test_balancing_evens_the_micro_work_and_keeps_the_answer(comm):
 @pytest.mark.mpi
 def test_pool_ships_points_and_failures_between_ranks(comm):
     """The exchange alone: points of rank 0 cost 10, the others 1; after one step the pool
-    moves some of rank 0's points; their results come back to the owner in its order, and an
-    error on the rank that solves a migrated point is the owner's failure, keyed by the
-    owner's index (no rank waits: the exchange sizes come from the assignment)."""
+    moves some of rank 0's points (each solve reports the rank it ran on, which
+    ``solving_ranks`` named before the solve); their results come back to the owner in its
+    order, and an error on the rank that solves a migrated point is the owner's failure, keyed
+    by the owner's index (no rank waits: the exchange sizes come from the assignment)."""
     n = 6
     pool = MicroPool(comm, balance=1.2)
     first = comm.rank * n
@@ -168,15 +169,19 @@ def test_pool_ships_points_and_failures_between_ranks(comm):
     failing = -1
     out, failures = pool.run_portable(solve, x, 3, work=lambda r: r[:, 2])
     assert not failures and np.array_equal(out[:, 0], 2 * x[:, 0])
+    assert np.array_equal(out[:, 1], pool.solving_ranks())  # static: every point at home
     record = pool.end_step()
     if comm.size == 1:
         assert pool.statistics().rebalances == 0
+        assert np.array_equal(pool.solving_ranks(), np.zeros(n))
         return
     assert record["cost_imbalance"] > 1.2 and record["balanced_imbalance"] < 1.2
     migrated = pool.statistics().migrated
     assert migrated > 0
+    planned = pool.solving_ranks()  # where the next solve will run each point
     out, failures = pool.run_portable(solve, x, 3, work=lambda r: r[:, 2])
     assert not failures and np.array_equal(out[:, 0], 2 * x[:, 0])
+    assert np.array_equal(out[:, 1], planned)  # the rank each point reports it ran on
     away = comm.allreduce(int(np.sum(out[:, 1] != comm.rank)), op=MPI.SUM)
     assert away == migrated
     # fail a point of rank 0 that another rank solves

@@ -548,6 +548,17 @@ class MicroPool:
             )
         return info
 
+    def solving_ranks(self) -> np.ndarray:
+        """The rank that solves each of this rank's points under the current assignment, in
+        the order of the rows of the last :meth:`run_portable` (or :meth:`run`): this rank
+        everywhere under the static assignment.  An assignment made by :meth:`end_step`
+        applies from the next solve on.  Local (every rank holds the assignment)."""
+        if self._assignment is None:
+            return np.full(self._points, self.comm.rank, dtype=np.int64)
+        offsets = np.concatenate([[0], np.cumsum(self._counts)]).astype(np.int64)
+        rank = self.comm.rank
+        return self._assignment[offsets[rank] : offsets[rank + 1]].copy()
+
     @property
     def migrated(self) -> int:
         """Points the current assignment solves away from their owner."""
