@@ -55,7 +55,14 @@ from multiscale.nonlinear import (
 
 from .lattice import SHELL_TOL, _distinct
 from .potentials import PairPotential
-from .statics import DEFAULTS, AtomSet, PairModel, StaticsResult, neighbour_pairs
+from .statics import (
+    DEFAULTS,
+    AtomSet,
+    PairModel,
+    StaticsResult,
+    fixed_mask,
+    neighbour_pairs,
+)
 
 __all__ = [
     "DistributedAtomisticProblem",
@@ -407,12 +414,7 @@ class DistributedAtomisticProblem(PETScOwner):
         self.comm: MPI.Comm = model.comm
         self.model = model
         n, d = model.atoms.n, model.dim
-        chosen = np.asarray(fixed)
-        mask = np.zeros(n, dtype=bool)
-        if chosen.dtype == bool:
-            mask[:] = chosen
-        else:
-            mask[chosen.astype(int)] = True
+        mask = fixed_mask(fixed, n)
         self.fixed_mask = mask
         if mask.all():
             raise ValueError("every atom is fixed: nothing to minimize")

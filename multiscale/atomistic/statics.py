@@ -66,6 +66,7 @@ __all__ = [
     "AtomisticProblem",
     "PairModel",
     "StaticsResult",
+    "fixed_mask",
     "neighbour_pairs",
 ]
 
@@ -405,6 +406,17 @@ class _FreeAssembly:
         A.assemble()
 
 
+def fixed_mask(fixed: Sequence[int] | np.ndarray, n: int) -> np.ndarray:
+    """The boolean mask of the fixed atoms of a set of ``n``, from indices or a mask."""
+    chosen = np.asarray(fixed)
+    mask = np.zeros(n, dtype=bool)
+    if chosen.dtype == bool:
+        mask[:] = chosen
+    else:
+        mask[chosen.astype(int)] = True
+    return mask
+
+
 class AtomisticProblem(PETScOwner):
     """Minimize the energy of ``model`` with the atoms ``fixed`` (indices or a mask) held at
     :math:`X + t\\,\\bar u` (``displacement``: :math:`\\bar u`, shape ``(n_fixed, d)`` or
@@ -435,12 +447,7 @@ class AtomisticProblem(PETScOwner):
         self.comm: MPI.Comm = MPI.COMM_SELF
         self.model = model
         n, d = model.atoms.n, model.dim
-        chosen = np.asarray(fixed)
-        mask = np.zeros(n, dtype=bool)
-        if chosen.dtype == bool:
-            mask[:] = chosen
-        else:
-            mask[chosen.astype(int)] = True
+        mask = fixed_mask(fixed, n)
         self.fixed = np.flatnonzero(mask)
         if model.atoms.box is None and macro_F is not None:
             macro_F = None
