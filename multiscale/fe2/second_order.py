@@ -33,6 +33,7 @@ the beam), :func:`dns_bending_stiffness` from the resolved layered beam.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -274,52 +275,11 @@ def dns_bending_stiffness(
     strip = layered_strip(
         comm, stacking, periods, period=period, length=length, nx=nx, per_layer=per_layer
     )
-    mesh = strip.mesh
-    V = dolfinx.fem.functionspace(mesh, ("Lagrange", degree, (2,)))
-    dx = ufl.Measure("dx", domain=mesh, subdomain_data=strip.cell_tags)
-    laws = {
-        strip.phases[name]: IsotropicElasticity.from_young(E, 0.0) for name, E in moduli.items()
-    }
-    u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
-    eps = ufl.sym
-    a = dolfinx.fem.form(
-        sum(
-            ufl.inner(law.flux(eps(ufl.grad(u))), eps(ufl.grad(v))) * dx(t)
-            for t, law in laws.items()
-        )
-    )
-    L = dolfinx.fem.form(ufl.inner(dolfinx.fem.Constant(mesh, (0.0, 0.0)), v) * ufl.dx)
+    materials = {name: IsotropicElasticity.from_young(E, 0.0) for name, E in moduli.items()}
     k = float(curvature)
-    fdim = mesh.topology.dim - 1
-    ends = dolfinx.mesh.locate_entities_boundary(
-        mesh, fdim, lambda x: np.isclose(x[0], 0.0) | np.isclose(x[0], length)
-    )
-    Vx, _ = V.sub(0).collapse()
-    ux = dolfinx.fem.Function(Vx)
-    ux.interpolate(lambda x: k * x[0] * x[1])
-    bcs = [
-        dolfinx.fem.dirichletbc(
-            ux, dolfinx.fem.locate_dofs_topological((V.sub(0), Vx), fdim, ends), V.sub(0)
-        )
-    ]
-    Vy, _ = V.sub(1).collapse()
-    origin = dolfinx.fem.locate_dofs_geometrical(
-        (V.sub(1), Vy), lambda x: np.isclose(x[0], 0.0) & np.isclose(x[1], 0.0)
-    )
-    bcs.append(dolfinx.fem.dirichletbc(np.float64(0.0), origin[0], V.sub(1)))
-    uh = dolfinx.fem.Function(V)
-    linear_solve(
-        a,
-        L,
-        bcs,
-        uh,
-        petsc_options_prefix=unique_prefix("layered_beam_dns"),
-        petsc_options=linear_solver_options(),
-        what="layered beam DNS",
-    )
-    e = eps(ufl.grad(uh))
-    energy = sum(0.5 * ufl.inner(law.flux(e), e) * dx(t) for t, law in laws.items())
-    total = comm.allreduce(dolfinx.fem.assemble_scalar(dolfinx.fem.form(energy)), op=MPI.SUM)
+    _, parts = _resolved_bending(strip, materials, length, 0.0, k, degree, "layered beam DNS")
+    energy = dolfinx.fem.form(sum(density * dx for density, dx in parts))
+    total = comm.allreduce(dolfinx.fem.assemble_scalar(energy), op=MPI.SUM)
     return 2.0 * total / (k**2 * length)
 
 
@@ -425,6 +385,46 @@ def _end_conditions(
     return bcs
 
 
+def _resolved_bending(
+    strip: CellMesh,
+    materials: Mapping[str | int, Material],
+    length: float,
+    y0: float,
+    curvature: float,
+    degree: int,
+    what: str,
+) -> tuple[dolfinx.fem.Function, list[tuple[Any, Any]]]:
+    r"""The resolved strip (plain linear elasticity, the phases as cell tags) under the end
+    conditions of :func:`_end_conditions`: its displacement and its energy density
+    :math:`\frac12\sigma:\varepsilon` as ``(density, measure)`` per phase (to integrate, with
+    a weight or without)."""
+    mesh = strip.mesh
+    V = dolfinx.fem.functionspace(mesh, ("Lagrange", degree, (2,)))
+    dx = ufl.Measure("dx", domain=mesh, subdomain_data=strip.cell_tags)
+    laws = strip.by_tag(materials)
+    u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
+
+    def eps(w: Any) -> Any:
+        return ufl.sym(ufl.grad(w))
+
+    a = dolfinx.fem.form(
+        sum(ufl.inner(law.flux(eps(u)), eps(v)) * dx(t) for t, law in laws.items())
+    )
+    L = dolfinx.fem.form(ufl.inner(dolfinx.fem.Constant(mesh, (0.0, 0.0)), v) * ufl.dx)
+    uh = dolfinx.fem.Function(V)
+    linear_solve(
+        a,
+        L,
+        _end_conditions(V, length, y0, curvature),
+        uh,
+        petsc_options_prefix=unique_prefix(what.replace(" ", "_")),
+        petsc_options=linear_solver_options(),
+        what=what,
+    )
+    e = eps(uh)
+    return uh, [(0.5 * ufl.inner(law.flux(e), e), dx(t)) for t, law in laws.items()]
+
+
 def macro_strip_bending(
     comm: MPI.Comm,
     tangent: SecondOrderResult,
@@ -500,49 +500,17 @@ def dns_strip_bending(
     """:math:`EI` of the resolved strip ``strip`` (its box :math:`[0, L]\\times[0, H]`, every
     inclusion meshed) under the end conditions of :func:`macro_strip_bending` (about the
     mid-height :math:`y_0 = H/2`), plain linear elasticity, read off the same window."""
-    mesh = strip.mesh
     (x_lo, y_lo), (x_hi, y_hi) = np.asarray(strip.box, dtype=float)
     if abs(x_lo) > 1e-12:
         raise ValueError("the strip must start at x = 0")
     length, y0 = x_hi - x_lo, 0.5 * (y_lo + y_hi)
     window = _check_window(window, length)
-    V = dolfinx.fem.functionspace(mesh, ("Lagrange", degree, (2,)))
-    dx = ufl.Measure("dx", domain=mesh, subdomain_data=strip.cell_tags)
-    laws = strip.by_tag(materials)
-    u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
-    eps = ufl.sym
-    a = dolfinx.fem.form(
-        sum(
-            ufl.inner(law.flux(eps(ufl.grad(u))), eps(ufl.grad(v))) * dx(t)
-            for t, law in laws.items()
-        )
-    )
-    L = dolfinx.fem.form(ufl.inner(dolfinx.fem.Constant(mesh, (0.0, 0.0)), v) * ufl.dx)
-    bcs = _end_conditions(V, length, y0, float(curvature))
-    uh = dolfinx.fem.Function(V)
-    linear_solve(
-        a,
-        L,
-        bcs,
-        uh,
-        petsc_options_prefix=unique_prefix("strip_dns"),
-        petsc_options=linear_solver_options(),
-        what="particle strip DNS",
-    )
-    e = eps(ufl.grad(uh))
-    x = ufl.SpatialCoordinate(mesh)
-    total = sum(
-        comm.allreduce(
-            dolfinx.fem.assemble_scalar(
-                dolfinx.fem.form(
-                    hann_window(x[0], *window) * 0.5 * ufl.inner(law.flux(e), e) * dx(t)
-                )
-            ),
-            op=MPI.SUM,
-        )
-        for t, law in laws.items()
-    )
+    k = float(curvature)
+    uh, parts = _resolved_bending(strip, materials, length, y0, k, degree, "particle strip DNS")
+    weight = hann_window(ufl.SpatialCoordinate(strip.mesh)[0], *window)
+    form = dolfinx.fem.form(sum(weight * density * dx for density, dx in parts))
+    total = comm.allreduce(dolfinx.fem.assemble_scalar(form), op=MPI.SUM)
     return StripBending(
-        EI=2.0 * total / float(curvature) ** 2,
-        ndofs=V.dofmap.index_map.size_global * 2,
+        EI=2.0 * total / k**2,
+        ndofs=uh.function_space.dofmap.index_map.size_global * 2,
     )
