@@ -28,6 +28,8 @@ from multiscale.cli.bases import compare_methods, load_config
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 EXAMPLE = EXAMPLES / "bases.yaml"
 CHANNELS = EXAMPLES / "bases_channels.toml"
+IMAGE = EXAMPLES / "bases_image.yaml"
+DISKS = EXAMPLES / "disks_128.png"
 
 
 def run_cli(config_text: str, tmp_path: Path, name: str) -> dict:
@@ -167,6 +169,120 @@ def test_bases_example_rank_independent(tmp_path):
     assert data["methods"]["gmsfem"]["dofs"] == 2 * 81  # 2 per vertex, boundary ones included
 
 
+# -- coefficients from images and random fields ---------------------------------------------------
+STRIPES_CONFIG = """\
+mesh: {{dim: 2, coarse_cells: 4, fine_cells: 32}}
+coefficient: {{type: image, path: {path}, values: {{0: 1.0, 128: 30.0, 255: 1000.0}}}}
+fine_solver: direct
+methods:
+  fine: {{}}
+  msfem: {{}}
+  lod: {{layers: 1}}
+"""
+
+
+@pytest.mark.mpi
+def test_bases_image_equals_layers(tmp_path):
+    """An ``.npy`` of horizontal stripes through the CLI gives the fine norms and the MsFEM and
+    LOD errors of the same layers written as an analytic UFL coefficient."""
+    from test_bases_coefficients import STRIPES, layered_ufl
+
+    from multiscale.bases import (
+        FineProblem,
+        LODParameters,
+        NestedMeshes,
+        lod_space,
+        msfem_space,
+        unit_square_pair,
+    )
+    from multiscale.nonlinear import direct_solver_options
+
+    comm = MPI.COMM_WORLD
+    path = shared_dir(tmp_path) / "stripes.npy"
+    if comm.rank == 0:
+        np.save(path, np.repeat(STRIPES[:, None], 3, axis=1))
+    comm.barrier()
+    data = run_cli(STRIPES_CONFIG.format(path=path), tmp_path, "stripes")
+    fine = FineProblem(
+        NestedMeshes(*unit_square_pair(comm, 4, 8)),
+        layered_ufl,
+        petsc_options=direct_solver_options(symmetric=True),
+    )
+    u = fine.solve()
+    energy, l2 = fine.broken_norms(fine.restrict(u))
+    ref = {"fine": {"energy_norm": energy, "L2_norm": l2}}
+    for name, space in (("msfem", msfem_space(fine)), ("lod", lod_space(fine, LODParameters(1)))):
+        ref[name] = space.errors(space.solve(), u)
+        space.destroy()
+    found = {"fine": {k: data["methods"]["fine"][k] for k in ref["fine"]}}
+    found.update({n: data["methods"][n]["errors"] for n in ("msfem", "lod")})
+    diffs = {n: max(abs(found[n][k] / v - 1) for k, v in ref[n].items()) for n in ref}
+    report(f"image stripes via the CLI vs analytic layers: relative differences {diffs}")
+    assert max(diffs.values()) < 1e-9
+
+
+RANDOM_CONFIG = """\
+mesh: {dim: 2, coarse_cells: 4, fine_cells: 32}
+coefficient: {type: random, correlation_length: 0.08, sigma: 1.5, seed: 3}
+fine_solver: direct
+methods:
+  fine: {}
+  msfem_oversampling: {layers: 1}
+  gmsfem: {basis: 2, eigenpairs: 3}
+"""
+
+
+@pytest.mark.mpi
+def test_bases_random_rank_independent(tmp_path):
+    """A log-normal random field with a fixed seed: the summary on ``comm`` equals the one of
+    rank 0 alone."""
+    comm = MPI.COMM_WORLD
+    data = run_cli(RANDOM_CONFIG, tmp_path, "random")
+    work = shared_dir(tmp_path)
+    serial = None
+    if comm.rank == 0:
+        serial = compare_methods(load_config(work / "random.yaml"), MPI.COMM_SELF)
+    serial = comm.bcast(serial, root=0)
+    diffs = {}
+    for name, entry in serial["methods"].items():
+        mine = data["methods"][name]
+        pairs = [(mine["errors"][k], v) for k, v in entry["errors"].items() if v]
+        if name == "fine":
+            pairs = [(mine[k], entry[k]) for k in ("energy_norm", "L2_norm")]
+        diffs[name] = max(abs(a / b - 1) for a, b in pairs)
+    report(f"random field, {comm.size} ranks vs 1: relative differences {diffs}")
+    assert max(diffs.values()) < 1e-9
+
+
+VOXELS_CONFIG = """\
+mesh: {{dim: 3, coarse_cells: 4, fine_cells: 4}}
+coefficient: {{type: image, path: {path}, axes: xyz}}
+methods:
+  msfem: {{}}
+  msfem_oversampling: {{layers: 1}}
+  gmsfem: {{basis: 1, eigenpairs: 2}}
+  lod: {{layers: 1}}
+"""
+
+
+@pytest.mark.mpi
+def test_bases_3d_voxels_coarse_equal_to_fine(tmp_path):
+    """Tetrahedra: a 4 x 4 x 4 voxel array (values from 1 to 1e3, the pixel values themselves
+    as the coefficient) on a coarse mesh equal to the fine one: every space is the fine space,
+    every error vanishes, the unknowns are the 27 interior vertices."""
+    comm = MPI.COMM_WORLD
+    path = shared_dir(tmp_path) / "voxels.npy"
+    if comm.rank == 0:
+        np.save(path, 10.0 ** np.random.default_rng(2).uniform(0, 3, (4, 4, 4)))
+    comm.barrier()
+    data = run_cli(VOXELS_CONFIG.format(path=path), tmp_path, "voxels")
+    worst = {n: max(m["errors"].values()) for n, m in data["methods"].items()}
+    report(f"3D voxels, coarse = fine: largest relative error per method {worst}")
+    for name, entry in data["methods"].items():
+        assert entry["dofs"] == 27, name
+        assert worst[name] < 1e-9, name
+
+
 # -- bad input ------------------------------------------------------------------------------------
 BAD = [
     (
@@ -210,6 +326,50 @@ BAD = [
         "coarse_cells: 8",
         "coarse_cells: 1",
         "mesh.coarse_cells: must be at least 2, got 1",
+    ),
+    (
+        "missing image",
+        IMAGE,
+        "path: examples/disks_128.png",
+        "path: /nonexistent/disks.png",
+        "coefficient.path: no image file '/nonexistent/disks.png'",
+    ),
+    (
+        "unmapped pixel value",
+        IMAGE,
+        "  path: examples/disks_128.png\n  values: {0: 1.0, 255: 1000.0}",
+        f"  path: {DISKS}\n  values: {{0: 1.0}}",
+        "coefficient.values: pixel value(s) 255 have no coefficient",
+    ),
+    (
+        "2D image on a 1D mesh",
+        IMAGE,
+        "mesh: {dim: 2, coarse_cells: 8, fine_cells: 128}\ncoefficient:\n  type: image\n"
+        "  path: examples/disks_128.png",
+        f"mesh: {{dim: 1, coarse_cells: 8, fine_cells: 128}}\ncoefficient:\n  type: image\n"
+        f"  path: {DISKS}",
+        "coefficient.path: a 2D image of shape (128, 128) on a 1D mesh",
+    ),
+    (
+        "bad colour key",
+        IMAGE,
+        "  path: examples/disks_128.png\n  values: {0: 1.0, 255: 1000.0}",
+        f"  path: {DISKS}\n  values: {{0: 1.0, '#zz0000': 2.0}}",
+        "coefficient.values.#zz0000: '#zz0000' is not a pixel value",
+    ),
+    (
+        "oscillatory in 3D",
+        EXAMPLE,
+        "mesh: {dim: 2,",
+        "mesh: {dim: 3,",
+        "coefficient.type: 'oscillatory' is defined in 1D and 2D",
+    ),
+    (
+        "negative correlation length",
+        EXAMPLE,
+        "coefficient: {type: oscillatory, eps: 0.125}",
+        "coefficient: {type: random, correlation_length: -0.1}",
+        "coefficient.correlation_length: must be positive",
     ),
 ]
 

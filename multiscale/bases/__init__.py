@@ -1,23 +1,29 @@
 """Multiscale finite element bases: MsFEM (with oversampling), GMsFEM and LOD on nested meshes.
 
-A coarse simplex mesh (replicated on every rank) over a distributed fine dolfinx mesh that
-refines it (:mod:`~multiscale.bases.nested`); the fine matrices and per-element data from one
-set of compiled forms (:mod:`~multiscale.bases.fine`); local problems on elements or
+A coarse simplex mesh (intervals, triangles or tetrahedra; replicated on every rank) over a
+distributed fine dolfinx mesh that refines it (:mod:`~multiscale.bases.nested`); the fine
+matrices and per-element data from one set of compiled forms (:mod:`~multiscale.bases.fine`);
+local problems on elements or
 :math:`k`-layer patches read out of the assembled fine matrix and spread over the ranks with
 :class:`~multiscale.coupling.pool.MicroPool`; the basis as a prolongation :math:`P` (PETSc AIJ),
 the coarse Galerkin system :math:`P^TAP` solved with a PETSc KSP
 (:mod:`~multiscale.bases.coarse`).  Methods: :func:`msfem_space` (Hou–Wu, and Hou–Wu–Cai
 oversampling), :func:`gmsfem_space` (Efendiev–Galvis–Hou, local spectral problems solved with
-SLEPc; high-contrast fields from :mod:`~multiscale.bases.coefficients`) and :func:`lod_space`
-(Målqvist–Peterseim).
+SLEPc) and :func:`lod_space` (Målqvist–Peterseim).  Coefficients
+(:mod:`~multiscale.bases.coefficients`): any UFL expression of the mesh, high-contrast channel
+and inclusion fields, cell-wise fields from images and voxel arrays, log-normal random fields.
 """
 
 from multiscale.bases.coarse import CoarseSolution, CoarseSpace
 from multiscale.bases.coefficients import (
     HighContrastField,
+    PixelField,
     channel_field,
     hou_wu,
+    image_field,
     inclusion_field,
+    lognormal_field,
+    pixel_field,
 )
 from multiscale.bases.fine import ElementData, FineProblem
 from multiscale.bases.gmsfem import (
@@ -29,7 +35,12 @@ from multiscale.bases.gmsfem import (
 )
 from multiscale.bases.lod import LODParameters, lod_space, quasi_interpolation
 from multiscale.bases.msfem import MsFEMParameters, msfem_space
-from multiscale.bases.nested import NestedMeshes, unit_interval_pair, unit_square_pair
+from multiscale.bases.nested import (
+    NestedMeshes,
+    unit_cube_pair,
+    unit_interval_pair,
+    unit_square_pair,
+)
 
 __all__ = [
     "CoarseSolution",
@@ -42,15 +53,20 @@ __all__ = [
     "LODParameters",
     "MsFEMParameters",
     "NestedMeshes",
+    "PixelField",
     "channel_field",
     "gmsfem_basis",
     "gmsfem_errors",
     "gmsfem_space",
     "hou_wu",
+    "image_field",
     "inclusion_field",
     "lod_space",
+    "lognormal_field",
     "msfem_space",
+    "pixel_field",
     "quasi_interpolation",
+    "unit_cube_pair",
     "unit_interval_pair",
     "unit_square_pair",
 ]

@@ -1,5 +1,12 @@
-"""High-contrast coefficients: a background of 1 with channels and inclusions of value
-:math:`\\eta` (the contrast), as cell-wise (DG0) fields on the fine mesh.
+"""Coefficients of the multiscale bases: high-contrast fields, cell-wise fields from images or
+voxel arrays, log-normal random fields, and the oscillatory coefficient of Hou & Wu.
+
+Each is a :data:`~multiscale.bases.fine.Coefficient`, a function of the fine mesh returning a
+UFL expression or a DG0 :class:`dolfinx.fem.Function` (call it with the fine mesh); any
+function of the mesh that returns a UFL expression is one too.
+
+**High contrast.**  A background of 1 with channels and inclusions of value :math:`\\eta`
+(the contrast), as cell-wise (DG0) fields on the fine mesh.
 
 A :class:`HighContrastField` is a union of axis-parallel rectangles
 :math:`R_r = [x_0, x_1]\\times[y_0, y_1]` (boxes in 3D); on each fine cell
@@ -8,8 +15,7 @@ A :class:`HighContrastField` is a union of axis-parallel rectangles
     \\kappa|_T = \\begin{cases} \\eta & \\text{centroid of } T \\in \\bigcup_r R_r\\\\
     1 & \\text{otherwise,}\\end{cases}
 
-so the field is resolved exactly when the rectangle sides are fine grid lines.  It is a
-:data:`~multiscale.bases.fine.Coefficient` (call it with the fine mesh).  Generators:
+so the field is resolved exactly when the rectangle sides are fine grid lines.  Generators:
 
 * :func:`channel_field` — on :math:`[0,1]^2` with ``n_coarse`` coarse cells per side
   (:math:`H = 1/n`): horizontal strips of width ``width`` from :math:`x = \\text{margin}` to
@@ -23,18 +29,70 @@ so the field is resolved exactly when the rectangle sides are fine grid lines.  
   every coarse square cell (isolated high-conductivity islands).
 
 :func:`hou_wu` is the smooth oscillatory coefficient of Hou & Wu (1997), a UFL expression.
+
+**Images and voxel arrays.**  A :class:`PixelField` is an array of coefficient values, one per
+pixel (voxel), stretched over the box :math:`B = \\prod_a [l_a, u_a]` (default the unit
+square/cube, the domain of :func:`~multiscale.bases.unit_square_pair` and
+:func:`~multiscale.bases.unit_cube_pair`): with :math:`n_a` pixels along axis :math:`a`,
+
+.. math::
+    a|_T = v_{i_1 \\dots i_d}, \\qquad
+    i_a = \\Big\\lfloor n_a\\,\\frac{c_a(T) - l_a}{u_a - l_a}\\Big\\rfloor
+    \\quad (c(T) \\text{ the centroid of the fine cell } T),
+
+so the field is resolved exactly when every fine cell lies in one pixel (the fine cells per
+side a multiple of the pixels).  :func:`pixel_field` maps an array of pixel values (phase
+labels, grey levels) to coefficient values with a mapping ``{pixel value: coefficient}``;
+:func:`image_field` reads the array from a file with :func:`multiscale.mesh.read_image`
+(PNG, TIFF, ``.npy``/``.npz``, HDF5).  Images are oriented as they are displayed
+(``axes="image"``: row :math:`r` from the top, :math:`a[r, c]` at
+:math:`x \\in [c, c+1]/n_x`, :math:`y \\in [n_y - 1 - r, n_y - r]/n_y`; a 3D array
+:math:`a[k, r, c]` a stack of such slices along :math:`z`), arrays indexed along
+:math:`(x, y, z)` with ``axes="xyz"``.
+
+**Random fields.**  :func:`lognormal_field` is the log-normal field
+:math:`a = \\exp(\\mu + \\sigma X)` on a pixel grid over :math:`B`, :math:`X` the stationary
+Gaussian field of unit variance and Gaussian covariance of correlation length :math:`\\ell`
+from :func:`multiscale.mesh.gaussian_random_field`, drawn from ``seed`` (the same on every
+rank, so the field does not depend on the partition).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
 
 import dolfinx
 import numpy as np
 import ufl
 
-__all__ = ["HighContrastField", "channel_field", "hou_wu", "inclusion_field"]
+__all__ = [
+    "HighContrastField",
+    "PixelField",
+    "channel_field",
+    "hou_wu",
+    "image_field",
+    "inclusion_field",
+    "lognormal_field",
+    "pixel_field",
+]
+
+
+def _cell_midpoints(mesh: dolfinx.mesh.Mesh) -> tuple[np.ndarray, np.ndarray]:
+    """The local (owned and ghost) cells and their centroids (n, tdim)."""
+    tdim = mesh.topology.dim
+    imap = mesh.topology.index_map(tdim)
+    cells = np.arange(imap.size_local + imap.num_ghosts, dtype=np.int32)
+    return cells, dolfinx.mesh.compute_midpoints(mesh, tdim, cells)[:, :tdim]
+
+
+def _dg0(mesh: dolfinx.mesh.Mesh, cells: np.ndarray, values: np.ndarray) -> dolfinx.fem.Function:
+    space = dolfinx.fem.functionspace(mesh, ("DG", 0))
+    out = dolfinx.fem.Function(space)
+    out.x.array[space.dofmap.list[cells, 0]] = values
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,14 +126,141 @@ class HighContrastField:
 
     def __call__(self, mesh: dolfinx.mesh.Mesh) -> dolfinx.fem.Function:
         """The DG0 field on ``mesh`` (owned and ghost cells, by their centroids)."""
-        tdim = mesh.topology.dim
-        space = dolfinx.fem.functionspace(mesh, ("DG", 0))
-        kappa = dolfinx.fem.Function(space)
-        imap = mesh.topology.index_map(tdim)
-        cells = np.arange(imap.size_local + imap.num_ghosts, dtype=np.int32)
-        mid = dolfinx.mesh.compute_midpoints(mesh, tdim, cells)[:, :tdim]
-        kappa.x.array[space.dofmap.list[cells, 0]] = self.values(mid)
-        return kappa
+        cells, mid = _cell_midpoints(mesh)
+        return _dg0(mesh, cells, self.values(mid))
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class PixelField:
+    """A cell-wise coefficient from an array of values (see the module docstring).
+
+    ``values``: the coefficient of each pixel/voxel, indexed along :math:`(x, y[, z])`
+    (positive and finite); ``box``: :math:`(l_1, u_1, \\dots, l_d, u_d)`, the box the array is
+    stretched over (default the unit box)."""
+
+    values: np.ndarray
+    box: tuple[float, ...] | None = None
+    _bounds: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        v = np.array(self.values, dtype=float)
+        if v.ndim not in (1, 2, 3) or v.size == 0:
+            raise ValueError(f"PixelField: expected a 1D, 2D or 3D array, got shape {v.shape}")
+        if not np.all(np.isfinite(v)) or v.min() <= 0.0:
+            raise ValueError(
+                f"PixelField: coefficient values must be positive and finite, got min "
+                f"{np.nanmin(v):g}, max {np.nanmax(v):g}"
+            )
+        box = (0.0, 1.0) * v.ndim if self.box is None else tuple(float(b) for b in self.box)
+        bounds = np.array(box).reshape(-1, 2) if len(box) == 2 * v.ndim else None
+        if bounds is None or not np.all(bounds[:, 1] > bounds[:, 0]):
+            raise ValueError(
+                f"PixelField: box must be (l1, u1, ..., l{v.ndim}, u{v.ndim}) with u > l for a "
+                f"{v.ndim}D array, got {box}"
+            )
+        v.setflags(write=False)
+        object.__setattr__(self, "values", v)
+        object.__setattr__(self, "box", box)
+        object.__setattr__(self, "_bounds", bounds)
+
+    def pixel_index(self, x: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The pixel of each point of ``x`` (n, d) (points on the box's faces and outside it
+        go to the nearest pixel)."""
+        lo, hi = self._bounds[:, 0], self._bounds[:, 1]
+        n = np.array(self.values.shape)
+        idx = np.floor((x[:, : len(n)] - lo) / (hi - lo) * n).astype(np.int64)
+        return tuple(np.clip(idx, 0, n - 1).T)
+
+    def __call__(self, mesh: dolfinx.mesh.Mesh) -> dolfinx.fem.Function:
+        """The DG0 field on ``mesh`` (owned and ghost cells, by their centroids)."""
+        if mesh.topology.dim != self.values.ndim:
+            raise ValueError(
+                f"PixelField: a {self.values.ndim}D array on a {mesh.topology.dim}D mesh"
+            )
+        cells, mid = _cell_midpoints(mesh)
+        return _dg0(mesh, cells, self.values[self.pixel_index(mid)])
+
+
+def _xyz(array: np.ndarray, axes: Literal["image", "xyz"]) -> np.ndarray:
+    """An image array (``axes="image"``, see the module docstring) indexed along x, y, z."""
+    if axes == "xyz" or array.ndim == 1:
+        return array
+    if axes != "image":
+        raise ValueError(f"axes must be 'image' or 'xyz', got {axes!r}")
+    if array.ndim == 2:  # a[r, c]: c along x, r downwards
+        return array[::-1, :].T
+    return array[:, ::-1, :].transpose(2, 1, 0)  # a[k, r, c]
+
+
+def pixel_field(
+    image: np.ndarray,
+    values: Mapping[float, float] | None = None,
+    *,
+    axes: Literal["image", "xyz"] = "image",
+    box: Sequence[float] | None = None,
+) -> PixelField:
+    """The :class:`PixelField` of an array of pixel values ``image``: each pixel's coefficient
+    is ``values[pixel value]`` (every value that occurs must be mapped), or the pixel value
+    itself without a mapping."""
+    arr = np.asarray(image)
+    if values is not None:
+        keys = np.array(sorted(values), dtype=float)
+        if keys.size == 0:
+            raise ValueError("the mapping of pixel values to coefficients is empty")
+        found = np.unique(arr)
+        missing = found[~np.isin(found, keys)]
+        if missing.size:
+            shown = ", ".join(f"{m:g}" for m in missing[:8]) + (", ..." if missing.size > 8 else "")
+            raise ValueError(
+                f"pixel value(s) {shown} have no coefficient (mapped: "
+                f"{', '.join(f'{k:g}' for k in keys)})"
+            )
+        table = np.array([float(values[k]) for k in sorted(values)])
+        arr = table[np.searchsorted(keys, arr.astype(float))]
+    return PixelField(_xyz(np.asarray(arr, dtype=float), axes), None if box is None else tuple(box))
+
+
+def image_field(
+    path: str | os.PathLike,
+    values: Mapping[float, float] | None = None,
+    *,
+    dataset: str | None = None,
+    axes: Literal["image", "xyz"] = "image",
+    box: Sequence[float] | None = None,
+) -> PixelField:
+    """:func:`pixel_field` of the image or voxel array in ``path`` (read on every rank with
+    :func:`multiscale.mesh.read_image`: PNG, TIFF, ``.npy``/``.npz``, HDF5 ``dataset``)."""
+    from multiscale.mesh.image import read_image
+
+    return pixel_field(read_image(path, dataset=dataset), values, axes=axes, box=box)
+
+
+def lognormal_field(
+    pixels: int | Sequence[int],
+    correlation_length: float,
+    *,
+    sigma: float = 1.0,
+    mean_log: float = 0.0,
+    seed: int,
+    dim: int = 2,
+    box: Sequence[float] | None = None,
+) -> PixelField:
+    """The log-normal random field :math:`a = \\exp(\\mu + \\sigma X)` on ``pixels`` cells per
+    side (or per axis) of ``box`` (default the unit box of dimension ``dim``), :math:`X` from
+    :func:`multiscale.mesh.gaussian_random_field` with correlation length
+    :math:`\\ell` = ``correlation_length`` (in the units of the box) and ``seed``.  Its
+    contrast is about :math:`e^{2\\cdot 3\\sigma}`."""
+    from multiscale.mesh.random import gaussian_random_field
+
+    if not sigma >= 0.0 or not np.isfinite(mean_log):
+        raise ValueError(f"need sigma >= 0 and a finite mean_log, got {sigma}, {mean_log}")
+    shape = (int(pixels),) * dim if np.isscalar(pixels) else tuple(int(p) for p in pixels)
+    bounds = (0.0, 1.0) * len(shape) if box is None else tuple(float(b) for b in box)
+    if len(bounds) != 2 * len(shape):
+        raise ValueError(f"box {bounds} does not match {len(shape)} axes")
+    size = np.diff(np.reshape(bounds, (-1, 2)), axis=1).ravel()
+    x = gaussian_random_field(shape, size, correlation_length, seed=seed)
+    return PixelField(np.exp(mean_log + sigma * x), bounds)
 
 
 def channel_field(

@@ -1,12 +1,13 @@
 """Nested coarse/fine simplex meshes and the coarse-to-fine maps of the multiscale bases.
 
-The coarse mesh :math:`\\mathcal T_H` (intervals or triangles) is held on every rank
+The coarse mesh :math:`\\mathcal T_H` (intervals, triangles or tetrahedra) is held on every rank
 (``MPI.COMM_SELF``); the fine mesh :math:`\\mathcal T_h` is a distributed dolfinx mesh that
 *refines* it: every fine cell lies in exactly one coarse element :math:`K` (checked at
 construction by locating each fine cell's midpoint and vertices with barycentric coordinates).
 :func:`unit_square_pair` makes such a pair as two structured meshes of :math:`[0,1]^2` with the
 same diagonal direction, ``m`` fine cells per coarse cell per side, so each coarse triangle is a
-block of :math:`m^2` fine triangles; :func:`unit_interval_pair` does the same in 1D.  Any pair
+block of :math:`m^2` fine triangles; :func:`unit_interval_pair` does the same in 1D and
+:func:`unit_cube_pair` in 3D (each coarse tetrahedron a block of :math:`m^3` fine ones).  Any pair
 that nests (e.g. a coarse mesh and ``dolfinx.mesh.refine`` of it, both built from the same
 cells) is accepted.
 
@@ -32,7 +33,13 @@ from mpi4py import MPI
 
 from multiscale.compat import geometry_dofmap
 
-__all__ = ["NestedMeshes", "barycentric", "unit_interval_pair", "unit_square_pair"]
+__all__ = [
+    "NestedMeshes",
+    "barycentric",
+    "unit_cube_pair",
+    "unit_interval_pair",
+    "unit_square_pair",
+]
 
 _TOL = 1e-10
 
@@ -58,6 +65,24 @@ def unit_square_pair(
     return (
         dolfinx.mesh.create_unit_square(MPI.COMM_SELF, n_coarse, n_coarse, tri, diagonal=diag),
         dolfinx.mesh.create_unit_square(comm, n_coarse * m, n_coarse * m, tri, diagonal=diag),
+    )
+
+
+def unit_cube_pair(
+    comm: MPI.Comm, n_coarse: int, m: int
+) -> tuple[dolfinx.mesh.Mesh, dolfinx.mesh.Mesh]:
+    """Coarse tetrahedra of :math:`[0,1]^3` (``n_coarse`` cubes per side, ``COMM_SELF``) and the
+    fine mesh with ``n_coarse*m`` cubes per side (``comm``).
+
+    dolfinx cuts every cube into the six tetrahedra around its diagonal from :math:`(0,0,0)` to
+    :math:`(1,1,1)` (the Kuhn–Freudenthal triangulation), whose faces lie on the planes
+    :math:`x_i = c` and :math:`x_i - x_j = c` with :math:`c \\in H\\mathbb Z`.  The fine
+    planes (:math:`c \\in h\\mathbb Z`, :math:`h = H/m`) include the coarse ones, so every fine
+    tetrahedron lies in one coarse tetrahedron (checked by :class:`NestedMeshes`)."""
+    tet = dolfinx.mesh.CellType.tetrahedron
+    return (
+        dolfinx.mesh.create_unit_cube(MPI.COMM_SELF, n_coarse, n_coarse, n_coarse, tet),
+        dolfinx.mesh.create_unit_cube(comm, n_coarse * m, n_coarse * m, n_coarse * m, tet),
     )
 
 

@@ -1,18 +1,27 @@
 """``multiscale bases CONFIG``: MsFEM, MsFEM with oversampling, GMsFEM and LOD on one problem,
 each against the fully resolved fine solution, with their offline and online times, as JSON.
 
-The problem is :math:`-\\nabla\\cdot(a\\nabla u) = f` on :math:`(0,1)^d` (:math:`d` = 1 or 2),
+The problem is :math:`-\\nabla\\cdot(a\\nabla u) = f` on :math:`(0,1)^d` (:math:`d` = 1, 2 or 3),
 :math:`u = 0` on the boundary, P1 on a uniform fine mesh nested in the uniform coarse mesh
-(:mod:`multiscale.bases`).  The configuration (see ``examples/bases.yaml`` and
-``examples/bases_channels.toml``)::
+(intervals, triangles or tetrahedra; :mod:`multiscale.bases`).  The configuration (see
+``examples/bases.yaml``, ``examples/bases_channels.toml`` and ``examples/bases_image.yaml``)::
 
     mesh: {dim: 2, coarse_cells: 8, fine_cells: 64}   # per side: H = 1/8, h = 1/64
                                            # (fine_cells a multiple of coarse_cells)
     coefficient: {type: oscillatory, eps: 0.125}
-        # oscillatory: Hou-Wu (2D) or 1/(2 - cos 2 pi x/eps) (1D), period eps;
+        # oscillatory: Hou-Wu (2D) or 1/(2 - cos 2 pi x/eps) (1D), period eps (not 3D);
         # channels: {contrast, channels: 2, width: 1, margin: 2} (2D; width and margin in
         #   fine cells): channel_field, `channels` strips crossing every coarse neighbourhood;
         # inclusions: {contrast, size: 0.25} (2D): a square of side size*H in every coarse cell
+        # image: {path: rock.png, values: {0: 1.0, 255: 1e4}, dataset: ..., axes: image}
+        #   a cell-wise field: the image (PNG, TIFF, .npy/.npz, HDF5 `dataset`; 2D or 3D, as
+        #   the mesh) stretched over the domain, each pixel value (a number or #rrggbb) mapped
+        #   to its coefficient (every value in the image needs one; without `values`, the
+        #   pixel values are the coefficient); axes: image (row 0 at the top) or xyz
+        # random: {correlation_length: 0.1, sigma: 1.0, mean_log: 0.0, pixels: 64, seed: 0}
+        #   the log-normal field exp(mean_log + sigma X), X Gaussian of unit variance and
+        #   Gaussian covariance (lognormal_field) on `pixels` cells per side (default
+        #   fine_cells), the same on every rank for a given seed
     source: 1.0                            # f
     fine_solver: amg                       # amg (CG + BoomerAMG) or direct (MUMPS Cholesky,
                                            # for high contrast)
@@ -68,6 +77,7 @@ from multiscale.config import (
     Number,
     Section,
     Spec,
+    Table,
     Text,
     load,
 )
@@ -101,7 +111,23 @@ _COEFFICIENTS: dict[str, dict[str, Field]] = {
         "contrast": Field(Number(positive=True), required=True),
         "size": Field(Number(positive=True, below=1.0), default=0.25),
     },
+    "image": {
+        "path": Field(Text(), required=True),
+        "values": Field(Table(Number(positive=True), min_length=1)),
+        "dataset": Field(Text()),
+        "axes": Field(Text(("image", "xyz")), default="image"),
+    },
+    "random": {
+        "correlation_length": Field(Number(positive=True), required=True),
+        "sigma": Field(Number(min=0.0, max=10.0), default=1.0),
+        "mean_log": Field(Number(), default=0.0),
+        "pixels": Field(Integer(min=2)),
+        "seed": Field(Integer(min=0), default=0),
+    },
 }
+
+#: The coefficients that are two-dimensional only.
+_PLANAR = ("channels", "inclusions")
 
 
 @dataclass(frozen=True)
@@ -140,7 +166,7 @@ SCHEMA = Section(
         "mesh": Field(
             Section(
                 {
-                    "dim": Field(Integer(min=1, max=2), default=2),
+                    "dim": Field(Integer(min=1, max=3), default=2),
                     "coarse_cells": Field(Integer(min=2), required=True),
                     "fine_cells": Field(Integer(min=1), required=True),
                 }
@@ -190,8 +216,15 @@ def load_config(path: str | Path) -> dict[str, Any]:
             f"{path}: mesh.fine_cells: must be a multiple of mesh.coarse_cells = {n_c} "
             f"(the fine mesh refines the coarse one), got {n_f}"
         )
-    if coef["type"] != "oscillatory" and mesh["dim"] != 2:
+    if coef["type"] in _PLANAR and mesh["dim"] != 2:
         raise ConfigError(f"{path}: coefficient.type: {coef['type']!r} is two-dimensional")
+    if coef["type"] == "oscillatory" and mesh["dim"] == 3:
+        raise ConfigError(
+            f"{path}: coefficient.type: 'oscillatory' is defined in 1D and 2D; in 3D give an "
+            "image (a voxel array) or a random field"
+        )
+    if coef["type"] == "image":
+        _check_image(coef, mesh, path)
     if coef["type"] == "channels":
         ratio = n_f // n_c
         if not coef["width"] * (coef["channels"] + 1) < ratio:
@@ -212,6 +245,56 @@ def load_config(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def _pixel_values(values: dict[str, float] | None, where: str) -> dict[float, float] | None:
+    """The ``values`` table with its keys read as pixel values (numbers or ``#rrggbb``)."""
+    from multiscale.cli.homogenize import _pixel_value
+
+    if values is None:
+        return None
+    out: dict[float, float] = {}
+    for key, value in values.items():
+        try:
+            out[_pixel_value(key, f"{where}.{key}")] = value
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+    return out
+
+
+def _check_image(coef: dict[str, Any], mesh: dict[str, Any], path: str | Path) -> None:
+    """Read the image of an ``image`` coefficient (on every rank) and check it against the
+    mesh and the ``values`` mapping; warn when the pixels do not nest in the fine cells."""
+    from multiscale.bases import image_field
+
+    where = f"{path}: coefficient"
+    try:
+        field = image_field(
+            coef["path"],
+            _pixel_values(coef.get("values"), f"{where}.values"),
+            dataset=coef.get("dataset"),
+            axes=coef["axes"],
+        )
+    except ConfigError:
+        raise
+    except OSError as err:
+        raise ConfigError(f"{where}.path: {err}") from None
+    except ValueError as err:
+        key = "values" if "pixel value" in str(err) or "coefficient values" in str(err) else "path"
+        raise ConfigError(f"{where}.{key}: {err}") from None
+    shape = field.values.shape
+    if len(shape) != mesh["dim"]:
+        raise ConfigError(
+            f"{where}.path: a {len(shape)}D image of shape {shape} on a {mesh['dim']}D mesh "
+            "(mesh.dim)"
+        )
+    if any(mesh["fine_cells"] % n for n in shape):
+        log.warning(
+            "the image's %s pixels do not divide the %d fine cells per side: each fine cell "
+            "takes the pixel of its centroid",
+            "x".join(map(str, shape)),
+            mesh["fine_cells"],
+        )
+
+
 def build_coefficient(spec: dict[str, Any], dim: int, coarse_cells: int, fine_cells: int) -> Any:
     """The coefficient :math:`a` of a checked ``coefficient`` section, a
     :data:`~multiscale.bases.fine.Coefficient` (a function of the fine mesh).
@@ -225,12 +308,36 @@ def build_coefficient(spec: dict[str, Any], dim: int, coarse_cells: int, fine_ce
     in 1D :math:`a = (2 - \\cos 2\\pi x/\\varepsilon)^{-1}` (whose solution with :math:`f = 1`
     is known in closed form, :math:`a u' = C - x`).  ``channels`` and ``inclusions``: the
     high-contrast fields :func:`~multiscale.bases.channel_field` (width and margin in fine
-    cells) and :func:`~multiscale.bases.inclusion_field`."""
+    cells) and :func:`~multiscale.bases.inclusion_field`.  ``image``:
+    :func:`~multiscale.bases.image_field`; ``random``: :func:`~multiscale.bases.lognormal_field`
+    (``pixels`` per side, default ``fine_cells``)."""
     import ufl
 
-    from multiscale.bases import channel_field, hou_wu, inclusion_field
+    from multiscale.bases import (
+        channel_field,
+        hou_wu,
+        image_field,
+        inclusion_field,
+        lognormal_field,
+    )
 
     kind = spec["type"]
+    if kind == "image":
+        return image_field(
+            spec["path"],
+            _pixel_values(spec.get("values"), "coefficient.values"),
+            dataset=spec.get("dataset"),
+            axes=spec["axes"],
+        )
+    if kind == "random":
+        return lognormal_field(
+            spec.get("pixels", fine_cells),
+            spec["correlation_length"],
+            sigma=spec["sigma"],
+            mean_log=spec["mean_log"],
+            seed=spec["seed"],
+            dim=dim,
+        )
     if kind == "oscillatory":
         if dim == 1:
             omega = 2 * np.pi / spec["eps"]
@@ -294,6 +401,7 @@ def compare_methods(cfg: dict[str, Any], comm: MPI.Comm) -> dict[str, Any]:
         FineProblem,
         NestedMeshes,
         gmsfem_errors,
+        unit_cube_pair,
         unit_interval_pair,
         unit_square_pair,
     )
@@ -301,7 +409,7 @@ def compare_methods(cfg: dict[str, Any], comm: MPI.Comm) -> dict[str, Any]:
 
     mesh, coef = cfg["mesh"], cfg["coefficient"]
     dim, n_c, n_f = mesh["dim"], mesh["coarse_cells"], mesh["fine_cells"]
-    pair = unit_square_pair if dim == 2 else unit_interval_pair
+    pair = {1: unit_interval_pair, 2: unit_square_pair, 3: unit_cube_pair}[dim]
     a = build_coefficient(coef, dim, n_c, n_f)
     if coef["type"] == "oscillatory" and coef["eps"] * n_f < 4:
         log.warning(
@@ -391,7 +499,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "bases",
         help="MsFEM, MsFEM with oversampling, GMsFEM and LOD against the fine solution",
         description="Build multiscale coarse spaces (MsFEM, oversampled MsFEM, GMsFEM, LOD) "
-        "for -div(a grad u) = f on the unit interval or square (YAML or TOML configuration), "
+        "for -div(a grad u) = f on the unit interval, square or cube (YAML or TOML configuration), "
         "and write their errors against the fine solution and their offline and online times "
         "as a JSON summary.",
     )
