@@ -284,7 +284,7 @@ class RVEProblem(PETScOwner):
         v = ufl.TestFunction(self.V)
         du = ufl.TrialFunction(self.V)
         if self.kind == "strain":
-            g = self._G + ufl.sym(ufl.grad(self.u))
+            g = self._macro_strain() + ufl.sym(ufl.grad(self.u))
             g_w = ufl.sym(ufl.grad(self.w))
         else:
             g = ufl.Identity(d) + self._G + ufl.grad(self.u)
@@ -306,7 +306,8 @@ class RVEProblem(PETScOwner):
             if self.kind == "strain":  # d/dE of a function of sym(E): minor-symmetric
                 C = ufl.as_tensor(0.5 * (C[i, j, k, m] + C[i, j, m, k]), (i, j, k, m))
             residual += ufl.inner(q, ufl.grad(v)) * dx(tag)
-            CT = ufl.as_tensor(C[i, j, k, m] * self._T[k, m], (i, j))
+            T = self._direction_strain() if self.kind == "strain" else self._T
+            CT = ufl.as_tensor(C[i, j, k, m] * T[k, m], (i, j))
             rhs_T += -ufl.inner(CT, ufl.grad(v)) * dx(tag)
             self._q_expr[tag] = self.rule.expression(q)
             self._C_expr[tag] = self.rule.expression(C)
@@ -318,6 +319,23 @@ class RVEProblem(PETScOwner):
         self._L_T = dolfinx.fem.form(rhs_T)
         self._g_expr = self.rule.expression(g)
         self._gw_expr = self.rule.expression(g_w)
+
+    # -- hooks of the macro field (a second-order RVE adds the strain of the macro gradient) ----
+    def _macro_strain(self) -> ufl.core.expr.Expr:
+        """The macro part of the micro strain (small strain): the uniform :math:`E`.  A
+        subclass may add a field (:class:`~multiscale.cell.second_order.SecondOrderRVE`: the
+        strain :math:`\\operatorname{sym}(G y)` of the macro second gradient)."""
+        return self._G
+
+    def _direction_strain(self) -> ufl.core.expr.Expr:
+        """The micro strain of the current unit macro direction (small strain), set by
+        :meth:`_set_direction`: the uniform :math:`T_n`."""
+        return self._T
+
+    def _set_direction(self, n: int) -> None:
+        """Load the unit macro direction ``n`` into the constants of :meth:`_direction_strain`
+        (the tangent's right-hand side :math:`b_n`)."""
+        self._T.value[...] = self._directions[n][0]
 
     def _init_solver(self, prefix: str | None, petsc_options: Mapping[str, Any] | None) -> None:
         self.assembly = ConstrainedAssembly(self._F, self._J, self.u, self.mpc, self.bcs)
@@ -582,8 +600,8 @@ class RVEProblem(PETScOwner):
             self._sol_block.setUp()
         Bm, Wm = self._rhs_block, self._sol_block
         B = Bm.getDenseArray()
-        for n, (T, _) in enumerate(self._directions):
-            self._T.value[...] = T
+        for n in range(len(self._directions)):
+            self._set_direction(n)
             self.assembly.assemble_vector(self._L_T, self._rhs)
             B[:, n] = self._rhs.getArray()
         Bm.assemble()

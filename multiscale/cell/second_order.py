@@ -1,4 +1,7 @@
-r"""The second-order (strain-gradient) cell problem of Kouznetsova, Geers & Brekelmans, linear.
+r"""The second-order (strain-gradient) cell problem of Kouznetsova, Geers & Brekelmans: linear
+(:class:`SecondOrderCellProblem`, the generalized tangent from unit loads) and nonlinear
+(:class:`SecondOrderRVE`, history-dependent phases on the machinery of
+:class:`~multiscale.cell.rve.RVEProblem`).
 
 The cell :math:`Y` (a box, centre :math:`y_c`, :math:`y` measured from it) is driven by the macro
 strain :math:`E` *and* the macro second gradient :math:`G_{ijk} = \partial_j\partial_k u_i`
@@ -71,14 +74,23 @@ from multiscale.mesh.cell import CellMesh
 from multiscale.mesh.periodicity import check_fills_box, check_periodic
 from multiscale.nonlinear import unique_prefix
 from multiscale.physics.base import Material, kind_of
-from multiscale.tensors import strain_to_voigt, voigt_index, voigt_to_strain
+from multiscale.tensors import (
+    strain_to_voigt,
+    stress_to_voigt,
+    voigt_index,
+    voigt_to_strain,
+    voigt_to_stress,
+)
 
 from .constraints import build_constraint
 from .linear import ConstrainedLinearSolver
+from .rve import TANGENTS, RVEProblem
 from .solver import default_petsc_options
 
 __all__ = [
     "SecondOrderCellProblem",
+    "SecondOrderRVE",
+    "SecondOrderResponse",
     "SecondOrderResult",
     "gradient_components",
     "gradient_from_vector",
@@ -394,3 +406,277 @@ class SecondOrderCellProblem:
         ) as linear:
             s, q, _, hill, _ = self._solve_case(linear, E, G, "combined load")
         return s, q, hill
+
+
+# -- nonlinear phases: the second-order RVE on the first-order RVE's machinery -----------------
+
+
+@dataclass(slots=True)
+class SecondOrderResponse:
+    """What one :meth:`SecondOrderRVE.solve` returns (reduced over the RVE's communicator).
+
+    ``stress``: :math:`\\{\\Sigma\\}` (Voigt, 3 in 2D); ``double_stress``: :math:`q`, the
+    conjugate of :math:`g` (6 in 2D, see :func:`gradient_components`); ``tangent``: the
+    consistent (or Taylor) generalized tangent :math:`\\partial(\\{\\Sigma\\}, q)/
+    \\partial(\\{E\\}, g)` (9x9 in 2D; ``None`` when not asked for), whose blocks are
+    :meth:`blocks`; ``hill_mandel``: :math:`|\\langle\\sigma:\\varepsilon\\rangle -
+    \\Sigma:E - Q\\vdots G|` relative to :math:`|\\Sigma:E + Q\\vdots G|`; ``iterations``,
+    ``mean_state``, ``sensitivity`` (the owned parts of :math:`\\partial w/\\partial(\\{E\\},
+    g)`, one row per generalized direction) and ``seconds`` as in
+    :class:`~multiscale.cell.rve.RVEResponse`."""
+
+    stress: np.ndarray
+    double_stress: np.ndarray
+    tangent: np.ndarray | None
+    hill_mandel: float
+    iterations: int
+    mean_state: dict[str, float] = field(default_factory=dict)
+    sensitivity: np.ndarray | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def blocks(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:math:`(C, B, D)` of the tangent: :math:`\\delta\\{\\Sigma\\} = C\\,\\delta\\{E\\}
+        + B\\,\\delta g`, :math:`\\delta q = B'\\,\\delta\\{E\\} + D\\,\\delta g` (:math:`B' =
+        B^T` for the symmetric tangent of a symmetric law; the returned ``B`` is the upper
+        block)."""
+        if self.tangent is None:
+            raise ValueError("no tangent was computed for this response")
+        n = len(self.stress)
+        return self.tangent[:n, :n], self.tangent[:n, n:], self.tangent[n:, n:]
+
+
+class SecondOrderRVE(RVEProblem):
+    """The second-order cell problem with nonlinear, history-dependent phases (small strain):
+    :class:`~multiscale.cell.rve.RVEProblem` whose macro strain is the field
+    :math:`E + \\operatorname{sym}(G y)` instead of the uniform :math:`E`.
+
+    The micro balance, the Newton solve (the package's
+    :class:`~multiscale.nonlinear.NewtonSolver` on the periodic constrained space), the
+    internal variables at the quadrature points and the committed/updated state are
+    :class:`~multiscale.cell.rve.RVEProblem`'s; this class changes the macro strain, the unit
+    directions and the averages.  The :math:`3 + 6` (2D) generalized directions
+    :math:`\\varepsilon_n(y)` (the unit Voigt strains, then the strains
+    :math:`\\operatorname{sym}(G_a y)` of the unit gradients) give
+
+    .. math::
+        s_n = \\langle\\sigma : \\varepsilon_n\\rangle \\quad (s = (\\{\\Sigma\\}, q)),
+        \\qquad
+        K_{nm} = \\frac{\\partial s_n}{\\partial e_m}
+        = \\langle\\varepsilon_n : \\mathbb C : (\\varepsilon_m
+        + \\varepsilon(\\delta w_m))\\rangle,
+
+    with :math:`\\mathbb C` the algorithmic tangent of the phase law and the sensitivities
+    :math:`\\delta w_m` solved, all nine at once, with the factorization of the converged
+    Jacobian (:meth:`~multiscale.cell.rve.RVEProblem._tangent_solves`: the right-hand sides
+    :math:`b_m = -\\int_Y (\\mathbb C:\\varepsilon_m):\\nabla v`); for a symmetric law the
+    correction is :math:`-b_n\\cdot\\delta w_m/|Y|`, otherwise it is integrated at the
+    quadrature points.  :math:`s\\cdot e = \\Sigma:E + Q\\vdots G` and, the fluctuation being
+    periodic and the micro stress in equilibrium, :math:`\\langle\\sigma:\\varepsilon\\rangle =
+    s\\cdot e` (the second-order Hill–Mandel condition) in every state, elastic or plastic.
+
+    The fluctuation's mean is not constrained beyond the pinned node of the periodic
+    constraint: a constant fluctuation changes no strain, stress, :math:`\\Sigma` or :math:`Q`.
+    The parameters are :class:`~multiscale.cell.rve.RVEProblem`'s (``degree`` 2 by default:
+    the macro strain is linear in :math:`y`).
+    """
+
+    def __init__(
+        self,
+        cell: CellMesh,
+        materials: Mapping[str | int, Material],
+        *,
+        degree: int = 2,
+        quadrature_degree: int | None = None,
+        tangent: str = "consistent",
+        petsc_options_prefix: str | None = None,
+        petsc_options: Mapping[str, Any] | None = None,
+        check: bool = True,
+    ) -> None:
+        if kind_of(dict(materials)) != "strain":
+            raise ValueError("the second-order RVE needs small-strain (kind 'strain') laws")
+        super().__init__(
+            cell,
+            materials,
+            degree=degree,
+            quadrature_degree=quadrature_degree,
+            tangent=tangent,
+            petsc_options_prefix=petsc_options_prefix or unique_prefix("second_order_rve"),
+            petsc_options=petsc_options,
+            check=check,
+        )
+
+    # -- the hooks of RVEProblem ---------------------------------------------------------------
+    def _init_spaces(self, degree: int, qdeg: int) -> None:
+        super()._init_spaces(degree, qdeg)
+        mesh, d = self.cell.mesh, self.dim
+        lo, hi = (np.asarray(b, dtype=float) for b in self.cell.box)
+        self.centre = 0.5 * (lo + hi)
+        self.inertia = np.diag((hi - lo) ** 2 / 12.0)
+        self._length = float(np.max(hi - lo))
+        x = ufl.SpatialCoordinate(mesh)
+        self._y = ufl.as_vector([x[i] - float(self.centre[i]) for i in range(d)])
+        self._Ggrad = dolfinx.fem.Constant(mesh, np.zeros((d, d, d)))
+        self._Tgrad = dolfinx.fem.Constant(mesh, np.zeros((d, d, d)))
+        self.n_strain = len(voigt_index(d))
+        self.n_gradient = len(gradient_components(d))
+        zero2, zero3 = np.zeros((d, d)), np.zeros((d, d, d))
+        self._generalized = [(voigt_to_strain(e), zero3) for e in np.eye(self.n_strain)] + [
+            (zero2, gradient_from_vector(e, d)) for e in np.eye(self.n_gradient)
+        ]
+        self._directions = [(T, []) for T, _ in self._generalized]
+        # the direction strains eps_n(y) at the quadrature points of each phase's owned cells
+        y_expr = self.rule.expression(self._y)
+        self._direction_points: dict[int, np.ndarray] = {}
+        for tag, cells in self._cells.items():
+            y = self.rule.evaluate(y_expr, cells)  # (cells, points, d)
+            fields = []
+            for T, Gn in self._generalized:
+                S = _strain_moments(Gn)
+                fields.append(T + sum(y[..., k, None, None] * S[k] for k in range(d)))
+            self._direction_points[tag] = np.asarray(fields)  # (n, cells, points, d, d)
+        self._load = np.zeros(len(self._generalized))
+        self._double_stress = np.zeros(self.n_gradient)
+
+    def _macro_strain(self) -> ufl.core.expr.Expr:
+        i, j, k = ufl.indices(3)
+        return self._G + ufl.sym(ufl.as_tensor(self._Ggrad[i, j, k] * self._y[k], (i, j)))
+
+    def _direction_strain(self) -> ufl.core.expr.Expr:
+        i, j, k = ufl.indices(3)
+        return self._T + ufl.sym(ufl.as_tensor(self._Tgrad[i, j, k] * self._y[k], (i, j)))
+
+    def _set_direction(self, n: int) -> None:
+        T, Gn = self._generalized[n]
+        self._T.value[...] = T
+        self._Tgrad.value[...] = Gn
+
+    def _set_macro(self, G: np.ndarray) -> None:
+        super()._set_macro(G)
+        # the displacement across the cell of the gradient part, (G l) l, joins that of E
+        self._xscale += float(np.linalg.norm(self._Ggrad.value)) * self._length * self._scale
+
+    def _averages(
+        self, with_tangent: bool
+    ) -> tuple[np.ndarray, float, np.ndarray, dict[int, np.ndarray]]:
+        """:math:`\\Sigma` (d x d; :math:`q` is kept for :meth:`solve`), the Hill–Mandel defect,
+        the generalized Taylor tangent :math:`\\langle\\varepsilon_n:\\mathbb C:
+        \\varepsilon_m\\rangle` and the point values of :math:`\\mathbb C` per phase."""
+        n = len(self._generalized)
+        s = np.zeros(n)
+        energy = 0.0
+        taylor = np.zeros((n, n))
+        C_points: dict[int, np.ndarray] = {}
+        for tag, cells in self._cells.items():
+            w, dirs = self._weights[tag], self._direction_points[tag]
+            q = self.rule.evaluate(self._q_expr[tag], cells)
+            g = self.rule.evaluate(self._g_expr, cells)
+            s += np.einsum("cp,cpij,ncpij->n", w, q, dirs)
+            energy += float(np.einsum("cp,cpij,cpij->", w, q, g))
+            if with_tangent:
+                C = C_points[tag] = self.rule.evaluate(self._C_expr[tag], cells)
+                Cdirs = np.einsum("cpijkl,mcpkl->mcpij", C, dirs)
+                taylor += np.einsum("cp,ncpij,mcpij->nm", w, dirs, Cdirs)
+        packed = self._sum(np.concatenate([s, [energy], taylor.ravel()]))
+        s, energy, taylor = packed[:n], float(packed[n]), packed[n + 1 :].reshape(n, n)
+        work = float(s @ self._load)
+        hill = abs(energy - work) / abs(work) if work != 0.0 else abs(energy)
+        self._double_stress = s[self.n_strain :].copy()
+        return voigt_to_stress(s[: self.n_strain]), hill, taylor, C_points
+
+    def _consistent(
+        self, taylor: np.ndarray, C_points: dict[int, np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The generalized consistent tangent :math:`K = \\langle\\varepsilon_n:\\mathbb C:
+        \\varepsilon_m\\rangle + \\langle\\varepsilon_n:\\mathbb C:\\varepsilon(\\delta w_m)
+        \\rangle` and the sensitivities :math:`\\delta w_m` (owned parts)."""
+        B, W = self._tangent_solves()
+        n = len(self._generalized)
+        if self.symmetric:
+            return taylor - self._sum((B @ W.T).ravel()).reshape(n, n), W
+        corr = np.zeros((n, n))
+        for m in range(n):
+            self.w.x.petsc_vec.getArray()[:] = W[m]
+            self.w.x.scatter_forward()
+            self.mpc.backsubstitution(self.w)
+            for tag, cells in self._cells.items():
+                gw = self.rule.evaluate(self._gw_expr, cells)
+                Cgw = np.einsum("cpijkl,cpkl->cpij", C_points[tag], gw)
+                corr[:, m] += np.einsum(
+                    "cp,ncpij,cpij->n", self._weights[tag], self._direction_points[tag], Cgw
+                )
+        return taylor + self._sum(corr.ravel()).reshape(n, n), W
+
+    # -- the second-order interface --------------------------------------------------------------
+    def _gradient(self, G: np.ndarray) -> np.ndarray:
+        d = self.dim
+        G = np.asarray(G, dtype=float)
+        if G.shape == (self.n_gradient,):
+            G = gradient_from_vector(G, d)
+        if G.shape != (d, d, d):
+            raise ValueError(
+                f"macro gradient must be a ({d}, {d}, {d}) array or {self.n_gradient} "
+                f"components, got shape {G.shape}"
+            )
+        if not np.all(np.isfinite(G)):
+            raise ValueError(f"macro gradient has non-finite entries: {G.tolist()}")
+        return 0.5 * (G + G.transpose(0, 2, 1))
+
+    def generalized_strain(self, E: np.ndarray, G: np.ndarray) -> np.ndarray:
+        """:math:`e = (\\{E\\}, g)`: the Voigt strain (engineering shears) and the
+        independent components of the gradient, the variables of :attr:`SecondOrderResponse.
+        tangent`."""
+        E = np.asarray(E, dtype=float)
+        G = self._gradient(G)
+        g = np.array([G[i, j, k] for i, j, k in gradient_components(self.dim)])
+        return np.concatenate([strain_to_voigt(0.5 * (E + E.T)), g])
+
+    def solve(  # type: ignore[override]
+        self,
+        E: np.ndarray,
+        G: np.ndarray,
+        state: np.ndarray | None = None,
+        guess: np.ndarray | None = None,
+        *,
+        fallback: np.ndarray | None = None,
+        tangent: str | None = "default",
+    ) -> tuple[SecondOrderResponse, np.ndarray, np.ndarray]:
+        """Solve the cell for the macro strain ``E`` (d x d) and second gradient ``G``
+        (:math:`G_{ijk}`, or its :func:`gradient_components`), from the committed ``state``
+        (``None``: zero), Newton starting at ``guess``.  As :meth:`RVEProblem.solve
+        <multiscale.cell.rve.RVEProblem.solve>`: ``state`` is never changed, the updated state
+        is returned for the caller to commit (or drop when the macro step is cut), with the
+        owned part of the converged fluctuation."""
+        if tangent not in (None, "default", *TANGENTS):
+            raise ValueError(f"unknown tangent {tangent!r}; expected one of {TANGENTS} or None")
+        self._load = self.generalized_strain(E, G)
+        self._Ggrad.value[...] = self._gradient(G)
+        response, new_state, fluctuation = super().solve(
+            E, state, guess, fallback=fallback, tangent=tangent
+        )
+        return (
+            SecondOrderResponse(
+                stress=stress_to_voigt(response.flux),
+                double_stress=self._double_stress.copy(),
+                tangent=response.tangent,
+                hill_mandel=response.hill_mandel,
+                iterations=response.iterations,
+                mean_state=response.mean_state,
+                sensitivity=response.sensitivity,
+                seconds=response.seconds,
+            ),
+            new_state,
+            fluctuation,
+        )
+
+    def predict(  # type: ignore[override]
+        self,
+        fluctuation: np.ndarray,
+        sensitivity: np.ndarray | None,
+        dE: np.ndarray,
+        dG: np.ndarray,
+    ) -> np.ndarray:
+        """First-order predictor of the fluctuation at :math:`(E + \\Delta E, G + \\Delta G)`
+        from the one at :math:`(E, G)` and its sensitivity there."""
+        if sensitivity is None or not len(sensitivity):
+            return fluctuation
+        return fluctuation + self.generalized_strain(dE, dG) @ sensitivity

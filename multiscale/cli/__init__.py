@@ -35,6 +35,7 @@ COMMANDS: tuple[str, ...] = (
     ".hmm",
     ".rve_size",
     ".bloch",
+    ".second_order",
     ".bases",
     ".equation_free",
     ".lattice",

@@ -29,12 +29,19 @@ layer in uniaxial stress, where the beam formula is exact).  In pure bending of 
 so :math:`EI/EI_{hom} = 1 + 12\mathcal D/(\langle E\rangle p^3 N^2)`.  :func:`bending_stiffness`
 computes it from the macro solution (:math:`EI = 2\Pi/(\kappa^2 L)`, the energy per length of
 the beam), :func:`dns_bending_stiffness` from the resolved layered beam.
+
+Strips without a closed form (:func:`macro_strip`, :func:`dns_strip`, the particle strip of
+:func:`inclusion_strip`): bending between constrained end sections, or simple shear with every
+boundary clamped to the affine shear (:func:`_strip_conditions`), the stiffness read off an
+interior window.  Nonlinear phases: :class:`SecondOrderMicroModel` runs the cells of
+:class:`~multiscale.cell.second_order.SecondOrderRVE` (one per macro point, with its history) in
+the :class:`~multiscale.coupling.pool.MicroPool`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import basix.ufl
@@ -43,27 +50,42 @@ import numpy as np
 import ufl
 from mpi4py import MPI
 
-from multiscale.cell.second_order import SecondOrderResult, gradient_components
+from multiscale.cell.second_order import (
+    SecondOrderResponse,
+    SecondOrderResult,
+    SecondOrderRVE,
+    gradient_components,
+)
+from multiscale.coupling.pool import MicroFailure, MicroPool
+from multiscale.fe2.micro import CellSource, MicroModel, as_cell_mesh
 from multiscale.hmm.macro import linear_solve, linear_solver_options
 from multiscale.mesh.cell import CellMesh
 from multiscale.mesh.generators import inclusions_2d
 from multiscale.nonlinear import unique_prefix
 from multiscale.physics.base import Material
 from multiscale.physics.elasticity import IsotropicElasticity
+from multiscale.tensors import voigt_to_strain
 
 __all__ = [
     "HIGHER_ORDER",
     "STACKINGS",
+    "STRIP_LOADINGS",
     "BendingResult",
+    "SecondOrderEvaluation",
+    "SecondOrderMicroModel",
     "StripBending",
+    "StripStiffness",
     "bending_stiffness",
+    "closed_form_ratio",
     "dns_bending_stiffness",
+    "dns_strip",
     "dns_strip_bending",
     "hann_window",
     "higher_order_tangent",
     "inclusion_strip",
     "layer_moduli",
     "layered_strip",
+    "macro_strip",
     "macro_strip_bending",
 ]
 
@@ -80,6 +102,21 @@ def layer_moduli(stacking: str) -> list[tuple[float, str]]:
     if stacking not in STACKINGS:
         raise ValueError(f"unknown stacking {stacking!r}; expected one of {sorted(STACKINGS)}")
     return STACKINGS[stacking]
+
+
+def closed_form_ratio(stacking: str, moduli: Mapping[str, float], periods: int) -> float:
+    """The exact :math:`EI/EI_{hom} = 1 + 12\\mathcal D/(\\langle E\\rangle p^3 N^2)` of the
+    laminated beam of ``periods`` periods, :math:`\\mathcal D = \\sum_l (E_l - \\langle
+    E\\rangle)(\\zeta_{l,1}^3 - \\zeta_{l,0}^3)/3` integrated exactly over the layers
+    :math:`[\\zeta_{l,0}, \\zeta_{l,1}]` of one period (centred, :math:`p = 1`)."""
+    layers = layer_moduli(stacking)
+    if periods < 1:
+        raise ValueError(f"periods must be >= 1, got {periods!r}")
+    bounds = np.concatenate([[0.0], np.cumsum([f for f, _ in layers])]) - 0.5
+    E = np.array([float(moduli[name]) for _, name in layers])
+    mean = float(np.dot(E, np.diff(bounds)))
+    D = float(np.dot(E - mean, (bounds[1:] ** 3 - bounds[:-1] ** 3) / 3.0))
+    return 1.0 + 12.0 * D / (mean * periods**2)
 
 
 def layered_strip(
@@ -277,7 +314,7 @@ def dns_bending_stiffness(
     )
     materials = {name: IsotropicElasticity.from_young(E, 0.0) for name, E in moduli.items()}
     k = float(curvature)
-    _, parts = _resolved_bending(strip, materials, length, 0.0, k, degree, "layered beam DNS")
+    _, parts = _resolved_strip(strip, materials, "bending", k, degree, "layered beam DNS")
     energy = dolfinx.fem.form(sum(density * dx for density, dx in parts))
     total = comm.allreduce(dolfinx.fem.assemble_scalar(energy), op=MPI.SUM)
     return 2.0 * total / (k**2 * length)
@@ -350,52 +387,102 @@ def hann_window(x: ufl.core.expr.Expr, start: float, width: float) -> ufl.core.e
     return ufl.conditional(inside, value, 0.0)
 
 
-@dataclass(slots=True, frozen=True)
-class StripBending:
-    """Bending stiffness :math:`EI = 2\\int\\psi\\,W\\,dx/\\kappa^2` of a strip (per unit
-    out-of-plane width), :math:`W` the energy density, :math:`\\psi` the window of
-    :func:`hann_window`; ``min_eigenvalue`` of the higher-order tangent used (macro only)."""
+#: The loadings of a strip between constrained ends (see :func:`_strip_conditions`).
+STRIP_LOADINGS = ("bending", "shear")
 
-    EI: float
+
+@dataclass(slots=True, frozen=True)
+class StripStiffness:
+    """Stiffness of a strip (per unit out-of-plane width) read off the window :math:`\\psi` of
+    :func:`hann_window`, :math:`W` the energy density: in bending :math:`EI = 2\\int\\psi\\,W
+    \\,dx/\\kappa^2`, in simple shear the effective shear modulus :math:`G = 2\\int\\psi\\,W
+    \\,dx/(\\gamma^2 H)` (:attr:`EI` is :attr:`stiffness` under either name);
+    ``min_eigenvalue`` of the higher-order tangent used (macro only)."""
+
+    stiffness: float
     ndofs: int
     min_eigenvalue: float = float("nan")
+    loading: str = "bending"
+
+    @property
+    def EI(self) -> float:
+        return self.stiffness
 
 
-def _end_conditions(
-    V: dolfinx.fem.FunctionSpace, length: float, y0: float, curvature: float
+#: The bending result under its first name.
+StripBending = StripStiffness
+
+
+def _check_loading(loading: str) -> str:
+    if loading not in STRIP_LOADINGS:
+        raise ValueError(f"loading must be one of {STRIP_LOADINGS}, got {loading!r}")
+    return loading
+
+
+def _strip_conditions(
+    V: dolfinx.fem.FunctionSpace,
+    box: np.ndarray,
+    loading: str,
+    amplitude: float,
 ) -> list[dolfinx.fem.DirichletBC]:
-    """:math:`u_x = \\kappa x (y - y_0)` on the ends :math:`x = 0, L` (the end sections rotate
-    rigidly by :math:`\\kappa L` relative to each other, free to slide vertically and to
-    contract), :math:`u_y = 0` at :math:`(0, y_0)`."""
+    r"""The constrained ends of the strip ``box`` :math:`= [0, L]\times[y_l, y_h]`,
+    :math:`y_0 = (y_l + y_h)/2`, on the displacement space ``V`` (or the displacement
+    subspace of a mixed space):
+
+    * ``"bending"`` (curvature :math:`\kappa` = ``amplitude``): :math:`u_x = \kappa x
+      (y - y_0)` on the ends :math:`x = 0, L` (the end sections rotate rigidly by
+      :math:`\kappa L` relative to each other, free to slide vertically and to contract),
+      :math:`u_y = 0` at :math:`(0, y_0)`; the faces free;
+    * ``"shear"`` (shear :math:`\gamma` = ``amplitude``): the whole boundary clamped to simple
+      shear, :math:`u = (\gamma (y - y_0), 0)`: the top face displaced by :math:`\gamma H`
+      relative to the bottom one, both faces and both end sections held (no fluctuation can
+      develop there: the boundary layer of a clamped grip).
+    """
     mesh = V.mesh
     fdim = mesh.topology.dim - 1
-    ends = dolfinx.mesh.locate_entities_boundary(
-        mesh, fdim, lambda x: np.isclose(x[0], 0.0) | np.isclose(x[0], length)
-    )
-    Vx, _ = V.sub(0).collapse()
-    ux = dolfinx.fem.Function(Vx)
-    ux.interpolate(lambda x: curvature * x[0] * (x[1] - y0))
-    dofs = dolfinx.fem.locate_dofs_topological((V.sub(0), Vx), fdim, ends)
-    bcs = [dolfinx.fem.dirichletbc(ux, dofs, V.sub(0))]
-    Vy, _ = V.sub(1).collapse()
-    pin = dolfinx.fem.locate_dofs_geometrical(
-        (V.sub(1), Vy), lambda x: np.isclose(x[0], 0.0) & np.isclose(x[1], y0)
-    )
-    bcs.append(dolfinx.fem.dirichletbc(np.float64(0.0), pin[0], V.sub(1)))
+    (x_lo, y_lo), (x_hi, y_hi) = np.asarray(box, dtype=float)
+    y0 = 0.5 * (y_lo + y_hi)
+    a = float(amplitude)
+    if _check_loading(loading) == "bending":
+        marker = lambda x: np.isclose(x[0], x_lo) | np.isclose(x[0], x_hi)  # noqa: E731
+        values = {0: lambda x: a * x[0] * (x[1] - y0)}
+    else:
+        marker = lambda x: np.full(x.shape[1], True)  # noqa: E731
+        values = {0: lambda x: a * (x[1] - y0), 1: lambda x: np.zeros_like(x[0])}
+    facets = dolfinx.mesh.locate_entities_boundary(mesh, fdim, marker)
+    bcs = []
+    for comp, value in values.items():
+        Vc, _ = V.sub(comp).collapse()
+        f = dolfinx.fem.Function(Vc)
+        f.interpolate(value)
+        dofs = dolfinx.fem.locate_dofs_topological((V.sub(comp), Vc), fdim, facets)
+        bcs.append(dolfinx.fem.dirichletbc(f, dofs, V.sub(comp)))
+    if loading == "bending":
+        Vy, _ = V.sub(1).collapse()
+        pin = dolfinx.fem.locate_dofs_geometrical(
+            (V.sub(1), Vy), lambda x: np.isclose(x[0], x_lo) & np.isclose(x[1], y0)
+        )
+        bcs.append(dolfinx.fem.dirichletbc(np.float64(0.0), pin[0], V.sub(1)))
     return bcs
 
 
-def _resolved_bending(
+def _stiffness_scale(loading: str, amplitude: float, height: float) -> float:
+    """The factor from the windowed energy :math:`\\int\\psi W` to the stiffness:
+    :math:`2/\\kappa^2` in bending, :math:`2/(\\gamma^2 H)` in shear."""
+    scale = 2.0 / float(amplitude) ** 2
+    return scale / height if loading == "shear" else scale
+
+
+def _resolved_strip(
     strip: CellMesh,
     materials: Mapping[str | int, Material],
-    length: float,
-    y0: float,
-    curvature: float,
+    loading: str,
+    amplitude: float,
     degree: int,
     what: str,
 ) -> tuple[dolfinx.fem.Function, list[tuple[Any, Any]]]:
     r"""The resolved strip (plain linear elasticity, the phases as cell tags) under the end
-    conditions of :func:`_end_conditions`: its displacement and its energy density
+    conditions of :func:`_strip_conditions` on its box: its displacement and its energy density
     :math:`\frac12\sigma:\varepsilon` as ``(density, measure)`` per phase (to integrate, with
     a weight or without)."""
     mesh = strip.mesh
@@ -415,7 +502,7 @@ def _resolved_bending(
     linear_solve(
         a,
         L,
-        _end_conditions(V, length, y0, curvature),
+        _strip_conditions(V, strip.box, loading, amplitude),
         uh,
         petsc_options_prefix=unique_prefix(what.replace(" ", "_")),
         petsc_options=linear_solver_options(),
@@ -425,25 +512,27 @@ def _resolved_bending(
     return uh, [(0.5 * ufl.inner(law.flux(e), e), dx(t)) for t, law in laws.items()]
 
 
-def macro_strip_bending(
+def macro_strip(
     comm: MPI.Comm,
     tangent: SecondOrderResult,
     *,
+    loading: str,
     height: float,
     length: float,
     window: tuple[float, float],
-    curvature: float = 1.0,
+    amplitude: float = 1.0,
     order: int = 2,
     higher_order: str = "excess",
     nx: int = 8,
     ny: int = 4,
-) -> StripBending:
-    """:math:`EI` of the strain-gradient strip :math:`[0, L]\\times[-H/2, H/2]` in bending
-    between constrained ends (:func:`_end_conditions`: :math:`u_x = \\kappa x y` on
-    :math:`x = 0, L`), every other condition natural (zero traction and double traction), read
-    off the window ``(start, width)`` with :func:`hann_window`.  The mixed formulation of
-    :func:`bending_stiffness`; ``order=1`` drops :math:`B` and the higher-order tangent,
-    ``higher_order`` chooses it (:func:`higher_order_tangent`).
+) -> StripStiffness:
+    """The stiffness of the strain-gradient strip :math:`[0, L]\\times[-H/2, H/2]` between
+    constrained ends (:func:`_strip_conditions`: ``loading`` ``"bending"`` of curvature
+    ``amplitude`` or simple ``"shear"`` of shear ``amplitude``), every other condition natural
+    (zero traction and double traction; the independent gradient :math:`F` is free on the
+    whole boundary), read off the window ``(start, width)`` with :func:`hann_window`.  The mixed
+    formulation of :func:`bending_stiffness`; ``order=1`` drops :math:`B` and the higher-order
+    tangent, ``higher_order`` chooses it (:func:`higher_order_tangent`).
 
     ``higher_order="perturbative"`` solves the first-order problem (:math:`F = \\nabla u_0`
     still enforced) and evaluates the second-order energy density at :math:`u_0`: the
@@ -451,9 +540,13 @@ def macro_strip_bending(
     reading of the :math:`O(\\varepsilon^2)` terms, well posed whatever the sign of
     :math:`\\tilde D`; solving with :math:`\\tilde D` itself is not when :math:`\\tilde D` has
     negative eigenvalues (the energy :math:`C k^2 + \\tilde D k^4` of a wave of number
-    :math:`k` turns negative below the cell scale, and the result follows the mesh)."""
+    :math:`k` turns negative below the cell scale, and the result follows the mesh).  In simple
+    shear the clamped affine field :math:`u = (\\gamma y, 0)` lies in the discrete space and has
+    :math:`G = 0`, so every order and every choice of the higher-order tangent returns the
+    first-order modulus :math:`C_{33}`."""
     if order not in (1, 2):
         raise ValueError(f"order must be 1 or 2, got {order!r}")
+    _check_loading(loading)
     window = _check_window(window, length)
     mesh, W, U, g = _mixed_strip(comm, length, height, nx, ny)
     u, F, Lam = ufl.split(U)
@@ -467,12 +560,11 @@ def macro_strip_bending(
     solved = first if higher_order == "perturbative" else density
     Pi = (solved + ufl.inner(Lam, ufl.grad(u) - F)) * ufl.dx
     a, L = _quadratic_forms(Pi, U)
-    k = float(curvature)
-    bcs = _end_conditions(W.sub(0), length, 0.0, k)
+    box = np.array([[0.0, -height / 2], [length, height / 2]])
     linear_solve(
         a,
         L,
-        bcs,
+        _strip_conditions(W.sub(0), box, loading, amplitude),
         U,
         petsc_options_prefix=unique_prefix("strain_gradient_strip"),
         petsc_options=linear_solver_options(),
@@ -481,36 +573,222 @@ def macro_strip_bending(
     x = ufl.SpatialCoordinate(mesh)
     form = dolfinx.fem.form(hann_window(x[0], *window) * density * ufl.dx)
     total = comm.allreduce(dolfinx.fem.assemble_scalar(form), op=MPI.SUM)
-    return StripBending(
-        EI=2.0 * total / k**2,
+    return StripStiffness(
+        stiffness=_stiffness_scale(loading, amplitude, height) * total,
         ndofs=W.dofmap.index_map.size_global * W.dofmap.index_map_bs,
         min_eigenvalue=float(np.linalg.eigvalsh(0.5 * (Dm + Dm.T)).min()),
+        loading=loading,
     )
+
+
+def dns_strip(
+    comm: MPI.Comm,
+    strip: CellMesh,
+    materials: Mapping[str | int, Material],
+    *,
+    loading: str,
+    window: tuple[float, float],
+    amplitude: float = 1.0,
+    degree: int = 2,
+) -> StripStiffness:
+    """The stiffness of the resolved strip ``strip`` (its box :math:`[0, L]\\times[0, H]`,
+    every inclusion meshed) under the end conditions of :func:`macro_strip` (about the
+    mid-height :math:`y_0 = H/2`), plain linear elasticity, read off the same window."""
+    (x_lo, y_lo), (x_hi, y_hi) = np.asarray(strip.box, dtype=float)
+    if abs(x_lo) > 1e-12:
+        raise ValueError("the strip must start at x = 0")
+    window = _check_window(window, x_hi - x_lo)
+    what = f"particle strip {_check_loading(loading)} DNS"
+    uh, parts = _resolved_strip(strip, materials, loading, amplitude, degree, what)
+    weight = hann_window(ufl.SpatialCoordinate(strip.mesh)[0], *window)
+    form = dolfinx.fem.form(sum(weight * density * dx for density, dx in parts))
+    total = comm.allreduce(dolfinx.fem.assemble_scalar(form), op=MPI.SUM)
+    return StripStiffness(
+        stiffness=_stiffness_scale(loading, amplitude, y_hi - y_lo) * total,
+        ndofs=uh.function_space.dofmap.index_map.size_global * 2,
+        loading=loading,
+    )
+
+
+def macro_strip_bending(
+    comm: MPI.Comm, tangent: SecondOrderResult, *, curvature: float = 1.0, **kwargs: Any
+) -> StripStiffness:
+    """:math:`EI` of the strain-gradient strip in bending: :func:`macro_strip` with
+    ``loading="bending"`` and ``amplitude=curvature``."""
+    return macro_strip(comm, tangent, loading="bending", amplitude=curvature, **kwargs)
 
 
 def dns_strip_bending(
     comm: MPI.Comm,
     strip: CellMesh,
-    materials: dict[str | int, Material],
+    materials: Mapping[str | int, Material],
     *,
-    window: tuple[float, float],
     curvature: float = 1.0,
-    degree: int = 2,
-) -> StripBending:
-    """:math:`EI` of the resolved strip ``strip`` (its box :math:`[0, L]\\times[0, H]`, every
-    inclusion meshed) under the end conditions of :func:`macro_strip_bending` (about the
-    mid-height :math:`y_0 = H/2`), plain linear elasticity, read off the same window."""
-    (x_lo, y_lo), (x_hi, y_hi) = np.asarray(strip.box, dtype=float)
-    if abs(x_lo) > 1e-12:
-        raise ValueError("the strip must start at x = 0")
-    length, y0 = x_hi - x_lo, 0.5 * (y_lo + y_hi)
-    window = _check_window(window, length)
-    k = float(curvature)
-    uh, parts = _resolved_bending(strip, materials, length, y0, k, degree, "particle strip DNS")
-    weight = hann_window(ufl.SpatialCoordinate(strip.mesh)[0], *window)
-    form = dolfinx.fem.form(sum(weight * density * dx for density, dx in parts))
-    total = comm.allreduce(dolfinx.fem.assemble_scalar(form), op=MPI.SUM)
-    return StripBending(
-        EI=2.0 * total / k**2,
-        ndofs=uh.function_space.dofmap.index_map.size_global * 2,
-    )
+    **kwargs: Any,
+) -> StripStiffness:
+    """:math:`EI` of the resolved strip in bending: :func:`dns_strip` with
+    ``loading="bending"`` and ``amplitude=curvature``."""
+    return dns_strip(comm, strip, materials, loading="bending", amplitude=curvature, **kwargs)
+
+
+# -- nonlinear second-order cells in the micro pool -----------------------------------------------
+
+
+@dataclass(slots=True)
+class SecondOrderEvaluation:
+    """Responses of this rank's points: ``stress`` (n, 3), ``double_stress`` (n, 6),
+    ``tangent`` (n, 9, 9) (2D), ``hill_mandel``, ``iterations``, ``mean_p`` per point, the
+    group's failures and the micro time split."""
+
+    stress: np.ndarray
+    double_stress: np.ndarray
+    tangent: np.ndarray
+    hill_mandel: np.ndarray
+    iterations: np.ndarray
+    mean_p: np.ndarray
+    failures: list[MicroFailure] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+class SecondOrderMicroModel(MicroModel):
+    """The second-order cells (:class:`~multiscale.cell.second_order.SecondOrderRVE`) of this
+    rank's macro points in a :class:`~multiscale.coupling.pool.MicroPool`: the histories,
+    :meth:`commit`, :meth:`rollback` and the first-order predictor of
+    :class:`~multiscale.fe2.micro.MicroModel`, with the generalized strain :math:`e =
+    (\\{E\\}, g)` (9 components in 2D) of each point as its input and
+    (:math:`\\{\\Sigma\\}`, :math:`q`, the 9x9 consistent tangent) as its output.  Linear
+    phases: one cell solve, the generalized tangent cached.  The static assignment of the pool
+    (dynamic load balancing moves histories in rows of the first-order layout and is not
+    offered here)."""
+
+    def __init__(
+        self,
+        pool: MicroPool,
+        cell: CellSource,
+        materials: Mapping[str | int, Material],
+        n_points: int,
+        *,
+        predictor: bool = True,
+        **rve_options: Any,
+    ) -> None:
+        if pool.balancing:
+            raise ValueError("SecondOrderMicroModel keeps the pool's static assignment")
+        self.pool = pool
+        rve_options.setdefault("petsc_options_prefix", "multiscale_fe2_second_order_rve_")
+        self.rve = self._own(
+            SecondOrderRVE(as_cell_mesh(cell, pool.micro_comm), materials, **rve_options)
+        )
+        self.kind, self.dim, self.linear = self.rve.kind, self.rve.dim, self.rve.linear
+        self.n_general = self.rve.n_directions
+        self.n_local = int(n_points)
+        mc = pool.micro_comm
+        self.n_group = int(sum(mc.allgather(self.n_local))) if mc.size > 1 else self.n_local
+        self.predictor = bool(predictor) and self.rve.tangent_kind == "consistent"
+        self._linear_tangent: np.ndarray | None = None
+        self._init_history()
+        self.rve_solves = 0
+
+    def _init_history(self) -> None:
+        super()._init_history()
+        n = len(self.committed["G"])
+        self.committed["G"] = np.zeros((n, self.n_general))  # the last generalized strain
+        self.trial["G"] = self.committed["G"].copy()
+
+    def effective_tangent(self) -> np.ndarray:
+        """The generalized tangent of linear phases, from one cell solve (cached)."""
+        if self._linear_tangent is None:
+            response, _, _ = self.rve.solve(
+                np.zeros((self.dim, self.dim)), np.zeros(self.rve.n_gradient), tangent="consistent"
+            )
+            self._linear_tangent = response.tangent
+            self.rve_solves += 1
+        return self._linear_tangent
+
+    def evaluate(self, e: np.ndarray) -> SecondOrderEvaluation:  # type: ignore[override]
+        """Responses for this rank's points; ``e`` has shape (n_local, 9) (2D): the Voigt
+        strain (engineering shears) and :math:`g` of each point.  Collective on the micro
+        communicator only (the caller agrees on the failures)."""
+        e = np.asarray(e, dtype=float).reshape(-1, self.n_general)
+        n, m = len(e), self.n_general
+        if self.linear:
+            K = self.effective_tangent()
+            s = e @ K.T
+            ns = self.rve.n_strain
+            return SecondOrderEvaluation(
+                stress=s[:, :ns],
+                double_stress=s[:, ns:],
+                tangent=np.broadcast_to(K, (n, m, m)),
+                hill_mandel=np.zeros(n),
+                iterations=np.zeros(n, dtype=int),
+                mean_p=np.zeros(n),
+            )
+        seconds = {"newton": 0.0, "tangent": 0.0, "averages": 0.0}
+        trial = self.trial
+
+        def solve(key: int, x: np.ndarray) -> np.ndarray:
+            sens = trial["sensitivity"][key] if self.predictor else None
+            state, last = self.committed["state"][key], trial["fluctuation"][key]
+            response, state, fluct = self._solve_point(
+                x, state, last, sens, trial["G"][key], seconds
+            )
+            trial["state"][key] = state
+            trial["fluctuation"][key] = fluct
+            trial["G"][key] = x
+            if self.predictor:
+                trial["sensitivity"][key] = response.sensitivity
+            return self._response_row(response)
+
+        out, failures = self.pool.run(solve, e, work=self._work)
+        self.rve_solves += int(np.sum(~np.isnan(out[:, 0]))) if out.size else 0
+        if out.shape[1] == 0:
+            out = np.full((n, m + m * m + 3), np.nan)
+        return self._evaluation(out, failures, seconds)
+
+    def _solve_point(
+        self,
+        ek: np.ndarray,
+        state: np.ndarray,
+        last: np.ndarray,
+        sens: np.ndarray | None,
+        e_last: np.ndarray,
+        seconds: dict[str, float],
+    ) -> tuple[SecondOrderResponse, np.ndarray, np.ndarray]:
+        ns = self.rve.n_strain
+        de = ek - e_last
+        guess = self.rve.predict(last, sens, voigt_to_strain(de[:ns]), de[ns:])
+        response, new_state, fluct = self.rve.solve(
+            voigt_to_strain(ek[:ns]), ek[ns:], state, guess, fallback=last
+        )
+        for name in seconds:
+            seconds[name] += response.seconds[name]
+        return response, new_state, fluct
+
+    @staticmethod
+    def _response_row(response: Any) -> np.ndarray:
+        return np.concatenate(
+            [
+                response.stress,
+                response.double_stress,
+                response.tangent.ravel(),
+                [response.hill_mandel, response.iterations, response.mean_state.get("p", 0.0)],
+            ]
+        )
+
+    def _work(self, rows: np.ndarray) -> np.ndarray:
+        m = self.n_general
+        return rows[:, m + m * m + 1]
+
+    def _evaluation(  # type: ignore[override]
+        self, out: np.ndarray, failures: list, seconds: dict[str, float]
+    ) -> SecondOrderEvaluation:
+        m, ns, n = self.n_general, self.rve.n_strain, len(out)
+        return SecondOrderEvaluation(
+            stress=out[:, :ns],
+            double_stress=out[:, ns:m],
+            tangent=out[:, m : m + m * m].reshape(n, m, m),
+            hill_mandel=out[:, m + m * m],
+            iterations=np.nan_to_num(out[:, m + m * m + 1]).astype(int),
+            mean_p=out[:, m + m * m + 2],
+            failures=failures,
+            seconds=seconds,
+        )
