@@ -3,18 +3,21 @@
     mpirun -n 2 python3 benchmarks/atomistic.py --json results/bench_atomistic.json \\
         [--atoms 1000000] [--solver mumps|gamg] [--check]
 
-The block of :mod:`benchmarks.qc` (the triangular lattice, nearest-neighbour Lennard-Jones 12-6
-at its relaxed constant, about 1.1 x 1 in shape, without the 7 sites of a hexagonal vacancy
-cluster at its centre) is stretched by 2 % along x: its outer layer (2 spacings) follows
+The block of :mod:`benchmarks.qc` (the triangular lattice, nearest-neighbour Lennard-Jones
+12-6 at its relaxed constant, about 1.1 x 1 in shape, without the 7 sites of a hexagonal
+vacancy cluster at its centre), each rank generating only its own slab
+(:meth:`~multiscale.atomistic.distributed.LocalAtoms.block`; no rank holds the whole set), is
+stretched by 2 % along x: its outer layer (2 spacings) follows
 x = F X.  :class:`~multiscale.atomistic.DistributedAtomisticProblem` minimizes the energy on
 the ranks of ``COMM_WORLD`` (Newton, one load step, force tolerance ``--atol`` as in
 :mod:`benchmarks.qc`), with MUMPS LDL^T or CG + GAMG (``--solver``).  Reported: the wall times
 of the set-up (partition, neighbour lists, vectors and matrix) and of the solve, atoms per
 second of each and of both, Newton iterations and the time in their parts (the largest over
-the ranks: ``solve`` is all of SNES, linear solves included), the ghost atoms per rank, and with
-``--check``
-the largest difference from the serial :class:`~multiscale.atomistic.AtomisticProblem` (in
-lattice spacings).  ``oversubscribed`` says whether the ranks plus the load average at the
+the ranks: ``solve`` is all of SNES, linear solves included), the ghost atoms per rank, the
+most atoms each rank held (``atoms_held_per_rank``: its slab, its owned atoms, their halo),
+and with ``--check`` the largest difference from the serial
+:class:`~multiscale.atomistic.AtomisticProblem` on rank 0 (in lattice spacings; the positions
+gathered there for it).  ``oversubscribed`` says whether the ranks plus the load average at the
 start (other jobs) exceed the cores; the figures of such a run measure overhead, not speed-up.
 """
 
@@ -41,7 +44,7 @@ from multiscale.atomistic import (
 from multiscale.output import write_json
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from qc import block, layer
+from qc import block, geometry, layer, local_block
 
 SOLVERS = {
     "mumps": {},
@@ -60,35 +63,42 @@ def main() -> None:
     args = parser.parse_args()
     comm = MPI.COMM_WORLD
 
-    atoms, lat, _, c = block(args.atoms)
-    a, X = lat.a, atoms.positions
-    lo, hi = X.min(axis=0), X.max(axis=0)
+    local, lat, c = local_block(args.atoms, comm)  # this rank's slab only
+    _, _, lo, hi, _ = geometry(args.atoms)
+    a = lat.a
     F = np.array([[1.02, 0.0], [0.0, 1.0]])
     rc = 1.5 * a
-    U = (X - c) @ (F - np.eye(2)).T
-    fixed = layer(X, lo, hi, 2 * a)
+
+    def fixed(X: np.ndarray) -> np.ndarray:
+        return layer(X, lo, hi, 2 * a)
+
+    def displacement(X: np.ndarray) -> np.ndarray:
+        return (X - c) @ (F - np.eye(2)).T
+
     opts = {"snes_atol": args.atol, **SOLVERS[args.solver]}
 
     busy = os.getloadavg()[0]  # other jobs on the machine before this one starts working
     comm.Barrier()
     t0 = time.perf_counter()
-    model = DistributedPairModel(atoms, LennardJones(), rc, comm=comm)
+    model = DistributedPairModel(local, LennardJones(), rc, comm=comm)
     with DistributedAtomisticProblem(
-        model, fixed=fixed, displacement=U, petsc_options=opts
+        model, fixed=fixed, displacement=displacement, petsc_options=opts
     ) as problem:
         comm.Barrier()
         t1 = time.perf_counter()
         result = problem.solve([1.0])
         comm.Barrier()
         t2 = time.perf_counter()
-        x = problem.positions()
+        x = problem.positions() if args.check else None  # on rank 0, when asked
+        X = model.gather(model.reference[: model.n_owned]) if args.check else None
         timings = {k: comm.allreduce(v, op=MPI.MAX) for k, v in problem.newton.timings.items()}
         ghosts = comm.allgather(len(model.ids) - model.n_owned)
         owned = comm.allgather(model.n_owned)
+        held = comm.allgather(model.held)
     setup, solve = t1 - t0, t2 - t1
     step = result.steps[-1]
     summary = {
-        "atoms": atoms.n,
+        "atoms": model.n,
         "bonds": model.n_bonds,
         "ranks": comm.size,
         "cpu_count": os.cpu_count(),
@@ -98,28 +108,37 @@ def main() -> None:
         "newton_atol": args.atol,
         "setup_time_s": setup,
         "solve_time_s": solve,
-        "atoms_per_s": atoms.n / (setup + solve),
-        "solve_atoms_per_s": atoms.n / solve,
-        "setup_atoms_per_s": atoms.n / setup,
+        "atoms_per_s": model.n / (setup + solve),
+        "solve_atoms_per_s": model.n / solve,
+        "setup_atoms_per_s": model.n / setup,
         "newton_iterations": step.iterations,
         "newton_timings_s": timings,
         "max_force": step.quantities["max_force"],
         "energy": step.quantities["energy"],
         "owned_atoms": owned,
         "ghost_atoms": ghosts,
+        "atoms_held_per_rank": held,
         "peak_rss_gib": comm.allreduce(
             resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, op=MPI.MAX
         ),
     }
-    if args.check:
+    if args.check and comm.rank == 0:  # the whole set on rank 0 only, for the check
+        atoms = block(args.atoms)[0]
         t0 = time.perf_counter()
         serial = PairModel(atoms, LennardJones(), rc)
+        Y = atoms.positions
         with AtomisticProblem(
-            serial, fixed=fixed, displacement=U, petsc_options={"snes_atol": args.atol}
+            serial,
+            fixed=fixed(Y),
+            displacement=displacement(Y),
+            petsc_options={"snes_atol": args.atol},
         ) as p:
             p.solve([1.0])
             summary["serial_time_s"] = time.perf_counter() - t0
-            summary["max_difference_from_serial"] = float(np.abs(x - p.x).max() / a)
+            # the same sites in another numbering: matched by their reference positions
+            mine, ref = np.lexsort(X.T[::-1]), np.lexsort(Y.T[::-1])
+            assert np.abs(X[mine] - Y[ref]).max() < 1e-9 * a
+            summary["max_difference_from_serial"] = float(np.abs(x[mine] - p.x[ref]).max() / a)
     write_json(args.json, summary, comm)
     if comm.rank == 0:
         print(json.dumps(summary, indent=2))

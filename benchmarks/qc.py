@@ -5,17 +5,24 @@
 A block of the triangular lattice (nearest-neighbour Lennard-Jones 12-6 at its relaxed
 constant, about 1.1 x 1 in shape) without the 7 sites of a hexagonal vacancy cluster at its
 centre is stretched by 2 % along x: its outer layer (2 spacings) follows x = F X.  The
-reference is the full atomistic minimum (:class:`~multiscale.atomistic.AtomisticProblem`,
-Newton with MUMPS LDL^T); the QC solution (force-based QC by default, atomistic radius
-``--radius`` spacings, graded mesh with element size about the distance over ``--growth``,
-capped at 64 spacings; the boundary layer fully resolved) is solved the same way.  The error
-near the defect is the largest displacement difference over the atoms within 6 spacings of the
-centre, relative to the largest displacement the defect causes there, |x - F X| of the
-reference.  Both Newton solves stop at a force residual (2-norm over all free coordinates) of
-``--atol`` (1e-8 epsilon/sigma; the statics default 1e-10 lies below the round-off floor of the
+reference is the full atomistic minimum
+(:class:`~multiscale.atomistic.DistributedAtomisticProblem` on the ranks of ``COMM_WORLD``,
+each rank generating its own slab of the block, Newton with MUMPS LDL^T).  The QC solution
+(force-based QC by default, atomistic radius ``--radius`` spacings, graded mesh with element
+size about the distance over ``--growth``, capped at 64 spacings; the boundary layer fully
+resolved) is solved over the same ranks (``QCModel(..., comm=COMM_WORLD)``: the bonds and
+elements shared, MUMPS in parallel; the coarse mesh is built on every rank from the whole
+block).  The error near the defect is the largest displacement difference over the atoms
+within 6 spacings of the centre (each rank its own; QC interpolated at the same sites),
+relative to the largest displacement the defect causes there, |x - F X| of the reference.
+Both Newton solves stop at a force residual (2-norm over all free coordinates) of ``--atol``
+(1e-8 epsilon/sigma; the statics default 1e-10 lies below the round-off floor of the
 factorization for a few 1e5 atoms).  Times are wall times of set-up plus solve (the atom
-block itself, shared, not counted).  Serial: both solve on COMM_SELF (under mpirun every rank
-repeats the work).
+blocks themselves not counted).  ``ranks`` and ``oversubscribed`` (the ranks plus the load
+average at the start exceed the cores: the times then measure overhead, not speed-up) say
+how it ran; ``atomistic_atoms_held_per_rank`` the most atoms each rank held.
+
+    mpirun -n 2 python3 benchmarks/qc.py --json results/bench_qc.json --atoms 20000
 """
 
 from __future__ import annotations
@@ -31,31 +38,56 @@ import numpy as np
 from mpi4py import MPI
 
 from multiscale.atomistic import (
-    AtomisticProblem,
     AtomSet,
     CauchyBorn,
     CoarseMesh,
+    DistributedAtomisticProblem,
+    DistributedPairModel,
     Lattice,
     LennardJones,
     MeshSpec,
-    PairModel,
     QCModel,
     QCProblem,
 )
+from multiscale.atomistic.distributed import LocalAtoms
+from multiscale.atomistic.lattice import block_slab
 from multiscale.output import write_json
 
 
-def block(n_atoms: int) -> tuple[AtomSet, Lattice, CauchyBorn, np.ndarray]:
-    """The stretched block of about ``n_atoms`` atoms with its vacancy cluster; its centre."""
+def geometry(n_atoms: int) -> tuple[Lattice, CauchyBorn, np.ndarray, np.ndarray, np.ndarray]:
+    """The lattice and Cauchy-Born law of the block of about ``n_atoms`` atoms, its corners
+    and the centre of its vacancy cluster (the site nearest to the middle of the box)."""
     law = CauchyBorn.relaxed(Lattice.of("triangular"), LennardJones(), shells=1)
     a = float(law.bonds.radii[0])
     lat = Lattice.of("triangular").with_constant(a)
     rows = max(12, round(np.sqrt(n_atoms / 1.1)))
     cols = max(12, round(n_atoms / rows))
-    full = AtomSet.block(lat, (0.0, 0.0), ((cols - 0.5) * a, (rows - 1) * a * np.sqrt(3) / 2))
-    c = full.positions[full.nearest(full.positions.mean(axis=0))]
-    hole = np.flatnonzero(np.linalg.norm(full.positions - c, axis=1) < 1.01 * a)
-    return full.without(hole), lat, law, c
+    lo = np.zeros(2)
+    hi = np.array([(cols - 0.5) * a, (rows - 1) * a * np.sqrt(3) / 2])
+    mid = 0.5 * (lo + hi)
+    near = block_slab(lat, mid - 2 * a, mid + 2 * a, 0, 1)
+    c = near[np.argmin(np.linalg.norm(near - mid, axis=1))]
+    return lat, law, lo, hi, c
+
+
+def in_hole(X: np.ndarray, c: np.ndarray, a: float) -> np.ndarray:
+    """The 7 sites of the vacancy cluster."""
+    return np.linalg.norm(X - c, axis=1) < 1.01 * a
+
+
+def block(n_atoms: int) -> tuple[AtomSet, Lattice, CauchyBorn, np.ndarray]:
+    """The whole stretched block of about ``n_atoms`` atoms with its vacancy cluster (on every
+    rank: the QC mesh is built from it); its centre."""
+    lat, law, lo, hi, c = geometry(n_atoms)
+    full = AtomSet.block(lat, lo, hi)
+    return full.without(np.flatnonzero(in_hole(full.positions, c, lat.a))), lat, law, c
+
+
+def local_block(n_atoms: int, comm: MPI.Comm) -> tuple[LocalAtoms, Lattice, np.ndarray]:
+    """This rank's slab of the same block (:meth:`LocalAtoms.block`): no rank generates the
+    whole set; its centre."""
+    lat, _, lo, hi, c = geometry(n_atoms)
+    return LocalAtoms.block(lat, lo, hi, comm, exclude=lambda X: in_hole(X, c, lat.a)), lat, c
 
 
 def layer(X: np.ndarray, lo: np.ndarray, hi: np.ndarray, width: float) -> np.ndarray:
@@ -74,28 +106,41 @@ def main() -> None:
     args = parser.parse_args()
     comm = MPI.COMM_WORLD
 
-    atoms, lat, law, c = block(args.atoms)
-    a, X = lat.a, atoms.positions
-    lo, hi = X.min(axis=0), X.max(axis=0)
+    busy = os.getloadavg()[0]  # other jobs on the machine before this one starts working
     F = np.array([[1.02, 0.0], [0.0, 1.0]])
-    rc = 1.5 * a
-
-    t0 = time.perf_counter()
-    model = PairModel(atoms, LennardJones(), rc)
-    U = (X - c) @ (F - np.eye(2)).T
     opts = {"snes_atol": args.atol}
-    fixed = layer(X, lo, hi, 2 * a)
-    with AtomisticProblem(model, fixed=fixed, displacement=U, petsc_options=opts) as p:
-        p.solve([1.0])
-        xa = p.x.copy()
-        newton_atoms = p.stepper.steps[-1].iterations
-    t_atoms = time.perf_counter() - t0
-    del model
 
+    # the full atomistic reference, distributed: each rank generates and keeps its own slab
+    local, lat, c = local_block(args.atoms, comm)
+    a = lat.a
+    rc = 1.5 * a
+    _, _, lo, hi, _ = geometry(args.atoms)
+    comm.Barrier()
+    t0 = time.perf_counter()
+    model = DistributedPairModel(local, LennardJones(), rc, comm=comm)
+    with DistributedAtomisticProblem(
+        model,
+        fixed=lambda X: layer(X, lo, hi, 2 * a),
+        displacement=lambda X: (X - c) @ (F - np.eye(2)).T,
+        petsc_options=opts,
+    ) as p:
+        p.solve([1.0])
+        newton_atoms = p.stepper.steps[-1].iterations
+        X_own = model.reference[: model.n_owned]
+        near = np.linalg.norm(X_own - c, axis=1) < 6 * a
+        Xa, xa = X_own[near], p.x[: model.n_owned][near]  # the atoms near the defect only
+    comm.Barrier()
+    t_atoms = time.perf_counter() - t0
+    n_atoms, held = model.n, comm.allgather(model.held)
+    del model, local
+
+    # QC over the ranks (the mesh from the whole block, on every rank)
+    atoms, lat, law, c = block(args.atoms)
+    comm.Barrier()
     t0 = time.perf_counter()
     spec = MeshSpec(tuple(c), args.radius * a, padding=rc, layer=2 * a, growth=args.growth)
     mesh = CoarseMesh.graded(atoms, lat, spec)
-    qcm = QCModel(mesh, LennardJones(), rc, law)
+    qcm = QCModel(mesh, LennardJones(), rc, law, comm=comm)
     with QCProblem(
         qcm,
         args.method,
@@ -107,14 +152,20 @@ def main() -> None:
         q.solve([1.0])
         xr = q.xr.copy()
         newton_qc = q.stepper.steps[-1].iterations
+    comm.Barrier()
     t_qc = time.perf_counter() - t0
 
-    near = np.flatnonzero(np.linalg.norm(X - c, axis=1) < 6 * a)
-    x_near = mesh.interpolation(near) @ xr
-    defect = np.linalg.norm(xa[near] - (X[near] + U[near]), axis=1).max()
-    err = float(np.linalg.norm(x_near - xa[near], axis=1).max() / defect)
+    # the error near the defect, over the atoms each rank owns there (QC at the same sites)
+    x_near = mesh.locate(Xa) @ xr if len(Xa) else np.zeros((0, 2))
+    U_near = (Xa - c) @ (F - np.eye(2)).T
+    defect = comm.allreduce(
+        float(np.linalg.norm(xa - (Xa + U_near), axis=1).max(initial=0.0)), op=MPI.MAX
+    )
+    diff = comm.allreduce(float(np.linalg.norm(x_near - xa, axis=1).max(initial=0.0)), op=MPI.MAX)
+    err = diff / defect
+    busy = comm.allreduce(busy, op=MPI.MAX)
     summary = {
-        "atoms": atoms.n,
+        "atoms": n_atoms,
         "repatoms": mesh.n,
         "elements": len(mesh.elements),
         "method": args.method,
@@ -124,13 +175,19 @@ def main() -> None:
         "atomistic_time_s": t_atoms,
         "qc_time_s": t_qc,
         "qc_speedup": t_atoms / t_qc,
-        "atomistic_atoms_per_s": atoms.n / t_atoms,
+        "atomistic_atoms_per_s": n_atoms / t_atoms,
         "error_near_defect": err,
-        "error_near_defect_abs": err * defect / a,
+        "error_near_defect_abs": diff / a,
         "defect_displacement": defect / a,
         "newton_iterations": {"atomistic": newton_atoms, "qc": newton_qc},
-        "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+        "atomistic_atoms_held_per_rank": held,
+        "peak_rss_gib": comm.allreduce(
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, op=MPI.MAX
+        ),
         "ranks": comm.size,
+        "cpu_count": os.cpu_count(),
+        "load_average_at_start": busy,
+        "oversubscribed": comm.size + busy > (os.cpu_count() or 1),
     }
     write_json(args.json, summary, comm)
     if comm.rank == 0:

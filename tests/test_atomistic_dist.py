@@ -8,7 +8,11 @@
   the serial :class:`AtomisticProblem` (MUMPS, and CG with GAMG);
 * a periodic crystal under :math:`\\bar F`, one atom pinned, from a perturbed state: the affine
   state, zero forces and :math:`E/n = W(\\bar F)\\,\\Omega_0` of the Cauchy–Born law;
-* atoms driven into each other on one rank only: the same :class:`LoadStepError` on every rank.
+* atoms driven into each other on one rank only: the same :class:`LoadStepError` on every rank;
+* rank-local reference sets: the parallel bisection of rows dealt at random equals the serial
+  :func:`partition`; the slabs of :func:`block_slab` are the block; a vacancy block generated
+  slab by slab on the ranks (fixed atoms and displacements given per rank, as arrays or as
+  functions of X) gives the serial solution, and no rank ever held more than its part.
 
 Every test runs serially and under ``mpirun -n 2`` and ``-n 3``; the serial references run on
 ``COMM_SELF`` on every rank.
@@ -33,7 +37,8 @@ from multiscale.atomistic import (
     Shifted,
     soften_bonds,
 )
-from multiscale.atomistic.distributed import partition
+from multiscale.atomistic.distributed import LocalAtoms, partition, partition_distributed
+from multiscale.atomistic.lattice import block_slab
 from multiscale.nonlinear import LoadStepError
 
 LJ = LennardJones(1.0, 1.0)
@@ -91,15 +96,17 @@ def test_energy_forces_hessian_equal_the_serial_model(comm, periodic):
         problem.set_load(1.0)
         problem.x[:] = x[model.ids]
         E = problem.energy()
-        f = problem.forces()
+        f = problem.forces(root=None)
         A = problem.newton.A
         problem.assembly.jacobian(A)
         v = np.random.default_rng(3).standard_normal(atoms.n * 2)
-        free = np.flatnonzero(np.repeat(~problem.fixed_mask, 2))
+        mask = np.zeros(atoms.n, dtype=bool)
+        mask[fixed] = True
+        free = np.flatnonzero(np.repeat(~mask, 2))
         # v in the distributed free numbering: owned free atoms in new order
         vd, y = A.createVecs()
         ids_owned = model.ids[: model.n_owned]
-        owned_free = ~problem.fixed_mask[ids_owned]
+        owned_free = ~mask[ids_owned]
         vd.setArray(v.reshape(-1, 2)[ids_owned[owned_free]].ravel())
         A.mult(vd, y)
         Av = np.zeros((atoms.n, 2))
@@ -159,7 +166,7 @@ def test_defect_equals_the_serial_solution(comm, soft, options):
         model, fixed=fixed, displacement=U, petsc_options=options
     ) as problem:
         result = problem.solve([0.5, 1.0])
-        x = problem.positions()
+        x = problem.positions(root=None)
     a = serial.radii[0]
     assert np.abs(x - x_ref).max() < 1e-10 * a
     assert result.steps[-1].quantities["energy"] == pytest.approx(E_ref, rel=1e-12)
@@ -181,7 +188,7 @@ def test_periodic_crystal_is_cauchy_born(comm):
         problem.x += kick[model.ids]
         problem.commit()
         result = problem.solve([0.5, 1.0])
-        x = problem.positions()
+        x = problem.positions(root=None)
     assert result.steps[-1].quantities["max_force"] < 1e-10
     assert np.abs((x - x[0]) - (X - X[0]) @ F2.T).max() < 1e-10 * lat.a
     assert result.steps[-1].quantities["energy"] / atoms.n == pytest.approx(W, rel=1e-12)
@@ -208,3 +215,81 @@ def test_collision_on_one_rank_fails_on_every_rank(comm):
     assert message.count("rank ") == (comm.size > 1)  # agreed from the one owning rank
     with DistributedAtomisticProblem(model, fixed=fixed, displacement=0.5 * U) as problem:
         assert problem.solve([1.0]).steps[-1].quantities["max_force"] < 1e-10
+
+
+# -- rank-local reference sets ---------------------------------------------------------------------
+@pytest.mark.mpi
+def test_distributed_partition_equals_the_serial_one(comm):
+    """Rows dealt to the ranks at random: the parallel bisection (quantiles by selection, no
+    point moved) gives every atom the part of the serial :func:`partition` of the whole set."""
+    _, lat, _ = _relaxed(1)
+    X = AtomSet.block(lat, (0.0, 0.0), (23 * lat.a, 11 * lat.a)).positions
+    deal = np.random.default_rng(5).integers(0, comm.size, len(X))
+    mine = np.flatnonzero(deal == comm.rank)
+    for parts in (comm.size, 5):
+        owner = partition_distributed(comm, X[mine], mine, parts)
+        assert np.array_equal(owner, partition(X, parts)[mine])
+
+
+@pytest.mark.parametrize("parts", [1, 2, 3, 5])
+def test_block_slabs_are_the_block(parts):
+    """The slabs of :func:`block_slab` together are the sites of ``AtomSet.block``, once."""
+    _, lat, _ = _relaxed(1)
+    lo, hi = (0.3, -0.2), (17.5 * lat.a, 9.0 * lat.a)
+    ref = AtomSet.block(lat, lo, hi).positions
+    X = np.concatenate([block_slab(lat, lo, hi, k, parts) for k in range(parts)])
+    assert len(X) == len(ref)
+    assert np.abs(X[np.lexsort(X.T[::-1])] - ref).max() < 1e-12 * lat.a
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("given", ["arrays", "functions"])
+def test_rank_local_set_equals_the_serial_solution(comm, given):
+    """The vacancy block of :func:`_defect_block` generated slab by slab on the ranks
+    (:meth:`LocalAtoms.block`), the outer layers held at the affine map: the serial solution
+    of the whole set; no rank ever held more than a part of the set."""
+    _, lat, rc = _relaxed(2)
+    lo, hi = (0.0, 0.0), (16 * lat.a, 14 * lat.a)
+    full = AtomSet.block(lat, lo, hi)
+    c = full.positions[full.nearest(full.positions.mean(axis=0))]
+    atoms = full.without([full.nearest(c)])
+    X = atoms.positions
+    lo_, hi_ = X.min(axis=0), X.max(axis=0)
+
+    def layer(Y):
+        return np.minimum(Y - lo_, hi_ - Y).min(axis=1) <= 1.01 * rc
+
+    def u(Y):
+        return Y @ (F2 - np.eye(2)).T
+
+    with AtomisticProblem(PairModel(atoms, LJ, rc), fixed=layer(X), displacement=u(X)) as p:
+        p.solve([0.5, 1.0])
+        x_ref, E_ref = p.x.copy(), p.energy()
+
+    local = LocalAtoms.block(
+        lat, lo, hi, comm, exclude=lambda Y: np.linalg.norm(Y - c, axis=1) < 1e-6 * lat.a
+    )
+    model = DistributedPairModel(local, LJ, rc, comm=comm)
+    assert model.n == atoms.n and model.n_bonds == PairModel(atoms, LJ, rc).n_bonds
+    if given == "arrays":  # one row per atom this rank generated
+        kwargs = {"fixed": layer(local.positions), "displacement": u(local.positions)}
+    else:
+        kwargs = {"fixed": layer, "displacement": u}
+    with DistributedAtomisticProblem(model, **kwargs) as problem:
+        result = problem.solve([0.5, 1.0])
+        x = problem.positions()  # rank 0 only
+        Xg = model.gather(model.reference[: model.n_owned])
+    held = comm.allgather(model.held)
+    assert result.steps[-1].quantities["energy"] == pytest.approx(E_ref, rel=1e-12)
+    assert result.steps[-1].quantities["max_force"] < 1e-10
+    if comm.size > 1:
+        assert max(h["input"] for h in held) < atoms.n
+        assert max(h["owned"] + h["halo"] for h in held) < atoms.n
+        assert max(h["owned"] for h in held) <= atoms.n / comm.size + comm.size
+    if comm.rank == 0:
+        # the same sites in another numbering: match them by their reference positions
+        order, ref_order = np.lexsort(Xg.T[::-1]), np.lexsort(X.T[::-1])
+        assert np.abs(Xg[order] - X[ref_order]).max() < 1e-12 * lat.a
+        assert np.abs(x[order] - x_ref[ref_order]).max() < 1e-10 * lat.a
+    else:
+        assert x is None

@@ -15,8 +15,13 @@
 """
 
 from .cauchy_born import CauchyBorn, relaxed_lattice_constant
-from .distributed import DistributedAtomisticProblem, DistributedPairModel
-from .lattice import LATTICES, Bonds, Lattice
+from .distributed import (
+    DistributedAtomisticProblem,
+    DistributedPairModel,
+    LocalAtoms,
+    partition_distributed,
+)
+from .lattice import LATTICES, Bonds, Lattice, block_slab
 from .potentials import Harmonic, LennardJones, Morse, PairPotential, Shifted
 from .qc import METHODS as QC_METHODS
 from .qc import CoarseMesh, MeshSpec, QCModel, QCProblem, soften_bonds
@@ -51,6 +56,7 @@ __all__ = [
     "Lattice",
     "LennardJones",
     "LoadingPath",
+    "LocalAtoms",
     "MeshSpec",
     "Morse",
     "PairModel",
@@ -61,11 +67,13 @@ __all__ = [
     "Shifted",
     "StaticsResult",
     "analyse_path",
+    "block_slab",
     "dispersion",
     "dynamical_matrix",
     "ellipticity",
     "hessian_eigenvalues",
     "neighbour_pairs",
+    "partition_distributed",
     "path_convexity",
     "phonon",
     "relaxed_lattice_constant",

@@ -27,11 +27,12 @@ neighbours at :math:`a\sqrt3/2`).  The triangular lattice has a bond along :math
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["LATTICES", "Bonds", "Lattice"]
+__all__ = ["LATTICES", "Bonds", "Lattice", "block_slab"]
 
 _SQ3 = math.sqrt(3.0)
 
@@ -247,3 +248,39 @@ def _distinct(lengths: np.ndarray, scale: float) -> np.ndarray:
         return v
     new = np.concatenate([[True], np.diff(v) > SHELL_TOL * scale])
     return v[new]
+
+
+def block_slab(
+    lattice: Lattice, lo: Sequence[float], hi: Sequence[float], part: int, parts: int
+) -> np.ndarray:
+    """The part ``part`` of ``parts`` of the sites of ``lattice`` (with its basis) in the closed
+    box ``[lo, hi]``, without generating the others: the sites
+    :math:`a(n\\hat A + s_\\alpha)` are ordered by their cell index :math:`n` (lexicographic,
+    the first index slowest) and then by :math:`\\alpha`; the range of the first index
+    :math:`n_1` that can reach the box is cut into ``parts`` contiguous ranges of (nearly)
+    equal length and ``part`` gets the sites of its range, in that order.  The parts of
+    ``0 .. parts-1`` concatenated are every site of the box once (a sum of the counts of the
+    parts before one gives its first global number: :func:`~.distributed.LocalAtoms.block`).
+    The sites of a part lie in the slab of the box between two lattice planes, so a part holds
+    about ``1/parts`` of the sites when the box is long along :math:`\\hat a_1` and fewer
+    (possibly none) near the corners of a skewed cell."""
+    d = lattice.dim
+    lo_, hi_ = np.asarray(lo, float), np.asarray(hi, float)
+    if lo_.shape != (d,) or hi_.shape != lo_.shape or np.any(hi_ <= lo_):
+        raise ValueError(f"block: need lo < hi with {d} components each")
+    if not 0 <= int(part) < int(parts):
+        raise ValueError(f"part must lie in [0, {parts}), got {part!r}")
+    A, s = lattice.primitive, lattice.positions
+    tol = 1e-9 * lattice.a
+    corners = np.array(np.meshgrid(*zip(lo_, hi_, strict=True), indexing="ij")).reshape(d, -1).T
+    pad = np.max(np.linalg.norm(s, axis=1)) + tol
+    n = (corners[:, None, :] - s[None]).reshape(-1, d) @ np.linalg.inv(A)
+    nlo = (np.floor(n.min(axis=0) - pad / lattice.a) - 1).astype(np.int64)
+    nhi = (np.ceil(n.max(axis=0) + pad / lattice.a) + 1).astype(np.int64)
+    edges = nlo[0] + (np.arange(int(parts) + 1) * (nhi[0] - nlo[0] + 1)) // int(parts)
+    first = [np.arange(edges[int(part)], edges[int(part) + 1])]
+    rest = [np.arange(a, b + 1) for a, b in zip(nlo[1:], nhi[1:], strict=True)]
+    grids = np.meshgrid(*(first + rest), indexing="ij")
+    T = np.stack([g.ravel() for g in grids], axis=1) @ A
+    X = (T[:, None, :] + s[None]).reshape(-1, d)
+    return X[np.all((X >= lo_ - tol) & (X <= hi_ + tol), axis=1)]

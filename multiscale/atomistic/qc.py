@@ -42,7 +42,15 @@ non-symmetric (LU), the patch test is passed.
 
 All variants are solved by :class:`QCProblem` with the package's Newton solver and load stepper,
 Dirichlet repatoms (the boundary layer) eliminated, as :class:`~.statics.AtomisticProblem` does.
-Serial: each rank solves the whole problem on ``COMM_SELF``.
+
+*Over the ranks* of a communicator (``QCModel(..., comm=comm)``): each rank sums the energy,
+the forces and the Jacobian of a contiguous share of the cluster bonds and of the elements (all
+these are sums over bonds and elements, so the shares add up); the free repatom coordinates are
+an MPI vector in contiguous blocks of repatoms, the residual comes to its owners by a reduce-
+scatter and the Jacobian is an MPIAIJ matrix (rows added across ranks, preallocated from the
+whole pattern), factorized by MUMPS in parallel.  What stays on every rank: the coarse mesh and
+its interpolation (built from the whole atom set), the cluster's neighbour list and the repatom
+positions (gathered at each iterate; their number is that of the mesh nodes, not of the atoms).
 """
 
 from __future__ import annotations
@@ -290,6 +298,25 @@ def soften_bonds(
     return model.with_potential(mask, potential) if np.any(mask) else model
 
 
+def _share(items: np.ndarray, rank: int, parts: int) -> np.ndarray:
+    """The contiguous share of ``items`` of ``rank`` among ``parts``."""
+    n = len(items)
+    return items[n * rank // parts : n * (rank + 1) // parts]
+
+
+def _bond_share(model: PairModel, bonds: np.ndarray) -> PairModel:
+    """``model`` with the bonds ``bonds`` (indices) only, each with its potential."""
+    new = object.__new__(PairModel)
+    new.__dict__.update(model.__dict__)
+    new.i, new.j, new.image = model.i[bonds], model.j[bonds], model.image[bonds]
+    new.shell = model.shell[bonds]
+    place = np.full(model.n_bonds, -1)
+    place[bonds] = np.arange(len(bonds))
+    new.groups = [(pot, place[idx][place[idx] >= 0]) for pot, idx in model.groups]
+    new._pattern = None
+    return new
+
+
 # -- the QC model ----------------------------------------------------------------------------------
 class QCModel:
     """Energies, forces and Jacobians of the QC variants on ``mesh`` with the pair ``potential``
@@ -298,6 +325,11 @@ class QCModel:
     cluster (e.g. :func:`soften_bonds`); ``ids`` are the cluster atoms' numbers in the set.
 
     Only the *cluster* (nonlocal repatoms and their neighbours) is ever summed atom by atom.
+    With ``comm`` of more than one rank, :attr:`pairs` and the element lists hold this rank's
+    contiguous share only, so :meth:`energy`, :meth:`gradient`, :meth:`hessian`,
+    :meth:`qcf_residual` and :meth:`qcf_jacobian` return its share of the sums (their sum over
+    the ranks is the whole; :class:`QCProblem` adds them up); :attr:`all_pairs` is the whole
+    cluster.
     """
 
     def __init__(
@@ -307,8 +339,11 @@ class QCModel:
         cutoff: float,
         law: CauchyBorn,
         modify: Callable[[PairModel, np.ndarray], PairModel] | None = None,
+        *,
+        comm: MPI.Comm = MPI.COMM_SELF,
     ) -> None:
         self.mesh, self.law, self.cutoff = mesh, law, float(cutoff)
+        self.comm = comm
         self.d = mesh.dim
         self.nonlocal_ids = np.flatnonzero(mesh.beta < 1.0)
         tree = cKDTree(mesh.atoms.positions)
@@ -331,6 +366,17 @@ class QCModel:
         local = mesh.beta >= 1.0
         self.local_rep = np.flatnonzero(local)
         self.force_elements = np.flatnonzero(local[mesh.elements].any(axis=1))
+        #: the whole cluster (the Jacobian pattern); :attr:`pairs` holds this rank's share
+        self.all_pairs = self.pairs
+        if comm.size > 1:
+            r, p = comm.rank, comm.size
+            nb = self.pairs.n_bonds
+            bonds = np.arange(nb * r // p, nb * (r + 1) // p)
+            self.pairs = _bond_share(self.pairs, bonds)
+            self.bond_weight = self.bond_weight[bonds]
+            self._lengths = self._lengths[bonds]
+            self.energy_elements = _share(self.energy_elements, r, p)
+            self.force_elements = _share(self.force_elements, r, p)
 
     # -- pieces ----------------------------------------------------------------------------------
     def cluster_positions(self, xr: np.ndarray) -> np.ndarray:
@@ -367,9 +413,9 @@ class QCModel:
             (K.reshape(len(nodes), m, m).ravel(), (rows.ravel(), cols.ravel())), (size, size)
         )
 
-    def _bond_matrix(self, K: np.ndarray) -> sparse.csr_matrix:
+    def _bond_matrix(self, K: np.ndarray, pairs: PairModel | None = None) -> sparse.csr_matrix:
         """:math:`\\sum_b` the blocks :math:`\\pm K_b` over the cluster atoms."""
-        d, p = self.d, self.pairs
+        d, p = self.d, self.pairs if pairs is None else pairs
         a = np.arange(d)
         blocks = [(p.i, p.i, 1.0), (p.j, p.j, 1.0), (p.i, p.j, -1.0), (p.j, p.i, -1.0)]
         rows, cols, vals = [], [], []
@@ -458,8 +504,7 @@ class QCModel:
     def pattern(self) -> sparse.csr_matrix:
         """The structural pattern containing every Jacobian of every variant (all ones)."""
         d = self.d
-        K = np.ones((self.pairs.n_bonds, d, d))
-        B = abs(self._bond_matrix(K))
+        B = abs(self._bond_matrix(np.ones((self.all_pairs.n_bonds, d, d)), self.all_pairs))
         B.data[:] = 1.0
         Tx = abs(self._expand())
         e = np.arange(len(self.mesh.elements))
@@ -479,52 +524,96 @@ class QCModel:
             raise ValueError(f"an element is inverted (det F = {det.min():.3g})")
         x = self.cluster_positions(xr)
         ratio = np.linalg.norm(self.pairs.bond_vectors(x), axis=1) / self._lengths
-        if ratio.min() < min_bond_ratio:
+        if ratio.size and ratio.min() < min_bond_ratio:
             raise ValueError(f"a bond is compressed to {ratio.min():.3g} of its length")
 
 
 # -- the solver ------------------------------------------------------------------------------------
 class _QCAssembly:
     """The :class:`~multiscale.nonlinear.Assembly` of a :class:`QCProblem` over the free repatom
-    coordinates, on ``COMM_SELF``."""
-
-    comm = MPI.COMM_SELF
+    coordinates, on the communicator of its model: each rank owns a contiguous block of the
+    free repatoms (see the module docstring)."""
 
     def __init__(self, problem: QCProblem) -> None:
         self.problem = problem
-        free = problem.free_dofs
+        self.comm = comm = problem.comm
+        free, d = problem.free_dofs, problem.model.d
         P = problem.model.pattern()[free][:, free].tocsr()
         P.sort_indices()
-        self.indptr = P.indptr.astype(PETSc.IntType)
-        self.indices = P.indices.astype(PETSc.IntType)
         self.size = len(free)
+        atoms = self.size // d
+        r, p = comm.rank, comm.size
+        self.lo, self.hi = d * (atoms * r // p), d * (atoms * (r + 1) // p)
+        self.counts = np.array([d * (atoms * (q + 1) // p - atoms * q // p) for q in range(p)])
+        rows = P[self.lo : self.hi]
+        self.indptr = rows.indptr.astype(PETSc.IntType)
+        self.indices = rows.indices.astype(PETSc.IntType)
+        inside = (rows.indices >= self.lo) & (rows.indices < self.hi)
+        per_row = np.repeat(np.arange(self.hi - self.lo), np.diff(rows.indptr))
+        self.d_nnz = np.bincount(per_row[inside], minlength=self.hi - self.lo)
+        self.o_nnz = np.bincount(per_row[~inside], minlength=self.hi - self.lo)
 
     def create_matrix(self) -> PETSc.Mat:
-        A = PETSc.Mat().createAIJ(
-            (self.size, self.size),
-            csr=(self.indptr, self.indices, np.zeros(len(self.indices))),
-            comm=self.comm,
-        )
+        m, M = self.hi - self.lo, self.size
+        if self.comm.size == 1:
+            A = PETSc.Mat().createAIJ(
+                (M, M), csr=(self.indptr, self.indices, np.zeros(len(self.indices))), comm=self.comm
+            )
+        else:
+            nnz = (self.d_nnz.astype(PETSc.IntType), self.o_nnz.astype(PETSc.IntType))
+            A = PETSc.Mat().createAIJ(((m, M), (m, M)), nnz=nnz, comm=self.comm)
+            rowmap = np.arange(self.lo, self.hi, dtype=PETSc.IntType)
+            zeros = np.zeros(len(self.indices))
+            A.setValuesIJV(self.indptr, self.indices, zeros, PETSc.InsertMode.INSERT, rowmap)
         A.setOption(PETSc.Mat.Option.NEW_NONZERO_ALLOCATION_ERR, False)
         A.assemble()
         return A
 
     def create_vector(self) -> PETSc.Vec:
-        return PETSc.Vec().createSeq(self.size, comm=self.comm)
+        if self.comm.size == 1:
+            return PETSc.Vec().createSeq(self.size, comm=self.comm)
+        return PETSc.Vec().createMPI((self.hi - self.lo, self.size), comm=self.comm)
+
+    def gather(self, owned: np.ndarray) -> np.ndarray:
+        """The free coordinates of every rank from the ``owned`` ones (collective)."""
+        if self.comm.size == 1:
+            return np.asarray(owned)
+        full = np.empty(self.size)
+        displs = np.concatenate([[0], np.cumsum(self.counts)[:-1]])
+        self.comm.Allgatherv(
+            np.ascontiguousarray(owned, float), [full, self.counts, displs, MPI.DOUBLE]
+        )
+        return full
 
     def set_iterate(self, x: PETSc.Vec) -> None:
-        self.problem.set_free(x.getArray(readonly=True))
+        self.problem.set_free(self.gather(x.getArray(readonly=True)))
         self.problem.model.check(self.problem.xr)
 
     def residual(self, x: PETSc.Vec, b: PETSc.Vec) -> None:
-        b.setArray(self.problem.residual().ravel()[self.problem.free_dofs])
+        r = self.problem.share_of_residual().ravel()[self.problem.free_dofs]
+        if self.comm.size > 1:
+            out = np.empty(self.hi - self.lo)
+            self.comm.Reduce_scatter(r, out, recvcounts=self.counts, op=MPI.SUM)
+            r = out
+        b.setArray(r)
 
     def jacobian(self, A: PETSc.Mat) -> None:
         free = self.problem.free_dofs
-        J = self.problem.jacobian()[free][:, free].tocsr()
+        J = self.problem.share_of_jacobian()[free][:, free].tocsr()
         J.sort_indices()
         A.zeroEntries()
-        A.setValuesCSR(J.indptr.astype(PETSc.IntType), J.indices.astype(PETSc.IntType), J.data)
+        if self.comm.size == 1:
+            A.setValuesCSR(J.indptr.astype(PETSc.IntType), J.indices.astype(PETSc.IntType), J.data)
+        else:  # this rank's share, added into the rows of their owners
+            rows = np.flatnonzero(np.diff(J.indptr))
+            J = J[rows]
+            A.setValuesIJV(
+                J.indptr.astype(PETSc.IntType),
+                J.indices.astype(PETSc.IntType),
+                J.data,
+                PETSc.InsertMode.ADD_VALUES,
+                rows.astype(PETSc.IntType),
+            )
         A.assemble()
 
 
@@ -538,8 +627,9 @@ class QCProblem(PETScOwner):
     ``layer`` of the block's faces, i.e. the mesh's boundary layer) follow the affine field
     :math:`t(\\bar F - I)(X - c)` of ``macro_F`` about ``centre`` over the load factors of
     :meth:`solve`.  Newton (non-symmetric LU for ``"qcf"``, :math:`LDL^T` otherwise) from the
-    committed state moved by the affine increment.  ``COMM_SELF``; frees its PETSc objects in
-    :meth:`destroy`."""
+    committed state moved by the affine increment.  Collective on the communicator of
+    ``model`` (``COMM_SELF`` by default; over the ranks: see the module docstring); every rank
+    holds the repatom positions :attr:`xr`.  Frees its PETSc objects in :meth:`destroy`."""
 
     def __init__(
         self,
@@ -554,7 +644,7 @@ class QCProblem(PETScOwner):
     ) -> None:
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-        self.comm: MPI.Comm = MPI.COMM_SELF
+        self.comm: MPI.Comm = model.comm
         self.model, self.method = model, method
         mesh, d = model.mesh, model.d
         self.X = mesh.X
@@ -589,28 +679,45 @@ class QCProblem(PETScOwner):
         """:math:`x^{aff}(t) = X + t\\,(\\bar F - I)(X - c)` of the repatoms."""
         return self.X + (self.factor if factor is None else float(factor)) * self.U
 
-    def residual(self, xr: np.ndarray | None = None) -> np.ndarray:
-        """:math:`-f` of the method at ``xr`` (default: the current state), ``(n_r, d)``."""
+    def _sum(self, share: np.ndarray) -> np.ndarray:
+        if self.comm.size == 1:
+            return share
+        out = np.ascontiguousarray(share, dtype=float).copy()
+        self.comm.Allreduce(MPI.IN_PLACE, out, op=MPI.SUM)
+        return out
+
+    def share_of_residual(self, xr: np.ndarray | None = None) -> np.ndarray:
+        """This rank's share of :meth:`residual` (its bonds and elements)."""
         x = self.xr if xr is None else xr
         if self.method == "qcf":
             return self.model.qcf_residual(x)
         g = self.model.gradient(x)
         return g - self._ghost if self.method == "qce_corrected" else g
 
-    def jacobian(self) -> sparse.csr_matrix:
+    def residual(self, xr: np.ndarray | None = None) -> np.ndarray:
+        """:math:`-f` of the method at ``xr`` (default: the current state), ``(n_r, d)``
+        (collective)."""
+        return self._sum(self.share_of_residual(xr))
+
+    def share_of_jacobian(self) -> sparse.csr_matrix:
+        """This rank's share of the Jacobian of :meth:`residual` (all repatom coordinates)."""
         if self.method == "qcf":
             return self.model.qcf_jacobian(self.xr)
         return self.model.hessian(self.xr)
 
-    def ghost_forces(self, factor: float) -> np.ndarray:
-        """:math:`f^{QCE} - f^{QCF}` at the affine state of ``factor``, ``(n_r, d)``: the
-        ghost forces of the energy-based coupling (zero for an exact coupling)."""
+    def _share_of_ghost_forces(self, factor: float) -> np.ndarray:
         x = self.affine(factor)
         return self.model.qcf_residual(x) - self.model.gradient(x)
 
+    def ghost_forces(self, factor: float) -> np.ndarray:
+        """:math:`f^{QCE} - f^{QCF}` at the affine state of ``factor``, ``(n_r, d)``: the
+        ghost forces of the energy-based coupling (zero for an exact coupling; collective)."""
+        return self._sum(self._share_of_ghost_forces(factor))
+
     def energy(self) -> float:
-        """:math:`E(x_r)` of the energy-based variants (without the dead load)."""
-        return self.model.energy(self.xr)
+        """:math:`E(x_r)` of the energy-based variants (without the dead load; collective)."""
+        e = float(self.model.energy(self.xr))
+        return float(self.comm.allreduce(e, op=MPI.SUM)) if self.comm.size > 1 else e
 
     def max_free_force(self) -> float:
         return float(np.abs(self.residual().ravel()[self.free_dofs]).max())
@@ -620,12 +727,13 @@ class QCProblem(PETScOwner):
         self.factor = float(factor)
         self.xr[self.fixed] = self.affine()[self.fixed]
         if self.method == "qce_corrected":
-            self._ghost = -self.ghost_forces(self.factor)
+            self._ghost = -self._share_of_ghost_forces(self.factor)
 
     def attempt(self) -> NewtonOutcome:
         x0, t0 = self._committed
         guess = x0 + (self.factor - t0) * self.U
-        self.newton.x.setArray(guess.reshape(-1)[self.free_dofs])
+        a = self.newton.assembly
+        self.newton.x.setArray(guess.reshape(-1)[self.free_dofs][a.lo : a.hi])
         return self.newton.solve()
 
     def commit(self) -> None:
