@@ -8,7 +8,12 @@ from .certify import CertifiedResult, certify
 from .constraints import BCS, build_constraint
 from .coupled import CoupledCellProblem, CoupledResult, homogenize_coupled
 from .result import HomogenizationResult
-from .second_order import SecondOrderCellProblem, SecondOrderResult
+from .second_order import (
+    SecondOrderCellProblem,
+    SecondOrderResponse,
+    SecondOrderResult,
+    SecondOrderRVE,
+)
 from .solver import CellProblem, default_petsc_options, homogenize, unit_loads
 from .stokes import StokesCellProblem
 
@@ -23,6 +28,8 @@ __all__ = [
     "Dispersion",
     "HomogenizationResult",
     "SecondOrderCellProblem",
+    "SecondOrderRVE",
+    "SecondOrderResponse",
     "SecondOrderResult",
     "StokesCellProblem",
     "WavePhase",
