@@ -12,16 +12,20 @@ Measured (P1, theta = 0.5, from the gmsh mesh h = 1/4, 102 dofs), serial:
   (uniform: 0.68 at 4935 dofs, rate -0.07) and to 0.145 at 7964 dofs (rate -0.97).  The next
   mesh (9283 dofs, smallest cell 1.9e-6) gives a primal Hill-Mandel residual of 2e-8, the same
   with MUMPS, PETSc LU and CG: the dolfinx_mpc periodic constraint is no longer accurate there,
-  so ``certify`` refuses to certify (``CertificationError``) and ``adapt`` stops.  1 % is out of
-  reach; the test runs k2 = 100 under a dof budget and checks the bounds, the decrease and the
-  gain over uniform refinement.  ``benchmarks/certify.py`` has the full runs (k2 = 1000: 0.81
-  at 33674 dofs, uniform 0.96 at 4935).
+  so ``certify`` refuses to certify (``CertificationError``) and ``adapt`` stops.  Three of the
+  four junctions of that cell lie on its periodic boundary.  Shifted by half a square
+  (``offset=(0.5, 0.5)``) every junction lies inside the cell, the periodic faces stay coarse,
+  and the loop goes on: 1 % (estimate 0.0096, bounds -0.46 % / +0.51 % of sqrt(k2)) after 32
+  refinements at 84057 dofs, gap ~ ndofs^-1.1 (``benchmarks/certify.py``); the test stops it
+  at 10 %, below where the unshifted cell is refused.  k2 = 1000 (junction exponent 0.040)
+  would need cells of about 1e-25 for 1 %, beyond double precision.
 """
 
 from __future__ import annotations
 
 import math
 
+import dolfinx.geometry
 import numpy as np
 import pytest
 from mpi4py import MPI
@@ -92,6 +96,45 @@ def test_contrast_100_beats_uniform_under_budget():
     assert np.all(np.diff(estimates) < 0), estimates
     assert result.steps[-1].ndofs < 4000
     assert estimates[-1] < 0.5  # uniform: 0.68 at 4935 dofs
+
+
+@pytest.mark.mpi
+def test_contrast_100_with_interior_junctions_passes_the_boundary_limit():
+    """With every junction inside the cell the refinement never reaches the periodic faces:
+    the loop certifies past the 14 % where the unshifted cell is refused, bracketing sqrt(k2)
+    at every step, with the estimate falling at the optimal P1 rate (uniform: -0.07)."""
+    cell = checkerboard(COMM, 2, h=0.25, offset=(0.5, 0.5))
+    np.testing.assert_allclose(list(cell.volume_fractions().values()), [0.5, 0.5], rtol=1e-12)
+    result = adapt(cell, _laws(100.0), 0.1)
+    assert result.converged and result.final.error_estimate <= 0.1
+    _assert_brackets(result.steps, 10.0)
+    estimates = [s.error_estimate for s in result.steps]
+    assert estimates[0] > 0.8 and np.all(np.diff(estimates) < 0), estimates
+    last, prev = result.steps[-1], result.steps[-4]
+    rate = math.log(last.error_estimate / prev.error_estimate) / math.log(last.ndofs / prev.ndofs)
+    assert rate < -0.8, rate
+    assert result.steps[-1].ndofs < 15_000
+
+
+def test_checkerboard_offset_places_the_phases():
+    """The shifted pattern: square (0, 0) is [1/4, 3/4]^2 (phase0), the cell's corners lie in
+    phase0's diagonal neighbour, its edge midpoints in phase1."""
+    from multiscale.mesh.periodicity import check_periodic
+
+    cell = checkerboard(COMM, 2, h=0.125, offset=(0.5, 0.5))
+    check_periodic(cell)
+    points = {(0.5, 0.5): 1, (0.05, 0.05): 1, (0.95, 0.05): 1, (0.05, 0.5): 2, (0.5, 0.95): 2}
+    mesh, tags = cell.mesh, cell.cell_tags
+    tree = dolfinx.geometry.bb_tree(mesh, 2)
+    for (x, y), tag in points.items():
+        p = np.array([[x, y, 0.0]])
+        cells = dolfinx.geometry.compute_colliding_cells(
+            mesh, dolfinx.geometry.compute_collisions_points(tree, p), p
+        ).links(0)
+        found = [int(tags.values[np.searchsorted(tags.indices, c)]) for c in cells]
+        assert all(f == tag for f in found), ((x, y), found)
+    with pytest.raises(ValueError, match="offset"):
+        checkerboard(COMM, 2, h=0.25, offset=(1.0, 0.0))
 
 
 def test_max_refinements_raises():

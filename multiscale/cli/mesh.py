@@ -53,6 +53,15 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="characteristic element size (default 0.05 in 2D, 0.15 in 3D)",
     )
     p.add_argument("--n", type=int, default=2, help="checkerboard squares per side (even)")
+    p.add_argument(
+        "--offset",
+        type=float,
+        nargs=2,
+        default=(0.0, 0.0),
+        metavar=("OX", "OY"),
+        help="checkerboard: shift of the pattern in squares, in [0, 1) (0.5 0.5 puts every "
+        "four-phase junction inside the cell)",
+    )
     p.add_argument("--dim", type=int, choices=(2, 3), default=2, help="laminate dimension")
     p.add_argument(
         "--fractions",
@@ -108,7 +117,7 @@ def run(args: argparse.Namespace, comm: MPI.Comm) -> int:
         for p, f in zip(layers, args.fractions, strict=False):
             target[f"phase{p}"] = target.get(f"phase{p}", 0.0) + f
     elif args.kind == "checkerboard":
-        cell = generators.checkerboard(comm, args.n, **common)
+        cell = generators.checkerboard(comm, args.n, offset=args.offset, **common)
         target = {"phase0": 0.5, "phase1": 0.5}
     elif args.kind == "sphere":
         cell = generators.spherical_inclusion(comm, args.vf, **common)

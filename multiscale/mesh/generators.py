@@ -272,6 +272,7 @@ def checkerboard(
     *,
     h: float = 0.05,
     size: Sequence[float] = (1.0, 1.0),
+    offset: Sequence[float] = (0.0, 0.0),
     path: str | os.PathLike | None = None,
     verbose: bool = False,
     grading: tuple[float, float] | None = None,
@@ -279,36 +280,47 @@ def checkerboard(
     r"""2D :math:`n \times n` checkerboard, periodic for even :math:`n`.
 
     Square :math:`(i, j)`, :math:`0 \le i, j < n`, is
-    :math:`[i\ell_1/n, (i+1)\ell_1/n] \times [j\ell_2/n, (j+1)\ell_2/n]` and belongs to
-    ``"phase<(i+j) mod 2>"`` (tags 1 and 2); interfaces follow the square edges.
+    :math:`[(i + o_1)\ell_1/n, (i + 1 + o_1)\ell_1/n] \times [(j + o_2)\ell_2/n,
+    (j + 1 + o_2)\ell_2/n]` (modulo the cell) and belongs to ``"phase<(i+j) mod 2>"`` (tags 1
+    and 2); interfaces follow the square edges.  The ``offset`` :math:`o \in [0, 1)^2` shifts the
+    pattern by a fraction of a square: with :math:`o = (\tfrac12, \tfrac12)` every four-phase
+    junction lies inside the cell, none on its boundary, so a mesh refined toward the junctions
+    keeps coarse periodic faces.
 
-    ``grading=(h_min, radius)`` grades the mesh toward the four-phase junctions (all grid
-    points :math:`(i\ell_1/n, j\ell_2/n)`, box corners and edge points included, so periodic
-    images too), where the gradient of the solution is singular: see :func:`_grade`.
+    ``grading=(h_min, radius)`` grades the mesh toward the four-phase junctions (the grid points
+    :math:`((i + o_1)\ell_1/n, (j + o_2)\ell_2/n)`, box corners and edge points included when
+    they are junctions, so periodic images too), where the gradient of the solution is
+    singular: see :func:`_grade`.
     """
     if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 2 or n % 2:
         raise ValueError(f"checkerboard: n must be an even integer >= 2 (periodicity), got {n!r}")
     lo, hi = _box_corners(2, size)
     _check_h(h, hi - lo)
     _check_grading(grading, h)
+    shift = np.asarray(offset, dtype=np.float64).reshape(-1)
+    if shift.shape != (2,) or not np.all((shift >= 0.0) & (shift < 1.0)):
+        raise ValueError(f"checkerboard: offset must be two fractions in [0, 1), got {offset!r}")
     step = (hi - lo) / n
+    lines = [lo[a] + np.mod((np.arange(n) + shift[a]) * step[a], hi[a] - lo[a]) for a in (0, 1)]
+    cuts = [np.unique(np.concatenate([lines[a], [lo[a], hi[a]]])) for a in (0, 1)]
+
+    def square(a: int, x: float) -> int:
+        return int(np.floor((x - lo[a]) / step[a] - shift[a])) % n
 
     def build() -> None:
-        squares, colour = [], []
-        for i, j in itertools.product(range(n), repeat=2):
-            a = lo + step * np.array([i, j])
-            b = a + step
-            if i == n - 1:
-                b[0] = hi[0]
-            if j == n - 1:
-                b[1] = hi[1]
-            squares.append((2, _add_box(a, b)))
-            colour.append((i + j) % 2)
-        _, fmap = gmsh.model.occ.fragment(squares[:1], squares[1:])
+        pieces, colour = [], []
+        for (x0, x1), (y0, y1) in itertools.product(*map(itertools.pairwise, cuts)):
+            pieces.append((2, _add_box(np.array([x0, y0]), np.array([x1, y1]))))
+            colour.append((square(0, 0.5 * (x0 + x1)) + square(1, 0.5 * (y0 + y1))) % 2)
+        _, fmap = gmsh.model.occ.fragment(pieces[:1], pieces[1:])
         groups: dict[int, list[int]] = {0: [], 1: []}
         for k, children in enumerate(fmap):
             groups[colour[k]].extend(t for d, t in children if d == 2)
-        junctions = [t for _, t in gmsh.model.occ.getEntities(0)]
+        junctions = [
+            t
+            for _, t in gmsh.model.occ.getEntities(0)
+            if _is_junction(np.array(gmsh.model.occ.getBoundingBox(0, t)[:2]), lines, lo, hi)
+        ]
         _finish(
             {f"phase{p}": (p + 1, groups[p]) for p in (0, 1)},
             2,
@@ -324,6 +336,20 @@ def checkerboard(
 # --------------------------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------------------------
+
+
+def _is_junction(x: np.ndarray, lines: list[np.ndarray], lo: np.ndarray, hi: np.ndarray) -> bool:
+    """Whether the point ``x`` is a crossing of the checkerboard's grid lines (a box corner or
+    edge point counts when a line lies on the box face: the periodic images of a line at
+    ``lo``)."""
+    eps = 1e-9 * float((hi - lo).max())
+
+    def on_line(a: int) -> bool:
+        d = np.abs(x[a] - lines[a])
+        period = np.abs(np.abs(x[a] - lines[a]) - (hi[a] - lo[a]))  # a line at lo, x at hi
+        return bool(np.min(np.minimum(d, period)) <= eps)
+
+    return on_line(0) and on_line(1)
 
 
 def _fraction(value: float, upper: float, what: str) -> float:
