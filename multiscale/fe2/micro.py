@@ -173,27 +173,41 @@ class MicroModel(PETScOwner):
         seconds = {"newton": 0.0, "tangent": 0.0, "averages": 0.0}
         if self.pool.balancing:
             return self._evaluate_portable(G, seconds)
+        out, failures = self._solve_rows(G.reshape(n, d * d), seconds, d * d + d**4 + 3)
+        return self._evaluation(out, failures, seconds)
+
+    def _point_input(self, x: np.ndarray) -> np.ndarray:
+        """The RVE's input from a row of the pool: the macro gradient (d, d)."""
+        return x.reshape(self.dim, self.dim)
+
+    def _solve_rows(
+        self, rows: np.ndarray, seconds: dict[str, float], width: int
+    ) -> tuple[np.ndarray, list]:
+        """Solve this rank's points (one row of input each) in the pool from their committed
+        states and last fluctuations, keep the trial states, and return the result rows
+        (:meth:`_response_row`; NaN rows of ``width`` where nothing was solved) and the
+        failures."""
         trial = self.trial
 
         def solve(key: int, x: np.ndarray) -> np.ndarray:
-            Gk = x.reshape(d, d)
+            xk = self._point_input(x)
             sens = trial["sensitivity"][key] if self.predictor else None
             state, last = self.committed["state"][key], trial["fluctuation"][key]
             response, state, fluct = self._solve_point(
-                Gk, state, last, sens, trial["G"][key], seconds
+                xk, state, last, sens, trial["G"][key], seconds
             )
             trial["state"][key] = state
             trial["fluctuation"][key] = fluct
-            trial["G"][key] = Gk
+            trial["G"][key] = xk
             if self.predictor:
                 trial["sensitivity"][key] = response.sensitivity
             return self._response_row(response)
 
-        out, failures = self.pool.run(solve, G.reshape(n, d * d), work=self._work)
+        out, failures = self.pool.run(solve, rows, work=self._work)
         self.rve_solves += int(np.sum(~np.isnan(out[:, 0]))) if out.size else 0
         if out.shape[1] == 0:  # no point solved in the group (all empty, or first one failed)
-            out = np.full((n, d * d + d**4 + 3), np.nan)
-        return self._evaluation(out, failures, seconds)
+            out = np.full((len(rows), width), np.nan)
+        return out, failures
 
     def _solve_point(
         self,

@@ -723,26 +723,12 @@ class SecondOrderMicroModel(MicroModel):
                 mean_p=np.zeros(n),
             )
         seconds = {"newton": 0.0, "tangent": 0.0, "averages": 0.0}
-        trial = self.trial
-
-        def solve(key: int, x: np.ndarray) -> np.ndarray:
-            sens = trial["sensitivity"][key] if self.predictor else None
-            state, last = self.committed["state"][key], trial["fluctuation"][key]
-            response, state, fluct = self._solve_point(
-                x, state, last, sens, trial["G"][key], seconds
-            )
-            trial["state"][key] = state
-            trial["fluctuation"][key] = fluct
-            trial["G"][key] = x
-            if self.predictor:
-                trial["sensitivity"][key] = response.sensitivity
-            return self._response_row(response)
-
-        out, failures = self.pool.run(solve, e, work=self._work)
-        self.rve_solves += int(np.sum(~np.isnan(out[:, 0]))) if out.size else 0
-        if out.shape[1] == 0:
-            out = np.full((n, m + m * m + 3), np.nan)
+        out, failures = self._solve_rows(e, seconds, m + m * m + 3)
         return self._evaluation(out, failures, seconds)
+
+    def _point_input(self, x: np.ndarray) -> np.ndarray:
+        """The RVE's input from a row of the pool: the generalized strain itself."""
+        return x
 
     def _solve_point(
         self,
