@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 
 import dolfinx.geometry
+import dolfinx.mesh
 import numpy as np
 import pytest
 from mpi4py import MPI
@@ -135,6 +136,27 @@ def test_checkerboard_offset_places_the_phases():
         assert all(f == tag for f in found), ((x, y), found)
     with pytest.raises(ValueError, match="offset"):
         checkerboard(COMM, 2, h=0.25, offset=(1.0, 0.0))
+
+
+def test_graded_shifted_checkerboard_is_fine_inside_coarse_on_the_faces():
+    """Grading toward the junctions of the shifted pattern refines inside the cell only."""
+    h_min = 0.005
+    cell = checkerboard(COMM, 2, h=0.1, offset=(0.5, 0.5), grading=(h_min, 0.2))
+    mesh = cell.mesh
+    n = mesh.topology.index_map(2).size_local
+    cells = np.arange(n, dtype=np.int32)
+    size = mesh.h(2, cells)
+    mid = dolfinx.mesh.compute_midpoints(mesh, 2, cells)[:, :2]
+    near = np.min(np.linalg.norm(mid[:, None, :] - JUNCTIONS[None], axis=2), axis=1) < 0.02
+    face = np.min(np.minimum(mid, 1.0 - mid), axis=1) < 0.02
+    finest = COMM.allreduce(float(size[near].min()) if near.any() else np.inf, op=MPI.MIN)
+    coarsest_face = COMM.allreduce(float(size[face].min()) if face.any() else np.inf, op=MPI.MIN)
+    assert finest <= 1.5 * h_min
+    assert coarsest_face > 5.0 * h_min
+
+
+#: the four-phase junctions of the pattern shifted by half a square
+JUNCTIONS = np.array([[0.25, 0.25], [0.75, 0.25], [0.25, 0.75], [0.75, 0.75]])
 
 
 def test_max_refinements_raises():

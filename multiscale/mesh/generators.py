@@ -317,9 +317,7 @@ def checkerboard(
         for k, children in enumerate(fmap):
             groups[colour[k]].extend(t for d, t in children if d == 2)
         junctions = [
-            t
-            for _, t in gmsh.model.occ.getEntities(0)
-            if _is_junction(np.array(gmsh.model.occ.getBoundingBox(0, t)[:2]), lines, lo, hi)
+            t for _, t in gmsh.model.occ.getEntities(0) if _is_junction(_point_of(t), lines, lo, hi)
         ]
         _finish(
             {f"phase{p}": (p + 1, groups[p]) for p in (0, 1)},
@@ -338,11 +336,18 @@ def checkerboard(
 # --------------------------------------------------------------------------------------------
 
 
+def _point_of(tag: int) -> np.ndarray:
+    """The (x, y) of an OCC point: the centre of its bounding box, which OCC enlarges by its
+    tolerance."""
+    box = np.array(gmsh.model.occ.getBoundingBox(0, tag)).reshape(2, 3)
+    return box.mean(axis=0)[:2]
+
+
 def _is_junction(x: np.ndarray, lines: list[np.ndarray], lo: np.ndarray, hi: np.ndarray) -> bool:
     """Whether the point ``x`` is a crossing of the checkerboard's grid lines (a box corner or
     edge point counts when a line lies on the box face: the periodic images of a line at
     ``lo``)."""
-    eps = 1e-9 * float((hi - lo).max())
+    eps = 1e-6 * float((hi - lo).max())
 
     def on_line(a: int) -> bool:
         d = np.abs(x[a] - lines[a])
