@@ -64,6 +64,7 @@ import ufl
 from mpi4py import MPI
 from petsc4py import PETSc
 
+from multiscale.coupling.inner import InnerVariables
 from multiscale.coupling.pool import MicroSolveError
 from multiscale.coupling.quadrature import QuadratureRule
 from multiscale.mesh.cell import CellMesh
@@ -300,8 +301,11 @@ class RVEProblem(PETScOwner):
         residual = 0
         rhs_T = 0
         self._q_expr, self._C_expr, self._update_expr = {}, {}, {}
+        # inner variables (relaxed Cauchy-Born shifts): equilibrated at every Newton iterate
+        self.inner = InnerVariables(self.rule, self.materials, self.cell.cell_tags, g)
         for tag, law in self.materials.items():
-            q = law.flux(gvar, self.state) if has_state(law) else law.flux(gvar)
+            extra = {"inner": self.inner.of(tag)} if self.inner.of(tag) is not None else {}
+            q = law.flux(gvar, self.state, **extra) if has_state(law) else law.flux(gvar, **extra)
             C = ufl.diff(q, gvar)
             if self.kind == "strain":  # d/dE of a function of sym(E): minor-symmetric
                 C = ufl.as_tensor(0.5 * (C[i, j, k, m] + C[i, j, m, k]), (i, j, k, m))
@@ -349,6 +353,7 @@ class RVEProblem(PETScOwner):
                 symmetric=self.symmetric,
                 role="rve",
                 name="RVE Newton",
+                on_iterate=self._on_iterate if self.inner.active else None,
                 step_scale=self._step_scale,
                 residual_reference=self._residual_reference,
             )
@@ -408,6 +413,11 @@ class RVEProblem(PETScOwner):
         # finite strain: the scale of F itself (identity included), the level of round-off in P
         scale_G = self._G.value if self.kind == "strain" else G
         self._xscale = float(np.linalg.norm(scale_G)) * self._scale
+
+    def _on_iterate(self, x: PETSc.Vec) -> None:
+        """The inner variables of the phase laws at the iterate (see
+        :class:`~multiscale.coupling.inner.InnerVariables`)."""
+        self.inner.relax()
 
     def _step_scale(self) -> float:
         # the macro displacement across the cell; or, where the solution is zero (a zero macro

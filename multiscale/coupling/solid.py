@@ -92,6 +92,12 @@ class Traction:
         object.__setattr__(self, "value", tuple(float(a) for a in v))
 
 
+def _component(V: dolfinx.fem.FunctionSpace, k: int) -> dolfinx.fem.FunctionSpace:
+    """The component ``k`` of the vector space ``V``; ``V`` itself for one component (a bar:
+    dolfinx has no sub-space of a blocked element of block size 1)."""
+    return V if V.dofmap.index_map_bs == 1 else V.sub(k)
+
+
 class LoadedBoundaries:
     """Dirichlet conditions of ``specs`` on ``V`` (vector Lagrange) whose values are the load
     factor times the values of the specs, and the reactions on them.
@@ -114,7 +120,7 @@ class LoadedBoundaries:
             for s in self.specs
         ]
         self.bcs: list[dolfinx.fem.DirichletBC] = []
-        self._values: list[tuple[dolfinx.fem.Constant, np.ndarray]] = []
+        self._values: list[tuple[dolfinx.fem.Constant | dolfinx.fem.Function, np.ndarray]] = []
         self._reaction_dofs: list[list[np.ndarray]] = []
         self._masks: list[np.ndarray] = []
         nowned = V.dofmap.index_map.size_local * V.dofmap.index_map_bs
@@ -123,7 +129,20 @@ class LoadedBoundaries:
             facets = macro.facets(spec.boundary)
             if self.comm.allreduce(len(facets), op=MPI.SUM) == 0:
                 raise ValueError(f"boundary {spec.boundary!r} has no facets")
-            if spec.component is None:
+            if d == 1:
+                # a bar: the value is a Function (dolfinx 0.9 and 0.11 differ in the rank of a
+                # Constant they accept on a space of one component)
+                if spec.component not in (None, 0):
+                    raise ValueError(
+                        f"component {spec.component} of the condition on {spec.boundary!r} is "
+                        "out of range for a 1D problem"
+                    )
+                full = np.broadcast_to(np.asarray(spec.value, dtype=float), (1,)).copy()
+                c = dolfinx.fem.Function(V)
+                dofs = dolfinx.fem.locate_dofs_topological(V, fdim, facets)
+                self.bcs.append(dolfinx.fem.dirichletbc(c, dofs))
+                self._masks.append(np.ones(1))
+            elif spec.component is None:
                 full = np.broadcast_to(np.asarray(spec.value, dtype=float), (d,)).copy()
                 c = dolfinx.fem.Constant(mesh, np.zeros(d))
                 dofs = dolfinx.fem.locate_dofs_topological(V, fdim, facets)
@@ -144,14 +163,17 @@ class LoadedBoundaries:
             self._values.append((c, full))
             per_component = []
             for k in range(d):
-                dk = np.asarray(dolfinx.fem.locate_dofs_topological(V.sub(k), fdim, facets))
+                dk = np.asarray(dolfinx.fem.locate_dofs_topological(_component(V, k), fdim, facets))
                 per_component.append(dk[dk < nowned])
             self._reaction_dofs.append(per_component)
 
     def set_factor(self, factor: float) -> None:
         """Boundary values at load factor ``factor``."""
         for c, full in self._values:
-            c.value = float(factor) * full
+            if isinstance(c, dolfinx.fem.Function):
+                c.x.array[:] = float(factor) * full[0]
+            else:
+                c.value = float(factor) * full
 
     def reactions(self, internal: PETSc.Vec) -> dict[str, list[float]]:
         """Per condition (by label), the sum of the assembled internal-force vector

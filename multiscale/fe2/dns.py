@@ -36,6 +36,7 @@ import numpy as np
 import ufl
 from mpi4py import MPI
 
+from multiscale.coupling.inner import InnerVariables
 from multiscale.coupling.probe import PointProbe
 from multiscale.coupling.quadrature import QuadratureRule
 from multiscale.coupling.solid import DisplacementBC, SolidProblem, Traction
@@ -155,8 +156,11 @@ class DNSProblem(SolidProblem):
         nowned = self.domain.mesh.topology.index_map(d).size_local
         internal = 0
         self._updates: list[tuple[np.ndarray, dict[str, dolfinx.fem.Expression]]] = []
+        # inner variables (relaxed Cauchy-Born shifts): equilibrated at every iterate
+        self.inner = InnerVariables(self.rule, self.laws, self.domain.cell.cell_tags, g)
         for tag, law in self.laws.items():
-            q = law.flux(g, self.state) if has_state(law) else law.flux(g)
+            extra = {"inner": self.inner.of(tag)} if self.inner.of(tag) is not None else {}
+            q = law.flux(g, self.state, **extra) if has_state(law) else law.flux(g, **extra)
             internal += ufl.inner(q, ufl.grad(self.v)) * dx(tag)
             if has_state(law):
                 cells = self.domain.cell.cell_tags.find(tag)
@@ -171,16 +175,17 @@ class DNSProblem(SolidProblem):
     def on_iterate(self, x) -> None:
         """Finite strain: an iterate with :math:`\\det F \\le 0` at a quadrature point fails
         (on every rank), so the load step is cut instead of the laws being evaluated where
-        they are not defined."""
-        if self._det_F is None:
-            return
-        J = self.rule.evaluate(self._det_F).ravel()
-        if J.size and not J.min() > 0.0:
-            k = int(np.nanargmin(J)) if np.any(np.isfinite(J)) else 0
-            x_k = self.rule.coordinates().reshape(-1, self.dim)[k]
-            raise ValueError(
-                f"det F = {J[k]:.3g} <= 0 at the quadrature point {np.round(x_k, 6).tolist()}"
-            )
+        they are not defined.  Then the inner variables of the laws that have some are
+        equilibrated at the iterate (:class:`~multiscale.coupling.inner.InnerVariables`)."""
+        if self._det_F is not None:
+            J = self.rule.evaluate(self._det_F).ravel()
+            if J.size and not J.min() > 0.0:
+                k = int(np.nanargmin(J)) if np.any(np.isfinite(J)) else 0
+                x_k = self.rule.coordinates().reshape(-1, self.dim)[k]
+                raise ValueError(
+                    f"det F = {J[k]:.3g} <= 0 at the quadrature point {np.round(x_k, 6).tolist()}"
+                )
+        self.inner.relax()
 
     def commit(self) -> None:
         """Accept the step: keep the reactions of the converged state, then write its updated

@@ -15,7 +15,13 @@ A law with internal variables (plasticity, damage) additionally declares them wi
 ``state_shapes(dim)``, takes their *committed* values as UFL coefficients in
 ``flux(g, state)`` and returns their updated values with ``updated_state(g, state)``; the RVE
 solver stores them in quadrature spaces, one value per micro quadrature point, and commits them
-only when the macro step converges (:class:`HistoryMaterial`).  A law whose flux is linear in
+only when the macro step converges (:class:`HistoryMaterial`).  A law with *inner variables*
+:math:`\\xi` that minimize its energy at every point, :math:`W(g) = \\min_\\xi W(g, \\xi)` (the
+sub-lattice shifts of a Cauchy–Born crystal with a basis), declares them with
+``inner_shapes(dim)``, takes their current values as coefficients in ``flux(g, inner=...)`` and
+equilibrates them with ``relax(g_values, values)`` (NumPy, all points at once), which the solvers
+that carry them call before every assembly (:class:`InnerMaterial`,
+:class:`multiscale.coupling.inner.InnerVariables`).  A law whose flux is linear in
 ``g`` and has no state sets ``linear = True``; FE² then solves its RVE once and reuses the
 effective tensor.  A law whose tangent :math:`\\partial q/\\partial g` has major symmetry (a
 potential exists: elasticity, hyperelasticity, associative plasticity with its algorithmic
@@ -30,7 +36,7 @@ the flux enters the weak form as :math:`\\int_Y q(g(u)) \\cdot g(v)\\,dx`, i.e. 
 from __future__ import annotations
 
 import math
-from typing import ClassVar, Literal, Protocol, runtime_checkable
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 import ufl
 
@@ -38,12 +44,15 @@ from multiscale import tensors
 
 __all__ = [
     "HistoryMaterial",
+    "InnerMaterial",
     "Kind",
     "Material",
     "check_lame",
     "check_positive",
     "generalized_gradient",
+    "has_inner",
     "has_state",
+    "inner_shapes",
     "is_linear",
     "is_symmetric",
     "kind_of",
@@ -86,6 +95,40 @@ class HistoryMaterial(Protocol):
     def updated_state(
         self, g: ufl.core.expr.Expr, state: dict
     ) -> dict[str, ufl.core.expr.Expr]: ...
+
+
+@runtime_checkable
+class InnerMaterial(Protocol):
+    """A law with inner variables :math:`\\xi` in equilibrium at every point,
+    :math:`\\partial W/\\partial\\xi(g, \\xi^*(g)) = 0` (no history: a function of ``g``).
+
+    ``inner_shapes(dim)`` names them with their value shapes (empty: none for this law);
+    ``flux(g, inner=values)`` is the flux for the gradient ``g`` given their current values
+    (UFL coefficients), written so that it is the equilibrium flux, and its UFL derivative the
+    condensed tangent, where the values are :math:`\\xi^*(g)`; ``relax(g, values)`` returns
+    :math:`\\xi^*` at ``n`` points (``g``: NumPy ``(n, d, d)``, ``values[name]``: the values
+    held, ``(n, *shape)``, the start).  Initial values are zero.
+    """
+
+    kind: ClassVar[Kind]
+
+    def inner_shapes(self, dim: int) -> dict[str, tuple[int, ...]]: ...
+
+    def flux(self, g: ufl.core.expr.Expr, inner: dict | None = None) -> ufl.core.expr.Expr: ...
+
+    def relax(self, g: Any, values: dict[str, Any]) -> dict[str, Any]: ...
+
+
+def inner_shapes(law: object, dim: int) -> dict[str, tuple[int, ...]]:
+    """The inner variables ``law`` declares in ``dim`` dimensions (see
+    :class:`InnerMaterial`); empty for a law without."""
+    shapes = getattr(law, "inner_shapes", None)
+    return dict(shapes(dim)) if callable(shapes) else {}
+
+
+def has_inner(law: object, dim: int) -> bool:
+    """Whether ``law`` carries inner variables in ``dim`` dimensions."""
+    return bool(inner_shapes(law, dim))
 
 
 def has_state(law: object) -> bool:
