@@ -5,7 +5,8 @@ Everything else imports these names instead of testing versions itself.  Support
 * dolfinx 0.9 (Debian trixie): ``dolfinx.io.gmshio``, ``LinearProblem`` without an options prefix,
   Newton through ``dolfinx.nls.petsc.NewtonSolver``;
 * dolfinx 0.10/0.11 (Debian sid): ``dolfinx.io.gmsh`` returning ``MeshData``, a mandatory
-  ``petsc_options_prefix``, SNES-based ``NonlinearProblem``.
+  ``petsc_options_prefix``, SNES-based ``NonlinearProblem``, ``create_mesh(comm, cells, e, x)``
+  (0.9: ``create_mesh(comm, cells, x, e)``) whose partitioners must return the C++ adjacency list.
 """
 
 from __future__ import annotations
@@ -14,10 +15,19 @@ from typing import Any
 
 import dolfinx
 import dolfinx.fem.petsc
+import numpy as np
+import ufl
 from mpi4py import MPI
 from petsc4py import PETSc
 
-__all__ = ["DOLFINX_VERSION", "create_vector", "geometry_dofmap", "model_to_mesh", "refine_mesh"]
+__all__ = [
+    "DOLFINX_VERSION",
+    "create_mesh_on_ranks",
+    "create_vector",
+    "geometry_dofmap",
+    "model_to_mesh",
+    "refine_mesh",
+]
 
 #: (major, minor) of the running dolfinx.
 DOLFINX_VERSION: tuple[int, int] = tuple(int(p) for p in dolfinx.__version__.split(".")[:2])  # type: ignore[assignment]
@@ -71,3 +81,30 @@ def refine_mesh(mesh: dolfinx.mesh.Mesh, edges: Any) -> tuple[dolfinx.mesh.Mesh,
     else:  # pragma: no cover - exercised on the trixie flavour
         new, parent, _ = dolfinx.mesh.refine(mesh, edges, partitioner=None, option=option)
     return new, parent
+
+
+def create_mesh_on_ranks(
+    comm: MPI.Comm, cells: np.ndarray, x: np.ndarray, domain: ufl.Mesh, owners: np.ndarray
+) -> dolfinx.mesh.Mesh:
+    """A mesh whose cells go to the ranks ``owners`` names instead of a graph partitioner's.
+
+    ``cells`` (global input node numbers, one row per cell), ``x`` (the input nodes) and
+    ``owners`` (the rank that owns each row of ``cells``) are given on any ranks, typically all
+    on rank 0 and empty elsewhere.  No ghost cells (the default of dolfinx's ``create_mesh``).
+    Collective; ``owners`` is checked on every rank before the mesh is built, so that a bad
+    one raises everywhere instead of inside the partitioner of one rank.  0.9 takes ``(comm,
+    cells, x, e, partitioner)``, 0.10+ ``(comm, cells, e, x, partitioner)`` and only the C++
+    adjacency list as the partitioner's result.
+    """
+    cells = np.asarray(cells, dtype=np.int64)
+    dest = np.ascontiguousarray(owners, dtype=np.int32).ravel()
+    bad = len(dest) != len(cells) or bool(np.any((dest < 0) | (dest >= comm.size)))
+    if comm.allreduce(bad, op=MPI.LOR):
+        raise ValueError(f"owners must give one rank in [0, {comm.size}) per cell on every rank")
+
+    def partitioner(*_args: Any) -> Any:  # the cells of this rank, in the order given
+        return dolfinx.cpp.graph.AdjacencyList_int32(dest)
+
+    if DOLFINX_VERSION >= (0, 10):
+        return dolfinx.mesh.create_mesh(comm, cells, domain, x, partitioner)
+    return dolfinx.mesh.create_mesh(comm, cells, x, domain, partitioner)  # pragma: no cover

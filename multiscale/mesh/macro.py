@@ -13,12 +13,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import basix.ufl
 import dolfinx
 import gmsh
 import numpy as np
+import ufl
 from mpi4py import MPI
 
-from multiscale.compat import model_to_mesh
+from multiscale.compat import create_mesh_on_ranks, model_to_mesh
 from multiscale.mesh.io import gmsh_session
 
 __all__ = [
@@ -27,6 +29,7 @@ __all__ = [
     "plate_with_hole",
     "read_macro_mesh",
     "rectangle",
+    "rectangle_on_ranks",
     "tag_box_sides",
     "unit_mesh",
 ]
@@ -112,6 +115,64 @@ def rectangle(
     mesh = dolfinx.mesh.create_rectangle(
         comm, [lo, hi], [int(n[0]), int(n[1])], dolfinx.mesh.CellType.triangle, diagonal=diag
     )
+    return tag_box_sides(mesh, lo, hi)
+
+
+def rectangle_on_ranks(
+    comm: MPI.Comm,
+    lengths: Sequence[float],
+    n: Sequence[int],
+    rank_of: Callable[[np.ndarray], np.ndarray],
+    *,
+    origin: Sequence[float] = (0.0, 0.0),
+) -> MacroMesh:
+    """The crossed triangulation of :func:`rectangle` (four triangles per grid square, meeting
+    at its centre) with a partition chosen by the caller instead of the graph partitioner's.
+
+    ``rank_of(centroids)`` maps the centroids of all cells, shape ``(n_cells, 2)``, to the
+    rank that owns each (called on rank 0): e.g. to give one rank the part of a domain where
+    the material will yield, the case dynamic load balancing is for
+    (:class:`~multiscale.coupling.pool.MicroPool`).  No ghost cells.  Boundaries ``left``,
+    ``right``, ``bottom``, ``top``.  Collective; an error in ``rank_of`` raises on every rank.
+    """
+    lo = np.asarray(origin, dtype=float)
+    hi = lo + np.asarray(lengths, dtype=float)
+    nx, ny = int(n[0]), int(n[1])
+    if np.any(hi <= lo) or min(nx, ny) < 1:
+        raise ValueError(f"rectangle needs positive lengths and cell counts, got {lengths}, {n}")
+    cells, x, owners = np.zeros((0, 3), np.int64), np.zeros((0, 2)), np.zeros(0, np.int32)
+    error = None
+    if comm.rank == 0:
+        # grid nodes (i, j) -> i + (nx + 1) j, then the square centres (i, j) -> base + i + nx j
+        gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], nx + 1), np.linspace(lo[1], hi[1], ny + 1))
+        cx, cy = np.meshgrid(
+            lo[0] + (np.arange(nx) + 0.5) * (hi[0] - lo[0]) / nx,
+            lo[1] + (np.arange(ny) + 0.5) * (hi[1] - lo[1]) / ny,
+        )
+        x = np.vstack(
+            [np.column_stack([gx.ravel(), gy.ravel()]), np.column_stack([cx.ravel(), cy.ravel()])]
+        )
+        i, j = (a.ravel() for a in np.meshgrid(np.arange(nx), np.arange(ny)))
+        corners = [
+            i + (nx + 1) * j,
+            i + 1 + (nx + 1) * j,
+            i + 1 + (nx + 1) * (j + 1),
+            i + (nx + 1) * (j + 1),
+        ]
+        centre = (nx + 1) * (ny + 1) + i + nx * j
+        # four counter-clockwise triangles per square, square by square
+        cells = np.stack(
+            [np.column_stack([corners[k], corners[(k + 1) % 4], centre]) for k in range(4)], axis=1
+        ).reshape(-1, 3)
+        try:
+            owners = np.asarray(rank_of(x[cells].mean(axis=1)), dtype=np.int32).ravel()
+        except Exception as err:
+            error = f"rank_of failed: {type(err).__name__}: {err}"
+    error = comm.bcast(error, root=0)
+    if error is not None:
+        raise ValueError(error)
+    domain = ufl.Mesh(basix.ufl.element("Lagrange", "triangle", 1, shape=(2,)))
+    mesh = create_mesh_on_ranks(comm, cells, x, domain, owners)
     return tag_box_sides(mesh, lo, hi)
 
 
