@@ -37,6 +37,7 @@ from multiscale.fe2.surrogate import (
     mandel,
     strain_box,
     symmetry_group,
+    tube_design,
     unmandel,
 )
 from multiscale.mesh import spherical_inclusion
@@ -258,3 +259,40 @@ def test_config_section(tmp_path):
     data["micro"]["surrogate"] = {"database": "db.npz", "tol": -1.0}
     with pytest.raises(ConfigError, match="tol"):
         FE2Config.from_dict(data, base=tmp_path)
+    path = [[0.0] * 6, [-0.05, 0.2, -0.05, 0.0, 0.0, 0.0]]
+    data["micro"]["surrogate"] = {"path": path, "radius": [0.02, 0.02, 0.02, 0.01, 0.01, 0.01]}
+    options = FE2Config.from_dict(data, base=tmp_path).surrogate()
+    assert options.path == tuple(map(tuple, path)) and options.radius[3] == 0.01
+    np.testing.assert_array_equal(
+        options.strains(), tube_design(np.array(path), options.samples, options.radius)
+    )
+    data["micro"]["surrogate"] = {"path": path, "lower": list(LOWER), "upper": list(UPPER)}
+    with pytest.raises(ConfigError, match="not both"):
+        FE2Config.from_dict(data, base=tmp_path)
+    data["micro"]["surrogate"] = {"path": path, "radius": -0.1}
+    with pytest.raises(ConfigError, match="radius"):
+        FE2Config.from_dict(data, base=tmp_path)
+
+
+def test_tube_design_samples_around_the_path():
+    """The tube design: the reference state first, then every sample within the radius of a
+    point of the (piecewise linear) path in each tensor component, spread along all of it."""
+    lam = np.linspace(1.0, 1.3, 7)
+    path = np.column_stack(
+        [0.5 * (lam**-0.8 - 1), 0.5 * (lam**2 - 1), 0.5 * (lam**-0.8 - 1), *np.zeros((3, 7))]
+    )
+    radius = np.array([0.02, 0.02, 0.02, 0.01, 0.01, 0.01])
+    x = tube_design(path, 64, radius, seed=3)
+    assert x.shape == (65, 6) and np.all(x[0] == 0.0)
+    comps = unmandel(x[1:], 3)[:, [0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]
+    # the nearest point of the densely resampled path, component by component within radius
+    t = np.linspace(0.0, 1.0, 4001)
+    arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(path, axis=0), axis=1))])
+    dense = np.column_stack([np.interp(t * arc[-1], arc, path[:, a]) for a in range(6)])
+    excess = np.abs(comps[:, None, :] - dense[None, :, :]) - radius
+    assert np.all(np.min(np.max(excess, axis=2), axis=1) <= 1e-4)
+    assert comps[:, 1].min() < 0.05 and comps[:, 1].max() > 0.3  # along the whole path
+    options = SurrogateOptions(path=tuple(map(tuple, path)), radius=tuple(radius), samples=64)
+    np.testing.assert_array_equal(options.strains(), tube_design(path, 64, radius))
+    with pytest.raises(ValueError, match="zero length"):
+        tube_design(np.zeros((2, 6)), 4, 0.01)

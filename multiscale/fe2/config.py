@@ -28,6 +28,9 @@
         degree: 6                # of the polynomial potential W(E)
         tol: 2.0e-3              # error estimate above which a point is solved by its RVE
         database: block.npz      # read if it exists, else built; rewritten at every enrichment
+        # or, instead of lower/upper, a tube around the strain path the macro problem will go:
+        # path: [[0, 0, 0, 0, 0, 0], [-0.1, 0.3, -0.1, 0, 0, 0]]
+        # radius: [0.02, 0.02, 0.02, 0.01, 0.01, 0.01]
     loading: {steps: 10, max_cuts: 6}   # or {factors: [0.5, 1.0, 0.5, 0.0]}
     solver: {petsc_options: {}}  # macro Newton/KSP options
     output: {directory: results/fe2, summary: summary.json, probes: [[0.35, 0.0]], fields: true,
@@ -173,10 +176,14 @@ _SURROGATE = Section(
         "symmetry": Field(Text(("none", "cubic")), default="none"),
         "tangent_weight": Field(Number(min=0.0), default=1.0),
         "enrich": Field(Boolean(), default=True),
+        "path": Field(ListOf(ListOf(Number(), min_length=3), min_length=2)),
+        "radius": Field(OneOf(Number(min=0.0), ListOf(Number(min=0.0), min_length=1))),
     },
     extra=lambda s: (
         "give both lower and upper (or neither, with an existing database)"
         if ("lower" in s) != ("upper" in s)
+        else "give either lower/upper or path, not both"
+        if "lower" in s and "path" in s
         else None
     ),
 )

@@ -105,6 +105,7 @@ __all__ = [
     "mandel",
     "strain_box",
     "symmetry_group",
+    "tube_design",
     "unmandel",
 ]
 
@@ -254,6 +255,40 @@ def design(lower: Sequence[float], upper: Sequence[float], n: int, seed: int = 0
         raise ValueError("the strain box needs lower <= upper, 3 (2D) or 6 (3D) components")
     u = qmc.Sobol(m, scramble=True, seed=seed).random(int(n))
     comps = np.vstack([np.zeros(m), qmc.scale(u, lo, hi) if np.all(hi > lo) else lo + u * 0])
+    return comps * _weights(d)
+
+
+def tube_design(
+    path: np.ndarray, n: int, radius: float | Sequence[float], seed: int = 0
+) -> np.ndarray:
+    """``n`` scrambled-Sobol strains in a tube around a strain path, preceded by the reference
+    state: Mandel components (n + 1, m).
+
+    ``path`` (k, m): Green–Lagrange tensor components (as :func:`design`) of points the macro
+    problem is expected to visit, in order (a probe's Gauss-point strains, or a load path in
+    closed form); ``radius``: half-width of the tube in each tensor component (a scalar or m
+    values).  A sample is :math:`E(t) + r\\odot(2u - 1)` with :math:`E(t)` the point at the
+    fraction :math:`t` of the path's length (piecewise linear) and :math:`(t, u)` a Sobol point
+    in :math:`[0, 1]^{1+m}`.  The box of :func:`design` around a path that moves mostly along one
+    direction is mostly empty; the tube puts the same samples where the path is (sampling
+    where the macro problem will go)."""
+    from scipy.stats import qmc
+
+    path = np.atleast_2d(np.asarray(path, dtype=float))
+    m = path.shape[1]
+    d = {3: 2, 6: 3}.get(m)
+    if d is None or len(path) < 2:
+        raise ValueError("the path needs two or more points of 3 (2D) or 6 (3D) components")
+    r = np.broadcast_to(np.asarray(radius, dtype=float), (m,))
+    if np.any(r < 0.0):
+        raise ValueError("the tube radius must be non-negative")
+    seg = np.linalg.norm(np.diff(path, axis=0), axis=1)
+    arc = np.concatenate([[0.0], np.cumsum(seg)])
+    if arc[-1] <= 0.0:
+        raise ValueError("the path has zero length")
+    u = qmc.Sobol(1 + m, scramble=True, seed=seed).random(int(n))
+    along = np.column_stack([np.interp(u[:, 0] * arc[-1], arc, path[:, a]) for a in range(m)])
+    comps = np.vstack([np.zeros(m), along + r * (2.0 * u[:, 1:] - 1.0)])
     return comps * _weights(d)
 
 
@@ -433,7 +468,9 @@ class SurrogateOptions:
     ``tol``: the error-estimate threshold (relative to the stress scale) above which a point is
     solved by the RVE; ``margin``: relative widening of the sampled box before a point counts as
     outside; ``symmetry``: ``None`` or ``"cubic"``; ``tangent_weight``: of the tangent equations
-    in the fit; ``enrich``: add the RVE solves of the online phase to the database and refit.
+    in the fit; ``enrich``: add the RVE solves of the online phase to the database and refit;
+    ``path``/``radius``: instead of the box, a tube of half-width ``radius`` around the strain
+    path ``path`` (rows of tensor components as ``lower``; see :func:`tube_design`).
     """
 
     database: str | os.PathLike | None = None
@@ -447,6 +484,8 @@ class SurrogateOptions:
     symmetry: str | None = None
     tangent_weight: float = 1.0
     enrich: bool = True
+    path: tuple[tuple[float, ...], ...] | None = None
+    radius: float | tuple[float, ...] = 0.0
 
     @classmethod
     def from_mapping(cls, spec: Mapping[str, Any]) -> SurrogateOptions:
@@ -454,7 +493,20 @@ class SurrogateOptions:
         for key in ("lower", "upper"):
             if spec.get(key) is not None:
                 spec[key] = tuple(float(v) for v in spec[key])
+        if spec.get("path") is not None:
+            spec["path"] = tuple(tuple(float(v) for v in row) for row in spec["path"])
+        if isinstance(spec.get("radius"), list | tuple):
+            spec["radius"] = tuple(float(v) for v in spec["radius"])
         return cls(**spec)
+
+    def strains(self) -> np.ndarray:
+        """The offline design: :func:`tube_design` around ``path`` if given, else
+        :func:`design` over the box ``lower``/``upper``."""
+        if self.path is not None:
+            return tube_design(np.array(self.path), self.samples, self.radius, self.seed)
+        if self.lower is None or self.upper is None:
+            raise ValueError("building the surrogate database needs lower/upper or a path")
+        return design(self.lower, self.upper, self.samples, self.seed)
 
 
 class Surrogate:
@@ -622,9 +674,7 @@ class SurrogateMicroModel(MicroModel):
                 raise ValueError(f"the database {path} is {db.dim}D, the RVE {self.dim}D")
             log.info("surrogate: read %d samples from %s", len(db), path)
         else:
-            if options.lower is None or options.upper is None:
-                raise ValueError("building the surrogate database needs the strain box lower/upper")
-            strains = design(options.lower, options.upper, options.samples, options.seed)
+            strains = options.strains()
             db = build_database(pool, self.rve, strains)
             self.offline_solves = len(db)
             self._save(db)
