@@ -1,7 +1,8 @@
 """Multiscale finite element bases: MsFEM (with oversampling), GMsFEM and LOD on nested meshes.
 
 A coarse simplex mesh (intervals, triangles or tetrahedra; replicated on every rank) over a
-distributed fine dolfinx mesh that refines it (:mod:`~multiscale.bases.nested`); the fine
+distributed fine dolfinx mesh that refines it (:mod:`~multiscale.bases.nested`: structured
+pairs, or a gmsh triangulation and its uniform refinement, :func:`unstructured_pair`); the fine
 matrices and per-element data from one set of compiled forms (:mod:`~multiscale.bases.fine`);
 local problems on elements or
 :math:`k`-layer patches read out of the assembled fine matrix and spread over the ranks with
@@ -20,6 +21,7 @@ from multiscale.bases.coefficients import (
     PixelField,
     channel_field,
     hou_wu,
+    hou_wu_cell,
     image_field,
     inclusion_field,
     lognormal_field,
@@ -40,6 +42,7 @@ from multiscale.bases.nested import (
     unit_cube_pair,
     unit_interval_pair,
     unit_square_pair,
+    unstructured_pair,
 )
 
 __all__ = [
@@ -59,6 +62,7 @@ __all__ = [
     "gmsfem_errors",
     "gmsfem_space",
     "hou_wu",
+    "hou_wu_cell",
     "image_field",
     "inclusion_field",
     "lod_space",
@@ -69,4 +73,5 @@ __all__ = [
     "unit_cube_pair",
     "unit_interval_pair",
     "unit_square_pair",
+    "unstructured_pair",
 ]

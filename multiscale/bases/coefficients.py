@@ -62,7 +62,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import dolfinx
 import numpy as np
@@ -73,6 +73,7 @@ __all__ = [
     "PixelField",
     "channel_field",
     "hou_wu",
+    "hou_wu_cell",
     "image_field",
     "inclusion_field",
     "lognormal_field",
@@ -300,6 +301,21 @@ def inclusion_field(n_coarse: int, contrast: float, *, size: float = 0.25) -> Hi
     return HighContrastField(boxes, float(contrast))
 
 
+def hou_wu_cell(y: Any) -> ufl.core.expr.Expr:
+    """The coefficient of Hou & Wu in the fast variable :math:`y` (period 1),
+
+    .. math::
+        a(y) = \\frac{2 + 1.8\\sin 2\\pi y_1}{2 + 1.8\\cos 2\\pi y_2}
+             + \\frac{2 + \\sin 2\\pi y_2}{2 + 1.8\\sin 2\\pi y_1},
+
+    for a UFL vector ``y``: :func:`hou_wu` is :math:`a(x/\\varepsilon)`, and the cell and
+    sampling-domain problems of the HMM evaluate it at their micro coordinates."""
+    s = ufl.sin(2.0 * np.pi * y[0])
+    return (2 + 1.8 * s) / (2 + 1.8 * ufl.cos(2.0 * np.pi * y[1])) + (
+        2 + ufl.sin(2.0 * np.pi * y[1])
+    ) / (2 + 1.8 * s)
+
+
 def hou_wu(eps: float) -> Callable[[dolfinx.mesh.Mesh], ufl.core.expr.Expr]:
     """The coefficient of Hou & Wu (1997) with period :math:`\\varepsilon`,
 
@@ -308,16 +324,11 @@ def hou_wu(eps: float) -> Callable[[dolfinx.mesh.Mesh], ufl.core.expr.Expr]:
           + \\frac{2 + \\sin(2\\pi y/\\varepsilon)}{2 + 1.8\\sin(2\\pi x/\\varepsilon)},
 
     as a :data:`~multiscale.bases.fine.Coefficient` (a UFL expression of the mesh's
-    coordinates, compiled into the forms)."""
+    coordinates, compiled into the forms): :func:`hou_wu_cell` at :math:`x/\\varepsilon`."""
     if not eps > 0.0:
         raise ValueError(f"the period eps must be positive, got {eps!r}")
-    omega = 2.0 * np.pi / eps
 
     def a(mesh: dolfinx.mesh.Mesh) -> ufl.core.expr.Expr:
-        x = ufl.SpatialCoordinate(mesh)
-        s = ufl.sin(omega * x[0])
-        return (2 + 1.8 * s) / (2 + 1.8 * ufl.cos(omega * x[1])) + (2 + ufl.sin(omega * x[1])) / (
-            2 + 1.8 * s
-        )
+        return hou_wu_cell(ufl.SpatialCoordinate(mesh) / eps)
 
     return a

@@ -8,8 +8,11 @@ construction by locating each fine cell's midpoint and vertices with barycentric
 same diagonal direction, ``m`` fine cells per coarse cell per side, so each coarse triangle is a
 block of :math:`m^2` fine triangles; :func:`unit_interval_pair` does the same in 1D and
 :func:`unit_cube_pair` in 3D (each coarse tetrahedron a block of :math:`m^3` fine ones).  Any pair
-that nests (e.g. a coarse mesh and ``dolfinx.mesh.refine`` of it, both built from the same
-cells) is accepted.
+that nests is accepted: :func:`unstructured_pair` makes an unstructured one, a gmsh
+Frontal-Delaunay triangulation of the unit square (or of any simple polygon) as the coarse mesh
+and its uniform refinement (``dolfinx.mesh.refine``, every edge halved, applied ``k`` times to
+the distributed copy of the coarse mesh) as the fine mesh, so that
+:math:`h = H/2^k` on every element.
 
 The fine P1 degrees of freedom are tabulated once, replicated on every rank (global dof number,
 coordinates, the coarse elements whose closure holds the dof, whether it lies on
@@ -23,15 +26,18 @@ the fine dofs of :math:`\\bar S` and those interior to :math:`S` (all their coar
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
+import basix.ufl
 import dolfinx
 import dolfinx.geometry
 import numpy as np
 import scipy.sparse as sp
+import ufl
 from mpi4py import MPI
 
-from multiscale.compat import geometry_dofmap
+from multiscale.compat import create_mesh_on_ranks, geometry_dofmap, model_to_mesh, refine_mesh
 
 __all__ = [
     "NestedMeshes",
@@ -39,6 +45,7 @@ __all__ = [
     "unit_cube_pair",
     "unit_interval_pair",
     "unit_square_pair",
+    "unstructured_pair",
 ]
 
 _TOL = 1e-10
@@ -84,6 +91,87 @@ def unit_cube_pair(
         dolfinx.mesh.create_unit_cube(MPI.COMM_SELF, n_coarse, n_coarse, n_coarse, tet),
         dolfinx.mesh.create_unit_cube(comm, n_coarse * m, n_coarse * m, n_coarse * m, tet),
     )
+
+
+#: The unit square, counter-clockwise: the default polygon of :func:`unstructured_pair`.
+UNIT_SQUARE: tuple[tuple[float, float], ...] = ((0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0))
+
+
+def _polygon_model(polygon: np.ndarray, size: float) -> None:
+    """The plane surface bounded by ``polygon`` (the current gmsh model, this rank), meshed
+    with triangles of size ``size`` (physical group 1 for the surface)."""
+    import gmsh
+
+    geo = gmsh.model.geo
+    points = [geo.addPoint(float(x), float(y), 0.0, size) for x, y in polygon]
+    lines = [geo.addLine(points[i], points[(i + 1) % len(points)]) for i in range(len(points))]
+    surface = geo.addPlaneSurface([geo.addCurveLoop(lines)])
+    geo.synchronize()
+    gmsh.model.addPhysicalGroup(2, [surface], 1)
+    gmsh.model.mesh.generate(2)
+
+
+def _triangles() -> tuple[np.ndarray, np.ndarray]:
+    """The nodes (n, 2) and triangles (global node rows) of the current gmsh model's mesh."""
+    import gmsh
+
+    tags, coords, _ = gmsh.model.mesh.getNodes()
+    _, elem_nodes = gmsh.model.mesh.getElementsByType(2)  # 3-node triangles
+    order = np.argsort(tags)
+    cells = order[np.searchsorted(tags[order], elem_nodes)].reshape(-1, 3)
+    used, cells = np.unique(cells, return_inverse=True)
+    return coords.reshape(-1, 3)[used, :2].copy(), cells.reshape(-1, 3).astype(np.int64)
+
+
+def unstructured_pair(
+    comm: MPI.Comm,
+    size: float,
+    refinements: int,
+    *,
+    polygon: np.ndarray | None = None,
+) -> tuple[dolfinx.mesh.Mesh, dolfinx.mesh.Mesh]:
+    """An unstructured coarse triangulation (on ``COMM_SELF``) and its uniform refinement
+    (distributed on ``comm``).
+
+    Rank 0 meshes the polygon (default the unit square; vertices counter-clockwise or not,
+    a simple polygon) with gmsh (Frontal-Delaunay, target size ``size``).  The coarse mesh is
+    built on every rank from the same nodes and triangles; the fine one is the distributed copy
+    (graph partitioner) refined ``refinements`` times with ``dolfinx.mesh.refine`` marking every
+    edge, which halves the edges of each triangle (its four children are similar to it), so each
+    coarse triangle holds :math:`4^k` fine ones and :math:`h = H/2^k` element by element.  With
+    ``refinements = 0`` the two meshes are the same triangulation.  Collective on ``comm``.
+    """
+    import gmsh
+
+    from multiscale.mesh.io import gmsh_session
+
+    if not size > 0.0 or int(refinements) < 0:
+        raise ValueError(f"need size > 0 and refinements >= 0, got {size}, {refinements}")
+    poly = np.asarray(UNIT_SQUARE if polygon is None else polygon, dtype=float)
+    if poly.ndim != 2 or poly.shape[1] != 2 or len(poly) < 3:
+        raise ValueError(f"polygon: expected (n >= 3, 2) vertices, got shape {poly.shape}")
+    error, fine, nodes, cells = None, None, None, None
+    with contextlib.ExitStack() as stack:
+        if comm.rank == 0:
+            try:
+                stack.enter_context(gmsh_session(options={"Mesh.Algorithm": 6}))
+                _polygon_model(poly, float(size))
+                nodes, cells = _triangles()
+            except Exception as err:  # every rank must learn of it before the collectives
+                error = f"unstructured_pair: gmsh failed: {type(err).__name__}: {err}"
+        error = comm.bcast(error, root=0)
+        if error is not None:
+            raise RuntimeError(error)
+        fine = model_to_mesh(gmsh.model, comm, 0, 2)[0]
+    nodes, cells = comm.bcast((nodes, cells), root=0)
+    domain = ufl.Mesh(basix.ufl.element("Lagrange", "triangle", 1, shape=(2,)))
+    coarse = create_mesh_on_ranks(
+        MPI.COMM_SELF, cells, nodes, domain, np.zeros(len(cells), dtype=np.int32)
+    )
+    for _ in range(int(refinements)):
+        fine.topology.create_entities(1)  # refine reads the edges
+        fine, _parent = refine_mesh(fine, None)
+    return coarse, fine
 
 
 def barycentric(vertices: np.ndarray, x: np.ndarray) -> np.ndarray:

@@ -1,5 +1,6 @@
-"""``multiscale bases CONFIG``: MsFEM, MsFEM with oversampling, GMsFEM and LOD on one problem,
-each against the fully resolved fine solution, with their offline and online times, as JSON.
+"""``multiscale bases CONFIG``: MsFEM, MsFEM with oversampling, GMsFEM, LOD and (for a periodic
+coefficient) FE-HMM on one problem, each against the fully resolved fine solution, with their
+offline and online times, as JSON.
 
 The problem is :math:`-\\nabla\\cdot(a\\nabla u) = f` on :math:`(0,1)^d` (:math:`d` = 1, 2 or 3),
 :math:`u = 0` on the boundary, P1 on a uniform fine mesh nested in the uniform coarse mesh
@@ -32,6 +33,14 @@ The problem is :math:`-\\nabla\\cdot(a\\nabla u) = f` on :math:`(0,1)^d` (:math:
       gmsfem: {basis: 2, eigenpairs: 3}    # basis functions per coarse vertex, eigenpairs
                                            # computed (> basis; the first left out is Lambda*)
       lod: {layers: 2}                     # patch layers k
+      hmm: {periods: 1, micro_cells: 8, coupling: periodic, cell_cells: 8}
+                                           # FE-HMM on the coarse mesh (oscillatory only):
+                                           # sampling domains of periods*eps with micro_cells
+                                           # cells per side; cell_cells: the unit-cell mesh of
+                                           # the homogenized reference (defaults: the fine
+                                           # mesh's cells per period, eps * fine_cells, times
+                                           # periods for micro_cells, so that the fine
+                                           # solutions tend to that reference as eps -> 0)
     output: results/bases.json
 
 The summary holds the problem (``mesh``, ``coefficient``, ``H``, ``h``, ``ranks``),
@@ -48,6 +57,19 @@ last two without the form compilation) and ``methods``, for each method:
 * ``offline_s``: local problems, coarse matrix and coarse solver set-up;
 * ``online_s``: the coarse solve and the prolongation :math:`Pu_H`; ``iterations`` of the
   coarse solver.
+
+The ``hmm`` entry (:mod:`multiscale.hmm`: one sampling domain
+:math:`x_q + \\delta Y`, :math:`\\delta` = ``periods`` :math:`\\cdot\\,\\varepsilon`, at the
+midpoint of every coarse element, snapped to the period lattice, with periodic or Dirichlet
+coupling; the P1 macro problem on the coarse mesh) has the same
+``errors`` (its macro solution :math:`u_H`, a coarse P1 function, is exactly a fine P1 function
+on the nested fine mesh), ``offline_s`` (the micro problems) and ``online_s`` (the macro solve),
+and ``homogenized``: the tensor ``A_hom`` of the unit-cell problem (``cell_cells`` per side)
+and the relative ``L2`` and ``energy`` (:math:`A^{hom}`-weighted) errors of :math:`u_H` against
+the homogenized solution :math:`u_0` on the fine mesh, with ``fine_L2``, the
+:math:`L^2` distance :math:`\\|u_h - u_0\\|/\\|u_h\\|` of the fine solution from it (the
+homogenization error, :math:`O(\\varepsilon)`).  HMM needs the period: it is refused for the
+other coefficients.
 
 The ``fine`` entry has errors 0, no offline phase, ``online_s`` its solve (CG + AMG set-up and
 iterations, or the factorization) and the norms ``energy_norm`` (:math:`\\|u_h\\|_a`) and
@@ -91,13 +113,14 @@ __all__ = [
     "compare_methods",
     "load_config",
     "max_seconds",
+    "periodic_coefficient",
     "run",
 ]
 
 log = logging.getLogger(__name__)
 
 #: The methods a configuration may list, in the order they run.
-METHODS: tuple[str, ...] = ("fine", "msfem", "msfem_oversampling", "gmsfem", "lod")
+METHODS: tuple[str, ...] = ("fine", "msfem", "msfem_oversampling", "gmsfem", "lod", "hmm")
 
 _COEFFICIENTS: dict[str, dict[str, Field]] = {
     "oscillatory": {"eps": Field(Number(positive=True), required=True)},
@@ -158,6 +181,9 @@ def _methods_rule(data: dict[str, Any]) -> str | None:
     return None
 
 
+#: The coupling conditions of the HMM sampling domains (:data:`multiscale.hmm.COUPLINGS`).
+COUPLINGS = ("periodic", "dirichlet")
+
 _LAYERS = Section({"layers": Field(Integer(min=0, max=50), default=1)})
 
 #: The schema of the ``multiscale bases`` file (see the module docstring).
@@ -191,6 +217,16 @@ SCHEMA = Section(
                         )
                     ),
                     "lod": Field(Section({"layers": Field(Integer(min=0, max=50), default=2)})),
+                    "hmm": Field(
+                        Section(
+                            {
+                                "periods": Field(Integer(min=1, max=16), default=1),
+                                "micro_cells": Field(Integer(min=2, max=256)),
+                                "coupling": Field(Text(COUPLINGS), default="periodic"),
+                                "cell_cells": Field(Integer(min=2, max=1024)),
+                            }
+                        )
+                    ),
                 },
                 extra=_methods_rule,
             ),
@@ -242,6 +278,11 @@ def load_config(path: str | Path) -> dict[str, Any]:
         )
     if data["source"] == 0:
         raise ConfigError(f"{path}: source: must not be 0 (the fine solution would vanish)")
+    if "hmm" in data["methods"] and coef["type"] != "oscillatory":
+        raise ConfigError(
+            f"{path}: methods.hmm: HMM needs a periodic coefficient (coefficient.type: "
+            f"oscillatory); {coef['type']!r} has no period"
+        )
     return data
 
 
@@ -394,6 +435,132 @@ def _space_builder(name: str, params: dict[str, Any]) -> Callable[[Any], tuple[A
     return gmsfem
 
 
+def periodic_coefficient(dim: int) -> Any:
+    """The ``oscillatory`` coefficient as a function of the fast variable alone, for the HMM
+    (:class:`multiscale.hmm.Coefficient`, period 1 in :math:`y`): Hou–Wu
+    (:func:`~multiscale.bases.hou_wu_cell`) in 2D, :math:`(2 - \\cos 2\\pi y)^{-1}` in 1D."""
+    import ufl
+
+    from multiscale.bases import hou_wu_cell
+    from multiscale.hmm import Coefficient
+
+    if dim == 1:
+        return Coefficient(
+            lambda x, y: 1 / (2 - ufl.cos(2 * np.pi * y[0])), 1, name="1/(2-cos)", x_dependent=False
+        )
+    return Coefficient(lambda x, y: hou_wu_cell(y), 2, name="hou_wu", x_dependent=False)
+
+
+def _fine_vector(space: Any, values: np.ndarray, n_fine: int, comm: MPI.Comm) -> np.ndarray:
+    """A P1 function on the fine mesh (``values`` on this rank's dofs of ``space``, a P1 space
+    on that mesh) as the global dof vector on every rank."""
+    imap = space.dofmap.index_map
+    return np.concatenate(comm.allgather(values[: imap.size_local].copy()))[:n_fine]
+
+
+def _p1_norms(space: Any, w: np.ndarray, tensor: np.ndarray) -> tuple[float, float]:
+    """:math:`\\|w\\|_{L^2}` and :math:`(\\int A\\nabla w\\cdot\\nabla w)^{1/2}` of the fine P1
+    function with global dof vector ``w``, :math:`A` the constant ``tensor`` (collective)."""
+    import dolfinx
+    import ufl
+
+    fn = dolfinx.fem.Function(space)
+    imap = space.dofmap.index_map
+    fn.x.array[:] = w[imap.local_to_global(np.arange(imap.size_local + imap.num_ghosts))]
+    a = ufl.as_matrix(tensor.tolist()) if tensor.ndim == 2 else float(tensor)
+    grad = ufl.grad(fn)
+    forms = (fn * fn * ufl.dx, ufl.inner(a * grad, grad) * ufl.dx)
+    sums = [dolfinx.fem.assemble_scalar(dolfinx.fem.form(f)) for f in forms]
+    l2, energy = space.mesh.comm.allreduce(np.array(sums), op=MPI.SUM)
+    return float(np.sqrt(l2)), float(np.sqrt(energy))
+
+
+def _run_hmm(
+    cfg: dict[str, Any], comm: MPI.Comm, fine: Any, u: np.ndarray
+) -> tuple[dict[str, Any], np.ndarray]:
+    """FE-HMM on the coarse mesh of ``fine.meshes`` (the ``hmm`` entry, without ``errors``)
+    and its macro solution as a fine dof vector (collective)."""
+    import dolfinx
+    from scipy.spatial import cKDTree
+
+    from multiscale import hmm
+
+    mesh_cfg, params = cfg["mesh"], cfg["methods"]["hmm"]
+    dim, n_c, eps = mesh_cfg["dim"], mesh_cfg["coarse_cells"], cfg["coefficient"]["eps"]
+    nm = fine.meshes
+    coef = periodic_coefficient(dim)
+    per_period = max(2, round(eps * mesh_cfg["fine_cells"]))  # the fine mesh's, per side
+    micro_cells = params.get("micro_cells") or per_period * params["periods"]
+    cell_cells = params.get("cell_cells") or per_period
+    if dim == 1:
+        macro_mesh = dolfinx.mesh.create_unit_interval(comm, n_c)
+    else:  # the triangles of unit_square_pair's coarse mesh
+        macro_mesh = dolfinx.mesh.create_unit_square(
+            comm, n_c, n_c, dolfinx.mesh.CellType.triangle, diagonal=dolfinx.mesh.DiagonalType.right
+        )
+    settings = hmm.MicroSettings(
+        delta=params["periods"] * eps,
+        eps=eps,
+        n=micro_cells,
+        coupling=params["coupling"],
+        snap=True,  # the coefficient does not depend on x: only the period lattice matters
+    )
+    comm.Barrier()
+    t0 = time.perf_counter()
+    problem = hmm.HMMProblem(macro_mesh, coef, settings, f=cfg["source"])
+    problem.effective_tensors()
+    offline = max_seconds(comm, t0)
+    t0 = time.perf_counter()
+    u_macro = problem.solve()
+    online = max_seconds(comm, t0)
+    # the macro P1 function at the coarse vertices, then on the fine dofs (exact: nested)
+    space = u_macro.function_space
+    n_own = space.dofmap.index_map.size_local
+    x = np.concatenate(comm.allgather(space.tabulate_dof_coordinates()[:n_own, :dim]))
+    vals = np.concatenate(comm.allgather(u_macro.x.array[:n_own].copy()))
+    dist, at = cKDTree(x).query(nm.vertices)
+    if dist.max() > 1e-10:
+        raise RuntimeError("the HMM macro mesh does not match the coarse mesh")
+    u_vertices = vals[at]
+    u_hmm = np.zeros(nm.n_fine)
+    for k, el in enumerate(fine.elements):
+        u_hmm[el.dofs] = el.lam @ u_vertices[nm.cells[k]]
+    stats = problem.statistics()
+    problem.destroy()
+    # the homogenized reference: A_hom from the unit cell, u_0 on the fine mesh
+    unit_cell = hmm.MicroSettings(1.0, 1.0, n=cell_cells)
+    cell = hmm.SamplingProblem(MPI.COMM_SELF, coef, unit_cell)
+    a_hom = comm.bcast(cell.effective_tensor(np.zeros(dim)) if comm.rank == 0 else None, root=0)
+    cell.destroy()
+    homogenized = hmm.MacroProblem(nm.fine, cfg["source"])
+    u0_fn = homogenized.solve_homogenized(a_hom)
+    v0 = homogenized.V
+    if not np.array_equal(v0.tabulate_dof_coordinates(), nm.space.tabulate_dof_coordinates()):
+        raise RuntimeError("the homogenized solution's P1 space is numbered differently")
+    u0 = _fine_vector(v0, u0_fn.x.array, nm.n_fine, comm)
+    norm_l2, norm_a = _p1_norms(nm.space, u0, a_hom)
+    err_l2, err_a = _p1_norms(nm.space, u_hmm - u0, a_hom)
+    fine_l2 = _p1_norms(nm.space, u - u0, a_hom)[0] / _p1_norms(nm.space, u, a_hom)[0]
+    entry = {
+        "dofs": int(nm.n_coarse),  # the interior vertices of the coarse mesh
+        "offline_s": offline,
+        "online_s": online,
+        "iterations": 1,
+        "periods": params["periods"],
+        "micro_cells": micro_cells,
+        "coupling": params["coupling"],
+        "micro_problems": int(stats["quadrature_points"]),
+        "micro_dofs": int(stats["micro_dofs"]),
+        "homogenized": {
+            "A_hom": np.asarray(a_hom).tolist(),
+            "cell_cells": cell_cells,
+            "errors": {"L2": err_l2 / norm_l2, "energy": err_a / norm_a},
+            "fine_L2": fine_l2,
+        },
+    }
+    return entry, u_hmm
+
+
 def compare_methods(cfg: dict[str, Any], comm: MPI.Comm) -> dict[str, Any]:
     """Run the methods of a checked configuration on ``comm`` (collective) and return the
     summary (see the module docstring); identical on every rank."""
@@ -451,6 +618,24 @@ def compare_methods(cfg: dict[str, Any], comm: MPI.Comm) -> dict[str, Any]:
                 "L2_norm": l2,
             }
             continue
+        if name == "hmm":
+            entry, u_hmm = _run_hmm(cfg, comm, fine, u)
+            ref = fine.restrict(u)
+            diff = [r - w for r, w in zip(ref, fine.restrict(u_hmm), strict=True)]
+            (e_a, e_m), (n_a, n_m) = fine.broken_norms(diff), fine.broken_norms(ref)
+            errors = {"energy": e_a / n_a, "L2": e_m / n_m}
+            methods[name] = {"errors": errors, **entry}
+            log.info(
+                "hmm: %d macro dofs, energy error %.4e, L2 error %.4e (vs homogenized %.4e), "
+                "offline %.3f s, online %.4f s",
+                entry["dofs"],
+                errors["energy"],
+                errors["L2"],
+                entry["homogenized"]["errors"]["L2"],
+                entry["offline_s"],
+                entry["online_s"],
+            )
+            continue
         comm.Barrier()
         t0 = time.perf_counter()
         space, extra = _space_builder(name, params)(fine)
@@ -497,8 +682,9 @@ def compare_methods(cfg: dict[str, Any], comm: MPI.Comm) -> dict[str, Any]:
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "bases",
-        help="MsFEM, MsFEM with oversampling, GMsFEM and LOD against the fine solution",
-        description="Build multiscale coarse spaces (MsFEM, oversampled MsFEM, GMsFEM, LOD) "
+        help="MsFEM, MsFEM with oversampling, GMsFEM, LOD and HMM against the fine solution",
+        description="Build multiscale coarse spaces (MsFEM, oversampled MsFEM, GMsFEM, LOD; "
+        "and FE-HMM for a periodic coefficient) "
         "for -div(a grad u) = f on the unit interval, square or cube (YAML or TOML configuration), "
         "and write their errors against the fine solution and their offline and online times "
         "as a JSON summary.",
