@@ -9,8 +9,10 @@ gradient driving the flow) find the periodic velocity :math:`v^j` and pressure :
     \\mu(\\nabla v^j, \\nabla w)_{Y_f} - (p^j, \\nabla\\cdot w)_{Y_f}
     - (q, \\nabla\\cdot v^j)_{Y_f} = (e_j, w)_{Y_f} \\quad \\forall (w, q),
 
-with :math:`p^j` fixed up to its constant by pinning one value.  Darcy's law
-:math:`\\langle v\\rangle = -\\frac{1}{\\mu} K \\nabla \\bar p` follows with the permeability
+with :math:`p^j` fixed up to its constant by pinning one value (LU) or, with the block
+preconditioner, determined up to it (the constant pressure is the operator's null space).
+Darcy's law :math:`\\langle v\\rangle = -\\frac{1}{\\mu} K \\nabla \\bar p` follows with
+the permeability
 
 .. math::
     K_{ij} = \\frac{\\mu}{|Y|}\\int_{Y_f} v^j_i\\,dy,
@@ -76,11 +78,50 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-def block_preconditioner_options() -> dict[str, Any]:
-    """MINRES with the block-diagonal preconditioner :math:`\\mathrm{diag}(A_h, M_h/\\mu)`:
-    smoothed-aggregation AMG (GAMG) on the viscous block :math:`A_h` and Jacobi on the pressure
-    mass matrix :math:`M_h` scaled by :math:`1/\\mu` (spectrally equivalent to the Schur
-    complement), so the iteration count does not grow with the mesh size."""
+def block_preconditioner_options(amg: str | None = None) -> dict[str, Any]:
+    """MINRES with the block-diagonal preconditioner :math:`\\mathrm{diag}(\\tilde A_h^{-1},
+    \\mu\\tilde M_h^{-1})`, both blocks fixed symmetric positive definite linear operators (as
+    MINRES requires): one algebraic-multigrid V-cycle on the viscous block :math:`A_h` (BoomerAMG
+    where PETSc has hypre, else GAMG with three Chebyshev sweeps; the periodic vector Laplacian
+    does not couple the components, so scalar AMG on it is the componentwise AMG) and four
+    Jacobi-preconditioned Chebyshev steps on the pressure mass matrix :math:`M_h/\\mu`
+    (spectrally equivalent to the Schur complement :math:`B A^{-1} B^T`, uniformly in :math:`h`
+    for an inf-sup stable pair).
+
+    Measured on the sphere pore space (``benchmarks/stokes.py``, 6.8k, 17.6k and 46k dofs,
+    MINRES iterations per load case): 54, 61, 63 with these options; 67, 78, 90 with the GAMG
+    fallback; 113, 141, 172 with the former GAMG V-cycle, Jacobi on :math:`M_h` and the pinned
+    pressure.  Jacobi alone on :math:`M_h` costs 50-70 % more iterations even with an exact
+    velocity solve (61 and 73 against 39 and 43 with the exact mass matrix, 6.8k and 17.6k
+    dofs); pinning one pressure value (as LU needs) leaves a preconditioned eigenvalue of order
+    :math:`h^3` and costs another 20-25 %, so with a Krylov solver :class:`StokesCellProblem`
+    removes the pressure constant as the operator's null space instead.
+
+    ``amg`` chooses the velocity AMG, ``"hypre"`` or ``"gamg"`` (default: hypre where PETSc has
+    it); GAMG needs less memory (0.46 against 0.64 GB at 46k dofs)."""
+    if amg is None:
+        amg = "hypre" if PETSc.Sys.hasExternalPackage("hypre") else "gamg"
+    if amg not in ("hypre", "gamg"):
+        raise ValueError(f"amg must be 'hypre' or 'gamg', got {amg!r}")
+    if amg == "hypre":
+        velocity: dict[str, Any] = {
+            "fieldsplit_u_pc_type": "hypre",
+            "fieldsplit_u_pc_hypre_type": "boomeramg",
+            # the 3D settings: the default threshold 0.25 coarsens P2 stiffness matrices slowly
+            # (a V-cycle cost 100 matrix products at 17k dofs, against 15 with these)
+            "fieldsplit_u_pc_hypre_boomeramg_strong_threshold": 0.5,
+            "fieldsplit_u_pc_hypre_boomeramg_coarsen_type": "HMIS",
+            "fieldsplit_u_pc_hypre_boomeramg_interp_type": "ext+i",
+            "fieldsplit_u_pc_hypre_boomeramg_P_max": 4,
+        }
+    else:
+        velocity = {
+            "fieldsplit_u_pc_type": "gamg",
+            "fieldsplit_u_pc_gamg_threshold": 0.02,
+            "fieldsplit_u_mg_levels_ksp_type": "chebyshev",
+            "fieldsplit_u_mg_levels_ksp_max_it": 3,
+            "fieldsplit_u_mg_levels_pc_type": "jacobi",
+        }
     return {
         "ksp_type": "minres",
         "ksp_rtol": 1.0e-12,
@@ -89,20 +130,22 @@ def block_preconditioner_options() -> dict[str, Any]:
         "pc_type": "fieldsplit",
         "pc_fieldsplit_type": "additive",
         "fieldsplit_u_ksp_type": "preonly",
-        "fieldsplit_u_pc_type": "gamg",
-        "fieldsplit_u_pc_gamg_threshold": 0.02,
-        "fieldsplit_u_mg_levels_ksp_type": "chebyshev",
-        "fieldsplit_u_mg_levels_pc_type": "jacobi",
-        "fieldsplit_p_ksp_type": "preonly",
+        **velocity,
+        "fieldsplit_p_ksp_type": "chebyshev",
+        "fieldsplit_p_ksp_max_it": 4,
+        "fieldsplit_p_ksp_norm_type": "none",  # a fixed polynomial: no convergence test
         "fieldsplit_p_pc_type": "jacobi",
     }
 
 
 def default_stokes_options(dim: int, ndofs: int) -> dict[str, Any]:
     """MUMPS LU for 2D cells and 3D cells up to 50k dofs, :func:`block_preconditioner_options`
-    above.  Measured (``benchmarks/stokes.py``, sphere pore space, one rank): at 46k dofs LU
-    takes 3.5 times the memory of the block preconditioner (1.65 GB against 0.46 GB) and its
-    fill-in grows faster; MINRES needs 110-170 iterations from 7k to 46k dofs."""
+    above, with GAMG on the velocity above 500k dofs (see the benchmark table in the README:
+    LU's memory and factorization time grow much faster than the block preconditioner's, whose
+    iterations stay nearly constant; at 1.1M dofs BoomerAMG's set-up passed 13 GB where GAMG's
+    whole run took 8.2 GB)."""
+    if dim == 3 and ndofs > 500_000:
+        return block_preconditioner_options("gamg")
     if dim == 3 and ndofs > 50_000:
         return block_preconditioner_options()
     return {"ksp_type": "preonly", "pc_type": "lu", "pc_factor_mat_solver_type": "mumps"}
@@ -179,6 +222,7 @@ class StokesCellProblem(PETScOwner):
         self.prefix = petsc_options_prefix or unique_prefix("stokes")
         self._user_options = dict(petsc_options or {})
         self._linear: ConstrainedLinearSolver | None = None
+        self._krylov = False
         self.options: dict[str, Any] = {}
         box = np.asarray(cell.box, dtype=float)
         self._tol = 1e-8 * float((box[1] - box[0]).max())
@@ -221,9 +265,12 @@ class StokesCellProblem(PETScOwner):
         zero = dolfinx.fem.Function(V0)
         box = np.asarray(self.cell.box, dtype=float)
         lo, hi = box
-        self.bcs = [dolfinx.fem.dirichletbc(zero, wall_dofs, W.sub(0))]
-        # the pressure constant: pin the P_{k-1} node nearest the centre, off the box faces
-        self.bcs += pin(W, interior_point_near_centre(Q0, lo, hi, self._tol), [1], self._tol)
+        self._walls = [dolfinx.fem.dirichletbc(zero, wall_dofs, W.sub(0))]
+        # the pressure constant: pin the P_{k-1} node nearest the centre, off the box faces (a
+        # Krylov solver leaves the pin out and removes the constant as the null space instead)
+        self.bcs = self._walls + pin(
+            W, interior_point_near_centre(Q0, lo, hi, self._tol), [1], self._tol
+        )
         on_upper, to_lower = periodic_map(box, self._tol)
 
         # component by component: the geometrical constraint on the blocked velocity subspace
@@ -278,29 +325,49 @@ class StokesCellProblem(PETScOwner):
             ok = bool(np.all(np.diff(blocks, axis=1) == 1))
         return self.comm.allreduce(ok, op=MPI.LAND)
 
+    def _pressure_constant(self, A: PETSc.Mat) -> PETSc.NullSpace:
+        """The null space of the unpinned operator: the constant pressure (1 on the owned
+        pressure dofs that are not periodic slaves, 0 on the velocity and the slaves, whose rows
+        are the identity), normalized."""
+        nowned = self.mpc.function_space.dofmap.index_map.size_local
+        local = np.asarray(self.W.sub(1).collapse()[1], dtype=np.int32)
+        slaves = np.asarray(self.mpc.slaves, dtype=np.int32)
+        masters = np.setdiff1d(local[local < nowned], slaves[slaves < nowned])
+        constant = self._own(A.createVecRight())
+        constant.set(0.0)
+        constant.array[masters] = 1.0
+        constant.normalize()
+        return self._own(PETSc.NullSpace().create(vectors=[constant], comm=self.comm))
+
     def _setup(self) -> ConstrainedLinearSolver:
         """The linear solver: LU, or MINRES with the block preconditioner (assembled from
-        ``self._p``), set up on the first solve and reused."""
+        ``self._p``), set up on the first solve and reused.  A Krylov solver with the block
+        preconditioner (which factorizes no matrix with a zero block) takes the pressure
+        constant as the operator's null space instead of the pin."""
         if self._linear is None:
             options = default_stokes_options(self.dim, self.ndofs)
             options.update(self._user_options)
             self.options = options
             block = options.get("pc_type") == "fieldsplit"
+            self._krylov = block and options.get("ksp_type", "gmres") != "preonly"
             self._linear = self._own(
                 ConstrainedLinearSolver(
                     self._a,
                     self.mpc,
-                    self.bcs,
+                    self._walls if self._krylov else self.bcs,
                     petsc_options_prefix=self.prefix,
                     petsc_options=options,
                     preconditioner=self._p if block else None,
-                    configure=self._configure_fieldsplit,
+                    configure=self._configure,
                     name="Stokes cell solver",
                 )
             )
         return self._linear
 
-    def _configure_fieldsplit(self, ksp: PETSc.KSP) -> None:
+    def _configure(self, ksp: PETSc.KSP) -> None:
+        if self._krylov:
+            A = ksp.getOperators()[0]
+            A.setNullSpace(self._pressure_constant(A))
         pc = ksp.getPC()
         if pc.getType() == "fieldsplit":
             pc.setFieldSplitIS(*self._field_sets())
