@@ -98,6 +98,10 @@ class MicroModel(PETScOwner):
         ...); the options prefix is ``multiscale_fe2_rve_`` unless given.
     """
 
+    #: the cell problem of a point and its default options prefix (a subclass changes them)
+    _rve_class: type[RVEProblem] = RVEProblem
+    _rve_prefix = "multiscale_fe2_rve_"
+
     def __init__(
         self,
         pool: MicroPool,
@@ -109,9 +113,9 @@ class MicroModel(PETScOwner):
         **rve_options: Any,
     ) -> None:
         self.pool = pool
-        rve_options.setdefault("petsc_options_prefix", "multiscale_fe2_rve_")
+        rve_options.setdefault("petsc_options_prefix", self._rve_prefix)
         self.rve = self._own(
-            RVEProblem(as_cell_mesh(cell, pool.micro_comm), materials, **rve_options)
+            self._rve_class(as_cell_mesh(cell, pool.micro_comm), materials, **rve_options)
         )
         self.kind, self.dim, self.linear = self.rve.kind, self.rve.dim, self.rve.linear
         self.n_local = int(n_points)

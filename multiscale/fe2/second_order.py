@@ -57,7 +57,7 @@ from multiscale.cell.second_order import (
     gradient_components,
 )
 from multiscale.coupling.pool import MicroFailure, MicroPool
-from multiscale.fe2.micro import CellSource, MicroModel, as_cell_mesh
+from multiscale.fe2.micro import CellSource, MicroModel
 from multiscale.hmm.macro import linear_solve, linear_solver_options
 from multiscale.mesh.cell import CellMesh
 from multiscale.mesh.generators import inclusions_2d
@@ -661,6 +661,9 @@ class SecondOrderMicroModel(MicroModel):
     (dynamic load balancing moves histories in rows of the first-order layout and is not
     offered here)."""
 
+    _rve_class = SecondOrderRVE
+    _rve_prefix = "multiscale_fe2_second_order_rve_"
+
     def __init__(
         self,
         pool: MicroPool,
@@ -673,20 +676,12 @@ class SecondOrderMicroModel(MicroModel):
     ) -> None:
         if pool.balancing:
             raise ValueError("SecondOrderMicroModel keeps the pool's static assignment")
-        self.pool = pool
-        rve_options.setdefault("petsc_options_prefix", "multiscale_fe2_second_order_rve_")
-        self.rve = self._own(
-            SecondOrderRVE(as_cell_mesh(cell, pool.micro_comm), materials, **rve_options)
-        )
-        self.kind, self.dim, self.linear = self.rve.kind, self.rve.dim, self.rve.linear
-        self.n_general = self.rve.n_directions
-        self.n_local = int(n_points)
-        mc = pool.micro_comm
-        self.n_group = int(sum(mc.allgather(self.n_local))) if mc.size > 1 else self.n_local
-        self.predictor = bool(predictor) and self.rve.tangent_kind == "consistent"
-        self._linear_tangent: np.ndarray | None = None
-        self._init_history()
-        self.rve_solves = 0
+        super().__init__(pool, cell, materials, n_points, predictor=predictor, **rve_options)
+
+    @property
+    def n_general(self) -> int:
+        """The number of generalized strain components (9 in 2D)."""
+        return self.rve.n_directions
 
     def _init_history(self) -> None:
         super()._init_history()
