@@ -47,7 +47,7 @@ import numpy as np
 from mpi4py import MPI
 
 from multiscale.fe2 import DisplacementBC, FE2Problem
-from multiscale.fe2.surrogate import SurrogateOptions
+from multiscale.fe2.surrogate import SurrogateOptions, uniaxial_path
 from multiscale.mesh import spherical_inclusion
 from multiscale.mesh.macro import box
 from multiscale.output import write_json_file
@@ -63,15 +63,6 @@ def design_box(stretch: float, shear: float = 0.01) -> tuple[list[float], list[f
     lower = [1.2 * e_lateral, -0.02, 1.2 * e_lateral, -shear, -shear, -shear]
     upper = [0.02, 1.1 * e_axial, 0.02, shear, shear, shear]
     return lower, upper
-
-
-def uniaxial_path(stretch: float, nu: float, n: int = 12) -> np.ndarray:
-    """Green–Lagrange components (E11 E22 E33 E23 E13 E12) along uniaxial stretch in y up to
-    ``1 + 1.1 stretch``, with the lateral stretch :math:`\\lambda^{-\\nu}`."""
-    lam = np.linspace(1.0, 1.0 + 1.1 * stretch, n)
-    axial, lateral = 0.5 * (lam**2 - 1.0), 0.5 * (lam ** (-2.0 * nu) - 1.0)
-    zero = np.zeros_like(lam)
-    return np.column_stack([lateral, axial, lateral, zero, zero, zero])
 
 
 def solve(args: argparse.Namespace, surrogate: SurrogateOptions | None) -> dict:

@@ -106,6 +106,7 @@ __all__ = [
     "strain_box",
     "symmetry_group",
     "tube_design",
+    "uniaxial_path",
     "unmandel",
 ]
 
@@ -290,6 +291,27 @@ def tube_design(
     along = np.column_stack([np.interp(u[:, 0] * arc[-1], arc, path[:, a]) for a in range(m)])
     comps = np.vstack([np.zeros(m), along + r * (2.0 * u[:, 1:] - 1.0)])
     return comps * _weights(d)
+
+
+def uniaxial_path(stretch: float, nu: float, n: int = 12, overshoot: float = 1.1) -> np.ndarray:
+    """Green–Lagrange tensor components :math:`(E_{11}, E_{22}, E_{33}, E_{23}, E_{13},
+    E_{12})` (rows, as :func:`tube_design` takes them) along uniaxial stretch in y,
+
+    .. math::
+        E_{22} = \\tfrac12(\\lambda^2 - 1),\\qquad
+        E_{11} = E_{33} = \\tfrac12(\\lambda^{-2\\nu} - 1),\\qquad
+        1 \\le \\lambda \\le 1 + \\text{overshoot}\\cdot\\text{stretch},
+
+    at ``n`` equally spaced stretches: the path of a block pulled in y with free lateral faces
+    and a lateral contraction of Poisson ratio ``nu`` (given, not probed from the RVE: the
+    tube's radius must cover the actual one).  ``overshoot`` > 1 covers the macro Newton
+    iterates beyond the last load step."""
+    if n < 2 or stretch <= 0.0:
+        raise ValueError("the uniaxial path needs n >= 2 points and a positive stretch")
+    lam = np.linspace(1.0, 1.0 + overshoot * stretch, n)
+    axial, lateral = 0.5 * (lam**2 - 1.0), 0.5 * (lam ** (-2.0 * nu) - 1.0)
+    zero = np.zeros_like(lam)
+    return np.column_stack([lateral, axial, lateral, zero, zero, zero])
 
 
 # -- the database ----------------------------------------------------------------------------------
