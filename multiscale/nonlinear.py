@@ -53,7 +53,7 @@ from petsc4py import PETSc
 
 from multiscale.compat import create_vector
 from multiscale.errors import CollectiveError
-from multiscale.petsc_options import prefixed_options
+from multiscale.petsc_options import factor_options, mumps_error, pc_failure, prefixed_options
 
 __all__ = [
     "Assembly",
@@ -77,6 +77,11 @@ log = logging.getLogger(__name__)
 
 _prefix_counts: dict[str, int] = {}
 
+#: MUMPS's INFOG(1) for a workspace too small for the factorization (ICNTL(14) enlarges it)
+MUMPS_WORKSPACE = (-8, -9)
+#: how often :meth:`NewtonSolver.solve` repeats a solve with four times the workspace headroom
+WORKSPACE_RETRIES = 2
+
 
 def unique_prefix(role: str) -> str:
     """``multiscale_<role>_<n>_``, ``n`` counting the solvers of that role made on this rank.
@@ -91,11 +96,16 @@ def unique_prefix(role: str) -> str:
 # -- options ------------------------------------------------------------------------------------
 def direct_solver_options(symmetric: bool = False) -> dict[str, Any]:
     """A sparse direct solve with MUMPS: Cholesky (:math:`LDL^T`) for a symmetric matrix, LU
-    otherwise."""
+    otherwise, with 100 % workspace headroom (``ICNTL(14)``).
+
+    MUMPS sizes its workspace from the analysis and fails (``INFOG(1) = -9``) when numerical
+    pivoting delays more pivots than predicted, which varies with the parallel partition (and
+    dolfinx 0.11 partitions differently from run to run): MUMPS's own default is 20 %."""
     return {
         "ksp_type": "preonly",
         "pc_type": "cholesky" if symmetric else "lu",
         "pc_factor_mat_solver_type": "mumps",
+        "mat_mumps_icntl_14": 100,
     }
 
 
@@ -279,7 +289,10 @@ class NewtonSolver(PETScOwner):
         Options prefix of the SNES and its KSP/PC (default :func:`unique_prefix` of ``role``).
     petsc_options:
         Overrides of ``defaults`` (themselves on top of :func:`newton_options`), set under the
-        prefix for ``setFromOptions`` only (see :func:`~multiscale.petsc_options.prefixed_options`).
+        prefix for ``setFromOptions`` only (see :func:`~multiscale.petsc_options.prefixed_options`),
+        except those a direct solver reads when it factorizes (``mat_mumps_*``, see
+        :func:`~multiscale.petsc_options.factor_options`): SNES factorizes inside :meth:`solve`,
+        so these stay in the database under the solver's own prefix until :meth:`destroy`.
     defaults:
         The solver's own defaults.
     min_iterations:
@@ -315,6 +328,8 @@ class NewtonSolver(PETScOwner):
         residual_reference: Callable[[float], float] | None = None,
     ) -> None:
         self._snes: PETSc.SNES | None = None
+        self._kept: list[str] = []  # factorization options left in the database
+        self._start: PETSc.Vec | None = None  # the initial iterate, for a repeated solve
         self.name = name
         self._on_iterate = on_iterate
         if step_scale is not None:
@@ -363,9 +378,21 @@ class NewtonSolver(PETScOwner):
     def set_options(self, overrides: Mapping[str, Any]) -> None:
         """Re-apply the options with ``overrides`` on top (e.g. a line search for a retry);
         ``set_options({})`` restores :attr:`petsc_options`."""
-        with prefixed_options(self.prefix, {**self.petsc_options, **overrides}):
+        options = {**self.petsc_options, **overrides}
+        with prefixed_options(self.prefix, options):
             self.snes.setFromOptions()
             self.snes.getKSP().setFromOptions()
+        self._forget_factor_options()
+        db = PETSc.Options()
+        for key, value in factor_options(options).items():
+            db[f"{self.prefix}{key}"] = value
+            self._kept.append(f"{self.prefix}{key}")
+
+    def _forget_factor_options(self) -> None:
+        kept = self.__dict__.get("_kept", [])
+        db = PETSc.Options()
+        while kept:
+            db.delValue(kept.pop())
 
     # -- hooks ------------------------------------------------------------------------------------
     def evaluate(self, x: PETSc.Vec) -> None:
@@ -464,7 +491,35 @@ class NewtonSolver(PETScOwner):
     def solve(self) -> NewtonOutcome:
         """Newton from the current content of :attr:`x`, which holds the result.  Collective;
         never raises for a failure to converge (see :class:`NewtonOutcome`).  On success the
-        problem has been evaluated at the solution."""
+        problem has been evaluated at the solution.
+
+        A MUMPS factorization whose workspace proved too small (``INFOG(1)`` -8 or -9, which
+        depends on the parallel partition) is not a failure of Newton: the solve is repeated
+        from the same start with four times the headroom (``ICNTL(14)``, at least 100 %), twice at
+        most."""
+        if self._start is None:
+            self._start = self._own(self.x.duplicate())
+        self.x.copy(self._start)
+        for attempt in range(1 + WORKSPACE_RETRIES):
+            outcome, mumps = self._solve_once()
+            if outcome.converged or mumps not in MUMPS_WORKSPACE or attempt == WORKSPACE_RETRIES:
+                return outcome
+            headroom = max(4 * int(self.petsc_options.get("mat_mumps_icntl_14", 20)), 100)
+            self.petsc_options["mat_mumps_icntl_14"] = headroom
+            PETSc.Options()[f"{self.prefix}mat_mumps_icntl_14"] = headroom
+            if f"{self.prefix}mat_mumps_icntl_14" not in self._kept:
+                self._kept.append(f"{self.prefix}mat_mumps_icntl_14")
+            log.info(
+                "%s: MUMPS workspace too small (INFOG(1) = %d); ICNTL(14) = %d and again",
+                self.name,
+                mumps,
+                headroom,
+            )
+            self._start.copy(self.x)
+        raise AssertionError("unreachable")
+
+    def _solve_once(self) -> tuple[NewtonOutcome, int | None]:
+        """One SNES solve: the outcome, and MUMPS's INFOG(1) if its factorization failed."""
         self._residuals = []
         self._failure = None
         self._at_valid = False
@@ -478,7 +533,11 @@ class NewtonSolver(PETScOwner):
         self.timings["solve"] += time.perf_counter() - t0
         petsc_error = agree(self.comm, petsc_error)
         reason = int(self.snes.getConvergedReason())
+        linear, mumps = "", None
         if petsc_error is not None or reason == PETSc.SNES.ConvergedReason.DIVERGED_LINEAR_SOLVE:
+            linear = pc_failure(self.snes.getKSP())
+            info = mumps_error(self.snes.getKSP())
+            mumps = self.comm.allreduce(info[0] if info else 0, op=MPI.MIN) or None
             # a failed factorization leaves the factor in an error state that PETSc would hit
             # again in the next solve, even with a good matrix: drop it (collective)
             self.snes.getKSP().reset()
@@ -489,7 +548,8 @@ class NewtonSolver(PETScOwner):
         cause = None
         if not converged:
             cause = self._failure or petsc_error or self._describe(reason, its)
-        return NewtonOutcome(converged, reason, its, list(self._residuals), cause)
+            cause += linear
+        return NewtonOutcome(converged, reason, its, list(self._residuals), cause), mumps
 
     def _describe(self, reason: int, its: int) -> str:
         name = _REASONS.get(reason, str(reason))
@@ -503,6 +563,11 @@ class NewtonSolver(PETScOwner):
     def destroy(self) -> None:
         super().destroy()
         self._snes = None
+        self._forget_factor_options()
+
+    def __del__(self) -> None:
+        super().__del__()
+        self._forget_factor_options()  # the options database is per process: no collective
 
 
 # -- load stepping ------------------------------------------------------------------------------

@@ -18,9 +18,11 @@ import textwrap
 from pathlib import Path
 
 import dolfinx
+import numpy as np
 import pytest
 import ufl
 from mpi4py import MPI
+from petsc4py import PETSc
 
 from multiscale.fe2 import DisplacementBC, FE2Problem, Traction
 from multiscale.fe2.dns import DNSProblem
@@ -118,6 +120,8 @@ def test_newton_recovers_after_a_failed_factorization(comm, symmetric):
         outcome = newton.solve()
         assert not outcome.converged
         assert "DIVERGED_LINEAR_SOLVE" in outcome.cause or "PETSc error" in outcome.cause
+        if "DIVERGED_LINEAR_SOLVE" in outcome.cause:  # MUMPS's own word: a singular matrix
+            assert "MUMPS INFOG(1) = -" in outcome.cause, outcome.cause
         same_on_all_ranks(comm, (outcome.reason, outcome.cause))
 
         singular["on"] = False
@@ -125,6 +129,85 @@ def test_newton_recovers_after_a_failed_factorization(comm, symmetric):
         outcome = newton.solve()
         assert outcome.converged, outcome.cause
         assert outcome.residuals[-1] < 1e-9 * outcome.residuals[0]
+
+
+@pytest.mark.mpi
+def test_newton_factorization_options_reach_mumps_and_leave_with_the_solver(comm):
+    """SNES factorizes inside ``solve``, after ``setFromOptions``: options MUMPS reads there
+    (its workspace headroom ICNTL(14), by default 100 %) must still be in the database then, and
+    must be gone once the solver is destroyed."""
+    with poisson_newton(comm, lambda x: None, petsc_options={"mat_mumps_icntl_14": 37}) as newton:
+        newton.x.set(0.0)
+        assert newton.solve().converged
+        F = newton.snes.getKSP().getPC().getFactorMatrix()
+        assert F.getMumpsIcntl(14) == 37
+        key = f"{newton.prefix}mat_mumps_icntl_14"
+        assert PETSc.Options().hasName(key)
+        newton.set_options({"snes_linesearch_type": "bt"})  # a retry keeps them too
+        newton.x.set(0.0)
+        assert newton.solve().converged
+        assert newton.snes.getKSP().getPC().getFactorMatrix().getMumpsIcntl(14) == 37
+    assert not PETSc.Options().hasName(key)
+    with poisson_newton(comm, lambda x: None) as newton:  # the package default
+        newton.x.set(0.0)
+        assert newton.solve().converged
+        assert newton.snes.getKSP().getPC().getFactorMatrix().getMumpsIcntl(14) == 100
+
+
+class SaddleAssembly:
+    """R(x) = K x - 1 for a random saddle-point matrix K = [[A, B^T], [B, 0]] with an
+    indefinite A: LU must pivot, and MUMPS delays pivots it did not plan for."""
+
+    def __init__(self, comm: MPI.Comm, n: int = 1000) -> None:
+        import scipy.sparse as sp
+
+        A = sp.random(n, n, density=0.02, random_state=1)
+        B = sp.random(n // 2, n, density=0.02, random_state=2)
+        self.K = sp.bmat([[A + A.T + 1e-8 * sp.eye(n), B.T], [B, None]]).tocsr()
+        self.comm = comm
+
+    def create_matrix(self) -> PETSc.Mat:
+        M = PETSc.Mat().createAIJ(self.K.shape, comm=self.comm)
+        M.setPreallocationNNZ(int(np.diff(self.K.indptr).max()))
+        M.setUp()
+        return M
+
+    def create_vector(self) -> PETSc.Vec:
+        v = PETSc.Vec().createMPI(self.K.shape[0], comm=self.comm)
+        v.set(0.0)
+        return v
+
+    def set_iterate(self, x: PETSc.Vec) -> None:
+        pass
+
+    def residual(self, x: PETSc.Vec, b: PETSc.Vec) -> None:
+        r0, r1 = b.getOwnershipRange()
+        full = np.concatenate(self.comm.allgather(x.array_r.copy()))
+        b.array[:] = self.K[r0:r1] @ full - 1.0
+
+    def jacobian(self, A: PETSc.Mat) -> None:
+        r0, r1 = A.getOwnershipRange()
+        rows = self.K[r0:r1]
+        for k in range(r1 - r0):
+            lo, hi = rows.indptr[k], rows.indptr[k + 1]
+            A.setValues([r0 + k], rows.indices[lo:hi], rows.data[lo:hi])
+        A.assemble()
+
+
+@pytest.mark.mpi
+def test_newton_repeats_a_factorization_short_of_workspace(comm):
+    """Without workspace headroom (ICNTL(14) = 0) MUMPS runs out of workspace on the delayed
+    pivots of a saddle-point Jacobian (INFOG(1) = -9).  That is not a Newton failure: the solve
+    is repeated from the same start with headroom, and converges."""
+    with NewtonSolver(
+        SaddleAssembly(comm), petsc_options={"mat_mumps_icntl_14": 0}, name="saddle Newton"
+    ) as newton:
+        newton.x.set(0.0)
+        outcome = newton.solve()
+        assert outcome.converged, outcome.cause
+        assert outcome.residuals[-1] < 1e-9 * outcome.residuals[0]
+        assert newton.petsc_options["mat_mumps_icntl_14"] == 100  # it was repeated
+        assert newton.snes.getKSP().getPC().getFactorMatrix().getMumpsIcntl(14) == 100
 
 
 # -- FE²: an RVE that fails on one rank ------------------------------------------------------------

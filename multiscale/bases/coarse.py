@@ -127,6 +127,7 @@ class CoarseSpace(PETScOwner):
         self.ksp.setOptionsPrefix(self.prefix)
         with prefixed_options(self.prefix, self.options):
             self.ksp.setFromOptions()
+            self.ksp.setUp()  # a factorization reads its own options here
 
     def _mean_prolongation(self) -> sp.csr_matrix:
         nm, els = self.fine.meshes, self.fine.elements

@@ -237,9 +237,10 @@ class FineProblem(PETScOwner):
         ksp = PETSc.KSP().create(self.comm)
         ksp.setOperators(a_ii)
         ksp.setOptionsPrefix(self.prefix)
-        with prefixed_options(self.prefix, self.options):
-            ksp.setFromOptions()
         try:
+            with prefixed_options(self.prefix, self.options):
+                ksp.setFromOptions()
+                ksp.setUp()  # a factorization reads its own options here
             ksp.solve(b_i, x_i)
             reason = ksp.getConvergedReason()
             if reason <= 0:

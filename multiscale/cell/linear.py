@@ -15,7 +15,6 @@ where :math:`K` is the constraint's prolongation (``mpc.backsubstitution``).
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -26,25 +25,11 @@ from mpi4py import MPI
 from petsc4py import PETSc
 
 from multiscale.nonlinear import PETScOwner
-from multiscale.petsc_options import prefixed_options
+from multiscale.petsc_options import pc_failure, prefixed_options
 
 from .constraints import assemble_constrained_vector
 
 __all__ = ["ConstrainedLinearSolver", "pc_failure"]
-
-
-def pc_failure(ksp: PETSc.KSP) -> str:
-    """Why the preconditioner failed, with MUMPS's INFOG(1), INFOG(2) where it factorized (its
-    error codes: -9 workspace, -10 singular matrix, ...); empty if the PC did not fail."""
-    pc = ksp.getPC()
-    reason = pc.getFailedReason()
-    if not reason:
-        return ""
-    text = f"; PC failed, reason {reason}"
-    with contextlib.suppress(PETSc.Error, AttributeError):
-        F = pc.getFactorMatrix()
-        text += f", MUMPS INFOG(1) = {F.getMumpsInfog(1)}, INFOG(2) = {F.getMumpsInfog(2)}"
-    return text
 
 
 class ConstrainedLinearSolver(PETScOwner):

@@ -42,7 +42,7 @@ from petsc4py import PETSc
 
 from multiscale.mesh.cell import CellMesh
 from multiscale.mesh.periodicity import check_fills_box, check_periodic
-from multiscale.nonlinear import unique_prefix
+from multiscale.nonlinear import direct_solver_options, unique_prefix
 from multiscale.physics.base import Material, generalized_gradient, kind_of
 from multiscale.tensors import voigt_size, voigt_to_strain, voigt_to_stress
 
@@ -90,15 +90,7 @@ def default_petsc_options(
             "mg_levels_pc_type": "jacobi",
             "mg_levels_ksp_max_it": 2,
         }
-    # MUMPS sizes its workspace from the analysis and fails (INFOG(1) = -9) when numerical
-    # pivoting delays more pivots than predicted, which varies between parallel runs: 100 %
-    # headroom instead of MUMPS's 20 %.
-    return {
-        "ksp_type": "preonly",
-        "pc_type": "lu",
-        "pc_factor_mat_solver_type": "mumps",
-        "mat_mumps_icntl_14": 100,
-    }
+    return direct_solver_options()  # MUMPS LU with 100 % workspace headroom
 
 
 def unit_loads(kind: str, dim: int) -> list[np.ndarray]:

@@ -221,7 +221,7 @@ class GapTooth(PETScOwner):
             ksp.setOperators(A)
             with prefixed_options(self.prefix, self.petsc_options):
                 ksp.setFromOptions()
-            ksp.setUp()
+                ksp.setUp()  # a factorization reads its own options here
             self._ksp[t] = ksp
 
     # -- lifting, micro steps, restriction --------------------------------------------------------

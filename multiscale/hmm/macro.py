@@ -162,6 +162,7 @@ def linear_solve(
         ksp.setOperators(A)
         with prefixed_options(petsc_options_prefix, petsc_options):
             ksp.setFromOptions()
+            ksp.setUp()  # a factorization reads its own options here
         ksp.solve(b, u.x.petsc_vec)
         reason = ksp.getConvergedReason()
         if reason < 0:
