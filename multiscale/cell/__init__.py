@@ -16,6 +16,7 @@ from .second_order import (
 )
 from .solver import CellProblem, default_petsc_options, homogenize, unit_loads
 from .stokes import StokesCellProblem
+from .voxel import VoxelCellProblem
 
 __all__ = [
     "BCS",
@@ -32,6 +33,7 @@ __all__ = [
     "SecondOrderResponse",
     "SecondOrderResult",
     "StokesCellProblem",
+    "VoxelCellProblem",
     "WavePhase",
     "adapt",
     "build_constraint",
