@@ -128,17 +128,17 @@ def inertia_correction(C: np.ndarray, J: np.ndarray) -> np.ndarray:
     \\{\\operatorname{sym}(G_b y)\\}\\rangle = \\sum_{kl} J_{kl}\\,\\{S_k(G_a)\\}\\cdot C\\,
     \\{S_l(G_b)\\}` for the unit gradients :math:`G_a` and the moment of inertia per volume
     :math:`J = \\langle y\\otimes y\\rangle`: the part of the higher-order tangent that a macro
-    continuum with stiffness :math:`C` already integrates."""
+    continuum with stiffness :math:`C` already integrates.  ``C`` may be a stack of Voigt
+    stiffnesses (``(..., n_s, n_s)``, one per macro point), and so is the result."""
     dim = J.shape[0]
     n = len(gradient_components(dim))
-    S = [
-        [strain_to_voigt(s) for s in _strain_moments(gradient_from_vector(e, dim))]
-        for e in np.eye(n)
-    ]
-    out = np.zeros((n, n))
-    for a, b in itertools.product(range(n), repeat=2):
-        out[a, b] = sum(J[k, m] * S[a][k] @ C @ S[b][m] for k in range(dim) for m in range(dim))
-    return out
+    S = np.array(
+        [
+            [strain_to_voigt(s) for s in _strain_moments(gradient_from_vector(e, dim))]
+            for e in np.eye(n)
+        ]
+    )  # (n, dim, n_s): the Voigt strain of the unit gradient a per unit y_k
+    return np.einsum("km,aki,...ij,bmj->...ab", J, S, np.asarray(C, dtype=float), S)
 
 
 @dataclass(slots=True)

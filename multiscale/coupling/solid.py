@@ -17,10 +17,12 @@ and a :class:`~multiscale.nonlinear.NewtonSolver`, and is a
 and its history in :meth:`~SolidProblem.commit` and :meth:`~SolidProblem.rollback`.
 
 A :class:`DisplacementBC` prescribes :math:`u_c = \\lambda\\,\\bar u_c` on a named boundary, a
-:class:`Traction` the traction :math:`\\lambda\\,\\bar t`.  The reaction on a displacement
-boundary is the internal-force vector :math:`\\int_\\Omega q : \\nabla\\phi_i\\,dx` summed over the
-boundary's dofs, per component (the components a condition does not constrain are reported as
-zero).
+:class:`Traction` the traction :math:`\\lambda\\,\\bar t`; conditions of any other form (values
+varying along the boundary, on part of a boundary, on a subspace of a mixed space) are dolfinx
+Dirichlet conditions given at load factor 1 and scaled by :class:`ScaledConditions`.  The
+reaction on a displacement boundary is the internal-force vector :math:`\\int_\\Omega q :
+\\nabla\\phi_i\\,dx` summed over the boundary's dofs, per component (the components a
+condition does not constrain are reported as zero).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from multiscale.nonlinear import FormAssembly, SteppedProblem, StepRecord
 __all__ = [
     "DisplacementBC",
     "LoadedBoundaries",
+    "ScaledConditions",
     "SolidProblem",
     "SolidResult",
     "Traction",
@@ -188,6 +191,30 @@ class LoadedBoundaries:
         }
 
 
+class ScaledConditions:
+    """Dirichlet conditions ``bcs`` whose values at load factor 1 are Functions (or zero
+    constants), scaled by the load factor: :meth:`set_factor` makes every value
+    :math:`\\lambda` times its value at factor 1.  ``bcs`` is the list to pass to assembly."""
+
+    def __init__(self, bcs: Sequence[dolfinx.fem.DirichletBC]) -> None:
+        self.bcs = list(bcs)
+        self._values: list[tuple[Any, np.ndarray]] = []
+        for bc in self.bcs:
+            g = bc.g
+            if hasattr(g, "x"):  # a Function: scale its values
+                self._values.append((g, g.x.array.copy()))
+            elif np.any(np.asarray(g.value) != 0.0):
+                raise ValueError(
+                    "a scaled Dirichlet condition needs its value as a Function (a non-zero "
+                    "constant has no value at load factor 0)"
+                )
+
+    def set_factor(self, factor: float) -> None:
+        """Boundary values at load factor ``factor``."""
+        for g, full in self._values:
+            g.x.array[:] = float(factor) * full
+
+
 @dataclass(slots=True)
 class SolidResult:
     """The converged steps (:class:`~multiscale.nonlinear.StepRecord`), the failed attempts,
@@ -229,7 +256,10 @@ class SolidProblem(SteppedProblem):
     macro:
         The macro mesh with named boundaries.
     bcs, tractions:
-        Boundary conditions at load factor 1 (at least one displacement condition).
+        Boundary conditions at load factor 1.
+    dirichlet:
+        Called with the displacement space: further Dirichlet conditions at load factor 1,
+        scaled by :class:`ScaledConditions` (at least one displacement condition in all).
     degree:
         Lagrange degree of the displacement.
     petsc_options_prefix, petsc_options:
@@ -253,6 +283,7 @@ class SolidProblem(SteppedProblem):
         *,
         bcs: Sequence[DisplacementBC],
         tractions: Sequence[Traction] = (),
+        dirichlet: Callable[[dolfinx.fem.FunctionSpace], Sequence[Any]] | None = None,
         degree: int = 1,
         petsc_options_prefix: str | None = None,
         petsc_options: dict[str, Any] | None = None,
@@ -261,7 +292,7 @@ class SolidProblem(SteppedProblem):
         max_cuts: int = 6,
         regrow_after: int = 2,
     ) -> None:
-        if not bcs:
+        if not bcs and dirichlet is None:
             raise ValueError(f"the {self.role} problem needs at least one displacement condition")
         self.macro = macro
         self.comm: MPI.Comm = macro.mesh.comm
@@ -271,6 +302,7 @@ class SolidProblem(SteppedProblem):
         self.on_step: Callable[[StepRecord], None] | None = None
         self._init_space()
         self._init_loads(bcs, tractions)
+        self.scaled = ScaledConditions(dirichlet(self.V) if dirichlet is not None else [])
         internal, jacobian = self._init_constitutive()
         self._init_forms(internal, jacobian)
         self._init_solver(
@@ -291,13 +323,14 @@ class SolidProblem(SteppedProblem):
         #: the condition whose reaction makes the load–displacement curve: the first one with a
         #: non-zero value, and its largest component
         k = next((i for i, b in enumerate(self.bc_specs) if np.any(np.asarray(b.value) != 0)), 0)
-        spec = self.bc_specs[k]
-        self.result.load_boundary = self.loads.labels[k]
-        self.result.load_component = (
-            spec.component
-            if spec.component is not None
-            else int(np.argmax(np.abs(np.broadcast_to(spec.value, (self.dim,)))))
-        )
+        if self.bc_specs:
+            spec = self.bc_specs[k]
+            self.result.load_boundary = self.loads.labels[k]
+            self.result.load_component = (
+                spec.component
+                if spec.component is not None
+                else int(np.argmax(np.abs(np.broadcast_to(spec.value, (self.dim,)))))
+            )
         self._load = dolfinx.fem.Constant(self.macro.mesh, 0.0)
         ds = ufl.Measure("ds", domain=self.macro.mesh, subdomain_data=self.macro.facet_tags)
         self._external = 0
@@ -333,7 +366,7 @@ class SolidProblem(SteppedProblem):
         regrow_after: int,
     ) -> None:
         self._init_stepping(
-            FormAssembly(self._F, self._J, self.u, self.loads.bcs),
+            FormAssembly(self._F, self._J, self.u, self.loads.bcs + self.scaled.bcs),
             petsc_options_prefix=prefix,
             petsc_options=petsc_options,
             defaults=defaults,
@@ -352,20 +385,54 @@ class SolidProblem(SteppedProblem):
         self.factor = float(factor)
         self._load.value = self.factor
         self.loads.set_factor(self.factor)
+        self.scaled.set_factor(self.factor)
 
     def record(self, step: StepRecord) -> None:
-        """The reactions of the committed state."""
-        step.reactions = self.reactions()
+        """The reactions of the committed state and the force conjugate to the load factor
+        (``quantities["load_conjugate"]``, see :meth:`load_conjugate`)."""
+        step.reactions, step.quantities["load_conjugate"] = self._measure()
 
     # -- results ----------------------------------------------------------------------------------
     def reactions(self) -> dict[str, list[float]]:
         """Reaction force on each displacement boundary at the current state (by label)."""
+        return self.loads.reactions(self._assemble_internal())
+
+    def load_conjugate(self) -> float:
+        """:math:`P = \\langle R(u), \\hat g\\rangle`: the internal-force vector :math:`R`
+        at the current state against :math:`\\hat g`, the values of every Dirichlet condition at
+        load factor 1 on their dofs (zero elsewhere); the rate of the work of the reactions per
+        unit load factor, :math:`dW/d\\lambda`.  For a bar stretched by :math:`\\bar u` it is
+        the force times :math:`\\bar u`; for a beam bent by end rotations the moment times the
+        rotation; for a linear problem :math:`P(\\lambda) = 2\\Pi(1)\\lambda`.  Collective."""
+        return self._measure()[1]
+
+    def _assemble_internal(self) -> PETSc.Vec:
         r = self._internal
         with r.localForm() as r_local:
             r_local.set(0.0)
         dolfinx.fem.petsc.assemble_vector(r, self._F_internal)
         r.ghostUpdate(addv=PETSc.InsertMode.ADD_VALUES, mode=PETSc.ScatterMode.REVERSE)
-        return self.loads.reactions(r)
+        return r
+
+    def _measure(self) -> tuple[dict[str, list[float]], float]:
+        """The reactions and the load conjugate from one assembly (collective)."""
+        r = self._assemble_internal()
+        return self.loads.reactions(r), float(r.dot(self._load_lifting()))
+
+    def _load_lifting(self) -> PETSc.Vec:
+        """:math:`\\hat g`: the Dirichlet values at load factor 1 on their dofs (built once)."""
+        if getattr(self, "_lifting", None) is None:
+            g = self._own(self._internal.duplicate())
+            with g.localForm() as g_local:
+                g_local.set(0.0)
+            factor = getattr(self, "factor", 0.0)
+            self.loads.set_factor(1.0)
+            self.scaled.set_factor(1.0)
+            dolfinx.fem.petsc.set_bc(g, self.loads.bcs + self.scaled.bcs)
+            self.loads.set_factor(factor)
+            self.scaled.set_factor(factor)
+            self._lifting = g
+        return self._lifting
 
     def restore(self, stepper_state: Mapping[str, Any]) -> None:
         """Continue from a checkpoint (collective): ``u`` already holds the committed

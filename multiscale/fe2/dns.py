@@ -28,7 +28,7 @@ macro discretization error of FE².  :func:`displacement_error` measures it at c
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import dolfinx
@@ -68,8 +68,8 @@ class DNSProblem(SolidProblem):
         Phase name or tag -> law (all of kind ``"strain"`` or all ``"deformation"``); laws with
         internal variables (:class:`~multiscale.physics.base.HistoryMaterial`) keep them per
         quadrature point, committed after each converged step.
-    bcs, tractions:
-        As for :class:`~multiscale.fe2.solver.FE2Problem`, at load factor 1.
+    bcs, tractions, dirichlet:
+        As for :class:`~multiscale.coupling.solid.SolidProblem`, at load factor 1.
     degree, quadrature_degree:
         Lagrange degree (default 1, as the RVEs) and quadrature degree (default
         ``max(1, 2 (degree - 1))``, the RVE's).
@@ -92,6 +92,7 @@ class DNSProblem(SolidProblem):
         *,
         bcs: Sequence[DisplacementBC],
         tractions: Sequence[Traction] = (),
+        dirichlet: Callable[[dolfinx.fem.FunctionSpace], Sequence[Any]] | None = None,
         degree: int = 1,
         quadrature_degree: int | None = None,
         petsc_options_prefix: str | None = None,
@@ -109,6 +110,7 @@ class DNSProblem(SolidProblem):
             domain.macro,
             bcs=bcs,
             tractions=tractions,
+            dirichlet=dirichlet,
             degree=degree,
             petsc_options_prefix=petsc_options_prefix,
             petsc_options=dict(petsc_options or {}),
@@ -193,7 +195,8 @@ class DNSProblem(SolidProblem):
         strain increment: the same for a rate-independent return map, a relaxed one for a
         time-dependent law)."""
         super().commit()
-        self._reactions = self.reactions() if self._updates else None
+        # measured before the internal variables move on (the stress is evaluated from them)
+        self._measured = self._measure() if self._updates else None
         new = [
             (cells, {k: self.rule.evaluate(e, cells) for k, e in exprs.items()})
             for cells, exprs in self._updates
@@ -213,9 +216,9 @@ class DNSProblem(SolidProblem):
 
     def record(self, step: StepRecord) -> None:
         super().record(step)
-        if getattr(self, "_reactions", None) is not None:
-            step.reactions = self._reactions
-        step.quantities = {"max_p": self.comm.allreduce(self._max_p, op=MPI.MAX)}
+        if getattr(self, "_measured", None) is not None:
+            step.reactions, step.quantities["load_conjugate"] = self._measured
+        step.quantities["max_p"] = self.comm.allreduce(self._max_p, op=MPI.MAX)
         log.debug(
             "DNS step %d: factor %.4g, %d Newton its, max p %.3g, %.2f s",
             len(self.stepper.steps) + 1,

@@ -87,6 +87,7 @@ __all__ = [
     "layered_strip",
     "macro_strip",
     "macro_strip_bending",
+    "pure_bending_ends",
 ]
 
 #: Layer sequences of one symmetric period (thickness fractions, phase): stiff phase at the
@@ -207,6 +208,35 @@ def _quadratic_forms(Pi: ufl.Form, U: dolfinx.fem.Function) -> tuple[Any, Any]:
     return a, dolfinx.fem.form(ufl.inner(zero, ufl.split(V)[0]) * ufl.dx)
 
 
+def pure_bending_ends(
+    W: dolfinx.fem.FunctionSpace, length: float, curvature: float
+) -> list[dolfinx.fem.DirichletBC]:
+    """On the ends :math:`x = 0, L` of a strip of the mixed space ``W`` of
+    :func:`_mixed_strip`: :math:`u` and :math:`F = \\nabla u` of pure bending about
+    :math:`y = 0`, :math:`u = (\\kappa x y, -\\tfrac12\\kappa x^2)` (values as Functions)."""
+    k = float(curvature)
+    mesh = W.mesh
+    fdim = mesh.topology.dim - 1
+    ends = dolfinx.mesh.locate_entities_boundary(
+        mesh, fdim, lambda x: np.isclose(x[0], 0.0) | np.isclose(x[0], length)
+    )
+
+    def exact_u(x):
+        return np.vstack([k * x[0] * x[1], -0.5 * k * x[0] ** 2])
+
+    def exact_F(x):  # rows (F00, F01, F10, F11) of grad u
+        return np.vstack([k * x[1], k * x[0], -k * x[0], np.zeros_like(x[0])])
+
+    bcs = []
+    for sub, value in ((0, exact_u), (1, exact_F)):
+        Vs, _ = W.sub(sub).collapse()
+        f = dolfinx.fem.Function(Vs)
+        f.interpolate(value)
+        dofs = dolfinx.fem.locate_dofs_topological((W.sub(sub), Vs), fdim, ends)
+        bcs.append(dolfinx.fem.dirichletbc(f, dofs, W.sub(sub)))
+    return bcs
+
+
 def bending_stiffness(
     comm: MPI.Comm,
     tangent: SecondOrderResult,
@@ -246,26 +276,10 @@ def bending_stiffness(
 
     k = float(curvature)
     fdim = mesh.topology.dim - 1
-    ends = dolfinx.mesh.locate_entities_boundary(
-        mesh, fdim, lambda x: np.isclose(x[0], 0.0) | np.isclose(x[0], length)
-    )
     faces = dolfinx.mesh.locate_entities_boundary(
         mesh, fdim, lambda x: np.isclose(np.abs(x[1]), height / 2)
     )
-
-    def exact_u(x):
-        return np.vstack([k * x[0] * x[1], -0.5 * k * x[0] ** 2])
-
-    def exact_F(x):  # rows (F00, F01, F10, F11) of grad u
-        return np.vstack([k * x[1], k * x[0], -k * x[0], np.zeros_like(x[0])])
-
-    bcs = []
-    for sub, value, facets in ((0, exact_u, ends), (1, exact_F, ends)):
-        Vs, _ = W.sub(sub).collapse()
-        f = dolfinx.fem.Function(Vs)
-        f.interpolate(value)
-        dofs = dolfinx.fem.locate_dofs_topological((W.sub(sub), Vs), fdim, facets)
-        bcs.append(dolfinx.fem.dirichletbc(f, dofs, W.sub(sub)))
+    bcs = pure_bending_ends(W, length, k)
     if lateral == "kinematic":  # F n = (F01, F11) on y = +-H/2
         for comp, value in ((1, lambda x: k * x[0]), (3, lambda x: np.zeros_like(x[0]))):
             Vs, _ = W.sub(1).sub(comp).collapse()

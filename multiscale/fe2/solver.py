@@ -296,7 +296,7 @@ class FE2Problem(ConcurrentCoupling, SolidProblem):
         solves = self.micro.rve_solves if self.pool.micro_comm.rank == 0 else 0
         total = self.comm.allreduce(solves, op=MPI.SUM)
         balance = getattr(self, "_step_balance", {})
-        step.quantities = {
+        step.quantities |= {
             "rve_solves": float(total - getattr(self, "_solves_recorded", 0)),
             "max_hill_mandel": self.comm.allreduce(hm, op=MPI.MAX),
             "max_mean_p": self.comm.allreduce(mp, op=MPI.MAX),
