@@ -28,6 +28,37 @@ periodic fluxes, so the discrete dual is conforming: :math:`B_h \succeq A^{-1}` 
     \frac{\|A_{up} - A\|_2}{\|A_{up}\|_2} \le \frac{\|A_{up} - A_{lo}\|_2}{\|A_{up}\|_2}
     =: \texttt{error\_estimate}.
 
+**Lower bound (dual, 3D).**  In 3D every periodic divergence-free flux of mean :math:`Q` is
+:math:`q = Q + \operatorname{curl} a` with a periodic vector potential :math:`a`.  For
+:math:`a_h` in the periodic vector Lagrange space :math:`V_h` (degree :math:`p`, the constraint
+of the elasticity cell problem), :math:`\operatorname{curl} a_h` is divergence free across
+element faces (:math:`a_h` is continuous), periodic and of zero mean, so *every* choice of the
+three potentials :math:`a_i` gives admissible fluxes :math:`q_i = e_i + \operatorname{curl} a_i`
+and
+
+.. math::
+    B_{ij} = \langle q_i\cdot K^{-1} q_j\rangle, \qquad
+    Q\cdot B Q = \Big\langle \big(\textstyle\sum_i Q_i q_i\big)\cdot K^{-1}
+    \big(\textstyle\sum_i Q_i q_i\big)\Big\rangle \ge Q\cdot A^{-1} Q,
+
+i.e. :math:`B \succeq A^{-1}` and :math:`A_{lo} = B^{-1} \preceq A`, read from the fields
+whatever the solver's accuracy.  The potentials minimize the complementary energy plus a gauge
+term,
+
+.. math::
+    \int_Y K^{-1}\operatorname{curl} a_i\cdot\operatorname{curl} b
+    + \alpha \int_Y \operatorname{div} a_i \operatorname{div} b
+    = -\int_Y K^{-1} e_i\cdot\operatorname{curl} b \quad \forall b \in V_h,
+    \qquad \alpha = \langle \operatorname{tr} K^{-1}\rangle / 3,
+
+with one value of :math:`a_h` pinned (the constant vectors, the kernel left by curl and div on
+the torus).  The grad-div term removes the gradients from the kernel of the curl (continuous
+minimizer: the Coulomb gauge :math:`\operatorname{div} a = 0`, where :math:`a \in H^1` since
+:math:`\operatorname{curl} a \in L^2`, so nodal elements converge); it only selects the
+potential and never enters :math:`B`.  The three unit loads share one factorization.  The
+periodicity of each discrete potential is checked through
+:math:`\langle\operatorname{curl} a_i\rangle = |Y|^{-1}\int_{\partial Y} n\times a_i = 0`.
+
 **Indicators (Prager–Synge).**  For the unit loads :math:`e_j`, the primal total gradient
 :math:`g_j = e_j + \nabla\chi_j` and the dual flux :math:`q_j` of mean :math:`A_{up} e_j`
 (a linear combination of the unit dual solutions),
@@ -37,11 +68,11 @@ periodic fluxes, so the discrete dual is conforming: :math:`B_h \succeq A^{-1}` 
     \sum_K \eta_K^2 = |Y| \sum_j e_j\cdot A_{up}(B_h - A_{up}^{-1}) A_{up} e_j,
 
 the hypercircle identity (:math:`\int_Y g_j\cdot q_j = |Y|\, e_j\cdot A_{up} e_j` since
-:math:`q_j` is divergence free and :math:`\nabla\chi_j` periodic).
+:math:`q_j` is divergence free and :math:`\nabla\chi_j` periodic), in 2D and 3D alike.
 
-**Estimate only (3D conductivity, elasticity).**  Without a divergence-free flux space the
-package gives no guaranteed lower bound; :func:`certify` then returns the degree-elevated
-estimate :math:`\|A_{p+1} - A_p\|_2 / \|A_p\|_2` with the indicators
+**Estimate only (elasticity).**  Without a divergence-free stress space the package gives no
+guaranteed lower bound; :func:`certify` then returns the degree-elevated estimate
+:math:`\|A_{p+1} - A_p\|_2 / \|A_p\|_2` with the indicators
 :math:`\eta_K^2 = \sum_j \int_K (g^{p+1}_j - g^p_j)\cdot \mathbb{C}(g^{p+1}_j - g^p_j)`,
 ``lower = None`` and ``guaranteed = False``.  It is an estimate, not a bound.
 """
@@ -58,10 +89,12 @@ import ufl
 from mpi4py import MPI
 
 from multiscale.mesh.cell import CellMesh
-from multiscale.nonlinear import unique_prefix
+from multiscale.nonlinear import direct_solver_options, unique_prefix
 from multiscale.physics.base import Material, generalized_gradient, kind_of
 from multiscale.physics.diffusion import AnisotropicConductivity, Conductivity
 
+from .constraints import build_constraint
+from .linear import ConstrainedLinearSolver
 from .result import HomogenizationResult
 from .solver import CellProblem
 
@@ -150,8 +183,8 @@ def certify(
 ) -> CertifiedResult:
     """Bounds and indicators of the periodic cell problem (see the module docstring).
 
-    2D conductivity gets the guaranteed primal/dual bounds; 3D conductivity and elasticity the
-    degree-elevated estimate.  Collective on ``cell.mesh.comm``.
+    Conductivity gets the guaranteed primal/dual bounds (2D: stream function, 3D: vector
+    potential); elasticity the degree-elevated estimate.  Collective on ``cell.mesh.comm``.
     """
     if isinstance(degree, bool) or not isinstance(degree, int) or degree < 1:
         raise ValueError(f"certify: degree must be an integer >= 1, got {degree!r}")
@@ -159,6 +192,8 @@ def certify(
     kind = kind_of(dict(materials))
     if kind == "scalar" and cell.dim == 2:
         return _certify_dual(cell, materials, degree, prefix, petsc_options)
+    if kind == "scalar" and cell.dim == 3:
+        return _certify_dual_3d(cell, materials, degree, prefix, petsc_options)
     return _certify_elevated(cell, materials, degree, prefix, petsc_options)
 
 
@@ -184,6 +219,110 @@ def _certify_dual(cell, materials, degree, prefix, options) -> CertifiedResult:
     estimate = float(np.linalg.norm(A_up - lower, 2) / np.linalg.norm(A_up, 2))
     eta2 = _hypercircle_indicators(primal, chi, psi, A_up)
     return CertifiedResult(upper, lower, estimate, eta2, True, B)
+
+
+def _certify_dual_3d(cell, materials, degree, prefix, options) -> CertifiedResult:
+    upper, chi, primal = _solve(cell, materials, degree, f"{prefix}primal_", options)
+    _check_conforming(upper, "primal")
+    B, fluxes = _vector_potential_dual(primal, degree, f"{prefix}dual_", options)
+    lower = np.linalg.inv(B)
+    lower = 0.5 * (lower + lower.T)
+    A_up = upper.tensor
+    estimate = float(np.linalg.norm(A_up - lower, 2) / np.linalg.norm(A_up, 2))
+    eta2 = _prager_synge(primal, chi, fluxes, A_up)
+    return CertifiedResult(upper, lower, estimate, eta2, True, B)
+
+
+def _vector_potential_dual(
+    primal: CellProblem, degree: int, prefix: str, options: Mapping[str, Any] | None
+) -> tuple[np.ndarray, list]:
+    """:math:`B_{ij} = \\langle q_i\\cdot K^{-1}q_j\\rangle` of the unit dual fluxes
+    :math:`q_i = e_i + \\operatorname{curl} a_i` (UFL expressions, returned for the indicators)
+    from the periodic vector-potential problem of the module docstring (MUMPS LU, one
+    factorization for the three loads).  Raises :class:`CertificationError` unless
+    :math:`\\langle\\operatorname{curl} a_i\\rangle` vanishes (a periodic potential)."""
+    cell = primal.cell
+    mesh, dim = cell.mesh, 3
+    V = dolfinx.fem.functionspace(mesh, ("Lagrange", degree, (dim,)))
+    mpc, bcs = build_constraint(V, cell.box, "periodic")  # periodic, one node pinned
+    dx = ufl.Measure("dx", domain=mesh, subdomain_data=cell.cell_tags)
+    compliance = {
+        tag: ufl.as_matrix(np.linalg.inv(law.tensor(dim)).tolist())
+        for tag, law in primal.materials.items()
+    }
+    volumes = {cell.tag(name): vol for name, vol in cell.phase_volumes().items()}
+    alpha = sum(
+        volumes.get(tag, 0.0) * np.trace(np.linalg.inv(law.tensor(dim))) / dim
+        for tag, law in primal.materials.items()
+    ) / float(sum(volumes.values()))
+    a_h, b_h = ufl.TrialFunction(mpc.function_space), ufl.TestFunction(mpc.function_space)
+    load = dolfinx.fem.Constant(mesh, np.zeros(dim))
+    bilinear = alpha * ufl.div(a_h) * ufl.div(b_h) * dx
+    linear_form = 0
+    for tag, S in compliance.items():
+        bilinear += ufl.inner(S * ufl.curl(a_h), ufl.curl(b_h)) * dx(tag)
+        linear_form += -ufl.inner(S * load, ufl.curl(b_h)) * dx(tag)
+    solver_options = direct_solver_options()
+    solver_options.update(options or {})
+    potentials = []
+    with ConstrainedLinearSolver(
+        dolfinx.fem.form(bilinear),
+        mpc,
+        bcs,
+        petsc_options_prefix=prefix,
+        petsc_options=solver_options,
+        name="dual cell solver",
+    ) as solver:
+        L = dolfinx.fem.form(linear_form)
+        for i in range(dim):
+            load.value[...] = np.eye(dim)[i]
+            a_i = dolfinx.fem.Function(mpc.function_space)
+            solver.solve(L, a_i, case=f"unit flux {i}")
+            potentials.append(a_i)
+    fluxes = [ufl.unit_vector(i, dim) + ufl.curl(a_i) for i, a_i in enumerate(potentials)]
+    # One DG0 form: B_ij (9 components) and <curl a_i>_j (9 components).
+    W = dolfinx.fem.functionspace(mesh, ("DG", 0, (2 * dim * dim,)))
+    w = ufl.TestFunction(W)
+    n2 = dim * dim
+    form = (
+        sum(
+            w[n2 + dim * i + j] * ufl.curl(potentials[i])[j] for i in range(dim) for j in range(dim)
+        )
+        * dx
+    )
+    for tag, S in compliance.items():
+        form += sum(
+            w[dim * i + j] * ufl.inner(S * fluxes[i], fluxes[j])
+            for i in range(dim)
+            for j in range(dim)
+        ) * dx(tag)
+    values = dolfinx.fem.assemble_vector(dolfinx.fem.form(form))
+    owned = values.array[: W.dofmap.index_map.size_local * 2 * n2].reshape(-1, 2 * n2)
+    totals = mesh.comm.allreduce(owned.sum(axis=0), op=MPI.SUM) / cell.volume
+    B = totals[:n2].reshape(dim, dim)
+    mean_curl = float(np.abs(totals[n2:]).max())
+    if mean_curl > HILL_MANDEL_LIMIT:
+        raise CertificationError(
+            f"dual cell solve: mean curl of the vector potential {mean_curl:.1e} > "
+            f"{HILL_MANDEL_LIMIT:.0e}: the potential is not periodic, no certified bound"
+        )
+    return 0.5 * (B + B.T), fluxes
+
+
+def _prager_synge(primal: CellProblem, chi: list, fluxes: list, A_up: np.ndarray) -> np.ndarray:
+    """:math:`\\eta_K^2` of the module docstring from the unit dual fluxes ``fluxes``: the
+    flux of mean :math:`A_{up}e_j` is :math:`\\sum_i (A_{up})_{ij} q_i`."""
+    dim = primal.dim
+    M = dolfinx.fem.Constant(primal.cell.mesh, np.asarray(A_up, dtype=float))
+    terms = []
+    for j in range(dim):
+        g = ufl.unit_vector(j, dim) + ufl.grad(chi[j])
+        q = sum(M[i, j] * fluxes[i] for i in range(dim))
+        for tag, law in primal.materials.items():
+            Kinv = ufl.as_matrix(np.linalg.inv(law.tensor(dim)).tolist())
+            e = law.flux(g) - q
+            terms.append((tag, ufl.inner(Kinv * e, e)))
+    return _cellwise(primal.cell, terms)
 
 
 def _check_conforming(result: HomogenizationResult, name: str) -> None:

@@ -5,10 +5,11 @@ values label the phases (:mod:`multiscale.mesh.image`): ``--phase VALUE=NAME`` o
 FILE`` name them, otherwise they are ``phase0``, ``phase1``, ... in the order of the values.
 
 Periodic conductivity and elasticity results carry an ``error_estimate``
-(:func:`multiscale.cell.certify`): in 2D conductivity the guaranteed relative gap of the
-primal/dual bounds, written with ``lower_bound``/``upper_bound``; otherwise the degree-elevated
-estimate.  ``--tol REL`` refines the mesh adaptively, keeping it periodic, until the estimate is
-below ``REL`` (:func:`multiscale.cell.adapt`; the JSON adds ``refinements`` and the history).
+(:func:`multiscale.cell.certify`): for conductivity (2D and 3D) the guaranteed relative gap of
+the primal/dual bounds, written with ``lower_bound``/``upper_bound``; for elasticity the
+degree-elevated estimate.  ``--tol REL`` refines the mesh adaptively, keeping it periodic, until
+the estimate is below ``REL`` (:func:`multiscale.cell.adapt`; the JSON adds ``refinements`` and
+the history).
 ``--physics stokes`` computes the permeability of the pore space: the one ``--material
 TAG:mu=...`` names the fluid phase, every other phase is solid
 (:class:`multiscale.cell.StokesCellProblem`).
