@@ -60,28 +60,53 @@ def default_petsc_options(
 ) -> dict[str, Any]:
     """The solver chosen by measurement (see ``benchmarks/cell.py``).
 
-    Sparse direct LU (MUMPS) for 2D cells and small 3D ones; conjugate gradients with smoothed
-    aggregation AMG (GAMG, with the rigid-body or constant near-null space attached) for 3D cells
-    above 30k dofs, where fill-in makes LU slow and memory hungry.  The AMG hierarchy is built once
-    and reused for every right-hand side; two Chebyshev sweeps per level and no dropping in the
-    aggregation graph (threshold 0).
+    Sparse direct LU (MUMPS) for 2D cells and small 3D ones; conjugate gradients with algebraic
+    multigrid for 3D cells above 30k dofs, where fill-in makes LU slow and memory hungry.  The
+    multigrid hierarchy is built once and reused for every right-hand side.
+
+    The multigrid is hypre's BoomerAMG where PETSc has hypre (else GAMG, smoothed aggregation
+    with the rigid-body or constant near-null space, two Chebyshev sweeps per level, threshold
+    0): HMIS coarsening with strength threshold 0.5, aggressive coarsening (one path) on the
+    first level, extended+i interpolation truncated to 6 entries per row, one Chebyshev sweep
+    down and up.  Its set-up costs about a fifth of GAMG's, whose Galerkin products
+    (``MatPtAP`` of the smoothed prolongator) dominate; its cycle converges a little slower.
+    Measured on the 204k-dof sphere cell (1 rank, one BLAS thread, six load cases at
+    ``tensor_rtol`` 1e-8, the two alternated in one process on a shared 2-core machine): set-up
+    1.4-1.5 s against 7.1-8.2 s, 87 CG iterations in 9.3-9.6 s against 68 in 7.2-8.1 s, CPU
+    time of the whole cell problem 16.1-16.4 s against 20.9-21.8 s (-24 %); at 43k dofs 3.3 s
+    against 3.8-4.1 s.  Not better there: symmetric Gauss-Seidel or l1-Jacobi smoothing (as
+    many or more iterations, slower ones), no aggressive coarsening (set-up 3.9 s), nodal
+    coarsening (as many or more iterations), the rigid-body modes as interpolation vectors
+    (iterations twice as slow); for GAMG, unsmoothed aggregation (set-up 1.1 s, but 126-224
+    iterations), one Chebyshev sweep, MIS-2 instead of the squared graph, no aggressive
+    coarsening (set-up 25 s).  BoomerAMG does not use the near-null space here.
 
     The relative residual of CG is tied to the accuracy wanted.  A tensor read from mean fluxes
     is off by about 1e-2 times the relative residual (the default 1e-9 when ``tensor_rtol`` is
     not given).  The energy form of :class:`CellProblem` is off by the square of the algebraic
     error (see :meth:`CellProblem._energy_tensor`), so for a relative tensor accuracy
     :math:`t` (``tensor_rtol``) the residual may stop at :math:`\\sqrt{t/10}`.  Measured
-    on the 204k-dof sphere cell against a 1e-12 solve: relative residual 1e-3, 1e-4, 3e-5, 1e-5
-    give tensor errors 1.1e-6, 5.0e-9, 7.6e-10, 3.7e-11 (mean fluxes: 6.7e-5, 1.8e-6, 1.6e-6,
-    2.2e-7), in 7, 10, 11-12 and 13 iterations per load case instead of 23 at 1e-9.
+    on the 204k-dof sphere cell against a 1e-12 solve, with GAMG: relative residual 1e-3, 1e-4,
+    3e-5, 1e-5 give tensor errors 1.1e-6, 5.0e-9, 7.6e-10, 3.7e-11 (mean fluxes: 6.7e-5,
+    1.8e-6, 1.6e-6, 2.2e-7), in 7, 10, 11-12 and 13 iterations per load case instead of 23 at
+    1e-9; with BoomerAMG, :math:`t` = 1e-6, 1e-7, 1e-8, 1e-10 give 1.3e-7, 1.5e-8, 9.4e-10,
+    9.9e-12 in 63, 75, 87 and 105 iterations for the six load cases.
     """
     rtol = 1.0e-9 if tensor_rtol is None else float(np.sqrt(tensor_rtol / 10.0))
     if dim == 3 and ndofs > 30_000:
-        return {
-            "ksp_type": "cg",
-            "ksp_rtol": rtol,
-            "ksp_atol": 1.0e-50,
-            "ksp_max_it": 2000,
+        krylov = {"ksp_type": "cg", "ksp_rtol": rtol, "ksp_atol": 1.0e-50, "ksp_max_it": 2000}
+        if PETSc.Sys.hasExternalPackage("hypre"):
+            return krylov | {
+                "pc_type": "hypre",
+                "pc_hypre_type": "boomeramg",
+                "pc_hypre_boomeramg_coarsen_type": "HMIS",
+                "pc_hypre_boomeramg_strong_threshold": 0.5,
+                "pc_hypre_boomeramg_agg_nl": 1,
+                "pc_hypre_boomeramg_interp_type": "ext+i",
+                "pc_hypre_boomeramg_P_max": 6,
+                "pc_hypre_boomeramg_relax_type_all": "Chebyshev",
+            }
+        return krylov | {
             "pc_type": "gamg",
             "pc_gamg_type": "agg",
             "pc_gamg_threshold": 0.0,
@@ -243,7 +268,10 @@ class CellProblem:
         owned entries, summed, are :math:`\int q\cdot T_a`, :math:`\int g\cdot S_a`
         (:math:`a < n`) and :math:`\int q\cdot g`, for the total gradient :math:`g = G + g(u)`,
         :math:`T_a` the unit loads and :math:`S_a` the unit fluxes: every average of a load
-        case in one assembly.  Compiled once per function space."""
+        case in one assembly.  One integral per phase (every cell carries a phase, the energy
+        form relies on it too), so one kernel call per cell: two, with the gradient terms
+        integrated over all cells apart, took 1.6 times as long.  Compiled once per function
+        space."""
         flux_dirs = unit_loads(self.kind, self.dim)
         grad_dirs = _unit_fluxes(self.kind, self.dim)
         n = len(flux_dirs)
@@ -254,10 +282,11 @@ class CellProblem:
         def picks(x: Any, dirs: list[np.ndarray], offset: int) -> Any:
             return sum(w[offset + a] * ufl.inner(x, _literal(d)) for a, d in enumerate(dirs))
 
-        form = picks(g, grad_dirs, n) * self._dx
+        gradients = picks(g, grad_dirs, n)
+        form = 0
         for t, law in self.materials.items():
             q = law.flux(g)
-            form += (picks(q, flux_dirs, 0) + w[2 * n] * ufl.inner(q, g)) * self._dx(t)
+            form += (gradients + picks(q, flux_dirs, 0) + w[2 * n] * ufl.inner(q, g)) * self._dx(t)
         return dolfinx.fem.form(form)
 
     # -- solve -------------------------------------------------------------------------------
