@@ -66,33 +66,33 @@ def default_petsc_options(
 
     The multigrid is hypre's BoomerAMG where PETSc has hypre (else GAMG, smoothed aggregation
     with the rigid-body or constant near-null space, two Chebyshev sweeps per level, threshold
-    0): HMIS coarsening with strength threshold 0.5, aggressive coarsening (one path) on the
-    first level, extended+i interpolation truncated to 6 entries per row, one Chebyshev sweep
-    down and up.  Its set-up costs about a fifth of GAMG's, whose Galerkin products
-    (``MatPtAP`` of the smoothed prolongator) dominate; its cycle converges a little slower.
-    Measured on the 204k-dof sphere cell (1 rank, one BLAS thread, six load cases at
-    ``tensor_rtol`` 1e-8, the two alternated in one process on a shared 2-core machine): set-up
-    1.4-1.5 s against 7.1-8.2 s, 87 CG iterations in 9.3-9.6 s against 68 in 7.2-8.1 s, CPU
-    time of the whole cell problem 16.1-16.4 s against 20.9-21.8 s (-24 %); at 43k dofs 3.3 s
-    against 3.8-4.1 s.  Not better there: symmetric Gauss-Seidel or l1-Jacobi smoothing (as
-    many or more iterations, slower ones), no aggressive coarsening (set-up 3.9 s), nodal
-    coarsening (as many or more iterations), the rigid-body modes as interpolation vectors
-    (iterations twice as slow); for GAMG, unsmoothed aggregation (set-up 1.1 s, but 126-224
+    0): HMIS coarsening with strength threshold 0.25, aggressive coarsening on the first level
+    along two paths (``agg_num_paths`` 2), extended+i interpolation truncated to 6 entries per
+    row, one Chebyshev sweep down and up.  Its set-up costs about a fifth of GAMG's, whose
+    Galerkin products (``MatPtAP`` of the smoothed prolongator) dominate.  Measured on the
+    204k-dof sphere cell (1 rank, one BLAS thread, six load cases at ``tensor_rtol`` 1e-8, CPU
+    seconds on a shared 2-core machine): set-up 1.4-1.5 s against 7.1-8.2 s for GAMG; with
+    strength 0.5 and one path 87 CG iterations in 9.3-9.7 s, with strength 0.25 and two paths
+    72 in 7.2-7.4 s (three paths: 62, but slower ones, 7.8 s; PMIS, ``agg_pmax``, truncation
+    or ext+i-mm interpolation: no better).  Not better either: symmetric Gauss-Seidel or
+    l1-Jacobi smoothing, no aggressive coarsening (set-up 3.9 s), nodal coarsening, the
+    rigid-body modes as interpolation vectors (iterations twice as slow), OpenMP threads in
+    hypre on the shared machine (twice as slow); for GAMG, unsmoothed aggregation (126-224
     iterations), one Chebyshev sweep, MIS-2 instead of the squared graph, no aggressive
     coarsening (set-up 25 s).  BoomerAMG does not use the near-null space here.
 
     The relative residual of CG is tied to the accuracy wanted.  A tensor read from mean fluxes
     is off by about 1e-2 times the relative residual (the default 1e-9 when ``tensor_rtol`` is
     not given).  The energy form of :class:`CellProblem` is off by the square of the algebraic
-    error (see :meth:`CellProblem._energy_tensor`), so for a relative tensor accuracy
-    :math:`t` (``tensor_rtol``) the residual may stop at :math:`\\sqrt{t/10}`.  Measured
-    on the 204k-dof sphere cell against a 1e-12 solve, with GAMG: relative residual 1e-3, 1e-4,
-    3e-5, 1e-5 give tensor errors 1.1e-6, 5.0e-9, 7.6e-10, 3.7e-11 (mean fluxes: 6.7e-5,
-    1.8e-6, 1.6e-6, 2.2e-7), in 7, 10, 11-12 and 13 iterations per load case instead of 23 at
-    1e-9; with BoomerAMG, :math:`t` = 1e-6, 1e-7, 1e-8, 1e-10 give 1.3e-7, 1.5e-8, 9.4e-10,
-    9.9e-12 in 63, 75, 87 and 105 iterations for the six load cases.
+    error (see :meth:`CellProblem._energy_tensor`): measured on the 204k-dof sphere cell against
+    a 1e-12 solve, the tensor error is :math:`c\\,r^2` for a relative residual :math:`r`, with
+    :math:`c` between 0.9 and 1.7 (GAMG: :math:`r` = 1e-3, 1e-4, 3e-5, 1e-5 give 1.1e-6, 5.0e-9,
+    7.6e-10, 3.7e-11; BoomerAMG as above: 3.2e-5, 1e-4 give 1.7e-9, 1.4e-8).  So for a relative
+    tensor accuracy :math:`t` (``tensor_rtol``) CG stops at :math:`r = \\sqrt{t/3}`, an error
+    of at most about :math:`0.6\\,t`: :math:`t` = 1e-8 and 1e-6 give 4.5e-9 and 4.3e-7 in 68
+    and 45 iterations for the six load cases.
     """
-    rtol = 1.0e-9 if tensor_rtol is None else float(np.sqrt(tensor_rtol / 10.0))
+    rtol = 1.0e-9 if tensor_rtol is None else float(np.sqrt(tensor_rtol / 3.0))
     if dim == 3 and ndofs > 30_000:
         krylov = {"ksp_type": "cg", "ksp_rtol": rtol, "ksp_atol": 1.0e-50, "ksp_max_it": 2000}
         if PETSc.Sys.hasExternalPackage("hypre"):
@@ -100,8 +100,9 @@ def default_petsc_options(
                 "pc_type": "hypre",
                 "pc_hypre_type": "boomeramg",
                 "pc_hypre_boomeramg_coarsen_type": "HMIS",
-                "pc_hypre_boomeramg_strong_threshold": 0.5,
+                "pc_hypre_boomeramg_strong_threshold": 0.25,
                 "pc_hypre_boomeramg_agg_nl": 1,
+                "pc_hypre_boomeramg_agg_num_paths": 2,
                 "pc_hypre_boomeramg_interp_type": "ext+i",
                 "pc_hypre_boomeramg_P_max": 6,
                 "pc_hypre_boomeramg_relax_type_all": "Chebyshev",
