@@ -23,6 +23,7 @@ from petsc4py import PETSc
 __all__ = [
     "DOLFINX_VERSION",
     "create_mesh_on_ranks",
+    "create_space_vector",
     "create_vector",
     "geometry_dofmap",
     "model_to_mesh",
@@ -58,6 +59,16 @@ def create_vector(form: dolfinx.fem.Form) -> PETSc.Vec:
     if DOLFINX_VERSION >= (0, 10):
         return dolfinx.fem.petsc.create_vector(form.function_spaces[0])
     return dolfinx.fem.petsc.create_vector(form)
+
+
+def create_space_vector(V: dolfinx.fem.FunctionSpace) -> PETSc.Vec:
+    """A ghosted PETSc vector on the dofs of ``V`` (a constrained space of dolfinx_mpc, say)."""
+    imap, bs = V.dofmap.index_map, V.dofmap.index_map_bs
+    if DOLFINX_VERSION >= (0, 10):
+        from dolfinx.la.petsc import create_vector as _create
+
+        return _create([(imap, bs)])
+    return dolfinx.la.create_petsc_vector(imap, bs)  # pragma: no cover - trixie flavour
 
 
 def geometry_dofmap(mesh: dolfinx.mesh.Mesh) -> Any:

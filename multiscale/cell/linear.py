@@ -24,6 +24,7 @@ import dolfinx_mpc
 from mpi4py import MPI
 from petsc4py import PETSc
 
+from multiscale.compat import create_space_vector
 from multiscale.nonlinear import PETScOwner
 from multiscale.petsc_options import pc_failure, prefixed_options
 
@@ -136,7 +137,7 @@ class ConstrainedLinearSolver(PETScOwner):
         ksp = self.ksp
         t0 = time.perf_counter()
         if self._b is None:
-            self._b = self._own(dolfinx_mpc.assemble_vector(L, self.mpc))
+            self._b = self._own(create_space_vector(self.mpc.function_space))
         assemble_constrained_vector(L, self.mpc, self.bcs, self._b)
         self._time("assembly", t0)
         t0 = time.perf_counter()
