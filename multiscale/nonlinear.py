@@ -383,10 +383,16 @@ class NewtonSolver(PETScOwner):
             self.snes.setFromOptions()
             self.snes.getKSP().setFromOptions()
         self._forget_factor_options()
-        db = PETSc.Options()
         for key, value in factor_options(options).items():
-            db[f"{self.prefix}{key}"] = value
-            self._kept.append(f"{self.prefix}{key}")
+            self._keep(key, value)
+
+    def _keep(self, key: str, value: Any) -> None:
+        """Put a factorization option in the database under the prefix until :meth:`destroy`
+        (a factorization reads it inside ``SNESSolve``, after ``setFromOptions``)."""
+        name = f"{self.prefix}{key}"
+        PETSc.Options()[name] = value
+        if name not in self._kept:
+            self._kept.append(name)
 
     def _forget_factor_options(self) -> None:
         kept = self.__dict__.get("_kept", [])
@@ -506,9 +512,7 @@ class NewtonSolver(PETScOwner):
                 return outcome
             headroom = max(4 * int(self.petsc_options.get("mat_mumps_icntl_14", 20)), 100)
             self.petsc_options["mat_mumps_icntl_14"] = headroom
-            PETSc.Options()[f"{self.prefix}mat_mumps_icntl_14"] = headroom
-            if f"{self.prefix}mat_mumps_icntl_14" not in self._kept:
-                self._kept.append(f"{self.prefix}mat_mumps_icntl_14")
+            self._keep("mat_mumps_icntl_14", headroom)
             log.info(
                 "%s: MUMPS workspace too small (INFOG(1) = %d); ICNTL(14) = %d and again",
                 self.name,
