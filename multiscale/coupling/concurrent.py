@@ -19,6 +19,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+from mpi4py import MPI
+
 from multiscale.nonlinear import NewtonOutcome
 
 __all__ = ["ConcurrentCoupling"]
@@ -28,6 +31,8 @@ class ConcurrentCoupling:
     """The micro bookkeeping of a concurrent coupler across load steps (see the module)."""
 
     micro: Any  # the micro model: commit() and rollback()
+    pool: Any  # the MicroPool of the micro model (its ``micro_comm``)
+    comm: MPI.Comm  # the macro communicator
 
     def _init_coupling(self) -> None:
         self._cache: Any = None  # the responses at the committed state
@@ -64,3 +69,23 @@ class ConcurrentCoupling:
         super().rollback()  # type: ignore[misc]
         self.micro.rollback()
         self._reuse = False
+
+    def _micro_quantities(self, evaluation: Any, solves: int) -> dict[str, float]:
+        """What a recorded step reports of its micro problems: the RVE solves since the last
+        record (``solves`` is this process's running count, counted once per micro group), the
+        largest Hill–Mandel residual and mean pressure of ``evaluation`` (the last iterate's
+        responses, ``None`` where this rank holds no point).  Collective on :attr:`comm`."""
+        hm = _largest(evaluation, "hill_mandel")
+        mp = _largest(evaluation, "mean_p")
+        total = self.comm.allreduce(solves if self.pool.micro_comm.rank == 0 else 0, op=MPI.SUM)
+        recorded, self._solves_recorded = getattr(self, "_solves_recorded", 0), total
+        return {
+            "rve_solves": float(total - recorded),
+            "max_hill_mandel": self.comm.allreduce(hm, op=MPI.MAX),
+            "max_mean_p": self.comm.allreduce(mp, op=MPI.MAX),
+        }
+
+
+def _largest(evaluation: Any, name: str) -> float:
+    values = getattr(evaluation, name, None) if evaluation is not None else None
+    return float(np.max(values)) if values is not None and len(values) else 0.0

@@ -290,20 +290,11 @@ class FE2Problem(ConcurrentCoupling, SolidProblem):
 
     def record(self, step: StepRecord) -> None:
         super().record(step)
-        ev = self._last
-        hm = float(np.max(ev.hill_mandel)) if ev is not None and len(ev.hill_mandel) else 0.0
-        mp = float(np.max(ev.mean_p)) if ev is not None and len(ev.mean_p) else 0.0
-        solves = self.micro.rve_solves if self.pool.micro_comm.rank == 0 else 0
-        total = self.comm.allreduce(solves, op=MPI.SUM)
         balance = getattr(self, "_step_balance", {})
-        step.quantities |= {
-            "rve_solves": float(total - getattr(self, "_solves_recorded", 0)),
-            "max_hill_mandel": self.comm.allreduce(hm, op=MPI.MAX),
-            "max_mean_p": self.comm.allreduce(mp, op=MPI.MAX),
+        step.quantities |= self._micro_quantities(self._last, self.micro.rve_solves) | {
             "micro_imbalance": float(balance.get("imbalance", 1.0)),
             "micro_seconds_imbalance": float(balance.get("seconds_imbalance", 1.0)),
         }
-        self._solves_recorded = total
         log.debug(
             "step %d: factor %.4g, %d Newton its (residual %.2e), %d RVE solves, reaction %.5g, "
             "max <p> %.3g, HM %.1e, %.2f s",

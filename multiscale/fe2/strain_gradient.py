@@ -395,19 +395,10 @@ class SecondOrderFE2Problem(ConcurrentCoupling, SolidProblem):
     def record(self, step: StepRecord) -> None:
         super().record(step)
         ev = self._last.evaluation if self._last is not None else None
-        hm = float(np.max(ev.hill_mandel)) if ev is not None and len(ev.hill_mandel) else 0.0
-        mp = float(np.max(ev.mean_p)) if ev is not None and len(ev.mean_p) else 0.0
         solves = self.micro.rve_solves + (self.corrector.rve_solves if self.corrector else 0)
-        solves = solves if self.pool.micro_comm.rank == 0 else 0
-        total = self.comm.allreduce(solves, op=MPI.SUM)
         works = self.comm.allreduce(np.array(list(self._work.values())), op=MPI.SUM)
         step.quantities |= dict(zip(self._work, map(float, works), strict=True))
-        step.quantities |= {
-            "rve_solves": float(total - getattr(self, "_solves_recorded", 0)),
-            "max_hill_mandel": self.comm.allreduce(hm, op=MPI.MAX),
-            "max_mean_p": self.comm.allreduce(mp, op=MPI.MAX),
-        }
-        self._solves_recorded = total
+        step.quantities |= self._micro_quantities(ev, solves)
         log.debug(
             "second-order FE² step: factor %.4g, %d Newton its, %d cell solves, P %.6g",
             step.factor,
