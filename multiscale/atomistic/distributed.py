@@ -60,10 +60,7 @@ from petsc4py import PETSc
 from multiscale.errors import CollectiveError
 from multiscale.nonlinear import (
     LoadStepper,
-    NewtonOutcome,
     NewtonSolver,
-    PETScOwner,
-    StepRecord,
     agree,
 )
 
@@ -72,8 +69,8 @@ from .potentials import PairPotential
 from .statics import (
     DEFAULTS,
     AtomSet,
+    LatticeStatics,
     PairModel,
-    StaticsResult,
     fixed_mask,
     neighbour_pairs,
 )
@@ -699,7 +696,7 @@ class _DistributedAssembly:
         self.fg.destroy()
 
 
-class DistributedAtomisticProblem(PETScOwner):
+class DistributedAtomisticProblem(LatticeStatics):
     """:class:`~.statics.AtomisticProblem` on a :class:`DistributedPairModel`: minimize the
     energy with the atoms ``fixed`` held at :math:`X + t\\,\\bar u` (``displacement``:
     :math:`\\bar u`) and the period deformed by :math:`\\bar F(t) = I + t(\\bar F - I)`
@@ -846,18 +843,9 @@ class DistributedAtomisticProblem(PETScOwner):
     def set_load(self, factor: float) -> None:
         """Fixed atoms (owned and ghost) at :math:`X + t\\bar u`, period deformed by
         :math:`\\bar F(t)`."""
-        t = float(factor)
-        d = self.model.dim
-        self.factor = t
-        self.F = np.eye(d) + t * (self._F1 - np.eye(d))
+        self._set_period(factor)
         fx = self._local_fixed
-        self.x[fx] = self.X[fx] + t * self._u1[fx]
-
-    def attempt(self) -> NewtonOutcome:
-        """Newton from the committed state moved by its linear response to the load increment
-        (:meth:`~.statics.AtomisticProblem.predict`)."""
-        self.newton.x.setArray(self.predict())
-        return self.newton.solve()
+        self.x[fx] = self.X[fx] + self.factor * self._u1[fx]
 
     def predict(self) -> np.ndarray:
         """The owned free coordinates of :meth:`~.statics.AtomisticProblem.predict`: the
@@ -875,49 +863,7 @@ class DistributedAtomisticProblem(PETScOwner):
         self.x[:] = guess
         try:
             rhs = -a.hessian_times(dg)[a.owned_free]
-            step = self._solve_free(rhs)
+            step = self._solve_jacobian(rhs)
         finally:
             self.x[:] = current
         return start + step if step is not None else start
-
-    def _solve_free(self, rhs: np.ndarray) -> np.ndarray | None:
-        """:math:`K_{ff}^{-1}` ``rhs`` with the Hessian at the current positions (collective);
-        ``None`` where the solve fails on any rank."""
-        A, ksp = self.newton.A, self.newton.snes.getKSP()
-        self.assembly.jacobian(A)
-        b, y = A.createVecs()
-        b.setArray(rhs)
-        error = None
-        try:
-            ksp.setOperators(A)
-            ksp.solve(b, y)
-            if ksp.getConvergedReason() <= 0:
-                error = "linear solve failed"
-        except PETSc.Error:
-            error = "PETSc error"
-        step = y.getArray().copy()
-        if error is None and not np.all(np.isfinite(step)):
-            error = "not finite"
-        failed = agree(self.comm, error) is not None
-        if failed:
-            ksp.reset()
-        b.destroy()
-        y.destroy()
-        return None if failed else step
-
-    def commit(self) -> None:
-        self._committed = (self.x.copy(), self.F.copy())
-
-    def rollback(self) -> None:
-        x0, _ = self._committed
-        self.x[:] = x0
-
-    def record(self, step: StepRecord) -> None:
-        step.quantities = {"energy": self.energy(), "max_force": self.max_free_force()}
-
-    def solve(self, factors: Sequence[float] = (1.0,)) -> StaticsResult:
-        """Follow the load factors (cutting failed steps); a
-        :class:`~multiscale.nonlinear.LoadStepError` on every rank when a step cannot be
-        completed."""
-        self.stepper.run(factors)
-        return StaticsResult(self.stepper.steps, self.stepper.failed_attempts)

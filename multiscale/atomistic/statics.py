@@ -56,6 +56,7 @@ from multiscale.nonlinear import (
     NewtonSolver,
     PETScOwner,
     StepRecord,
+    agree,
 )
 
 from .lattice import SHELL_TOL, Lattice, _distinct
@@ -64,6 +65,7 @@ from .potentials import PairPotential
 __all__ = [
     "AtomSet",
     "AtomisticProblem",
+    "LatticeStatics",
     "PairModel",
     "StaticsResult",
     "fixed_mask",
@@ -417,7 +419,85 @@ def fixed_mask(fixed: Sequence[int] | np.ndarray, n: int) -> np.ndarray:
     return mask
 
 
-class AtomisticProblem(PETScOwner):
+class LatticeStatics(PETScOwner):
+    """What the serial and the distributed lattice statics share: the load path (period
+    :math:`\bar F(t) = I + t(\bar F - I)`), Newton from the predicted state, the committed
+    state and what a step records.  A subclass sets ``comm``, ``model``, ``x``, ``F``,
+    ``_F1``, ``newton`` and ``stepper`` and implements ``set_load``, ``predict``, ``energy`` and
+    ``max_free_force``."""
+
+    comm: MPI.Comm
+    newton: NewtonSolver
+    stepper: LoadStepper
+    x: np.ndarray
+    F: np.ndarray
+    _F1: np.ndarray
+
+    def predict(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def energy(self) -> float:
+        raise NotImplementedError
+
+    def max_free_force(self) -> float:
+        raise NotImplementedError
+
+    def _set_period(self, factor: float) -> None:
+        t = float(factor)
+        self.factor = t
+        self.F = np.eye(len(self._F1)) + t * (self._F1 - np.eye(len(self._F1)))
+
+    def attempt(self) -> NewtonOutcome:
+        """Newton from the committed state, moved by its linear response to the load
+        increment (:meth:`predict`)."""
+        self.newton.x.setArray(self.predict())
+        return self.newton.solve()
+
+    def _solve_jacobian(self, rhs: np.ndarray) -> np.ndarray | None:
+        """The Newton solver's matrix, assembled at the current positions, applied inverse to
+        ``rhs`` with its own KSP (factorization); ``None`` where the solve fails on any rank
+        (collective; a failed factor is not reused by the next solve)."""
+        A, ksp = self.newton.A, self.newton.snes.getKSP()
+        self.newton.assembly.jacobian(A)
+        b, y = A.createVecs()
+        b.setArray(rhs)
+        error = None
+        try:
+            ksp.setOperators(A)
+            ksp.solve(b, y)
+            if ksp.getConvergedReason() <= 0:
+                error = "linear solve failed"
+        except PETSc.Error:
+            error = "PETSc error"
+        step = y.getArray().copy()
+        if error is None and not np.all(np.isfinite(step)):
+            error = "not finite"
+        failed = agree(self.comm, error) is not None
+        if failed:
+            ksp.reset()
+        b.destroy()
+        y.destroy()
+        return None if failed else step
+
+    def commit(self) -> None:
+        self._committed = (self.x.copy(), self.F.copy())
+
+    def rollback(self) -> None:
+        x0, _ = self._committed
+        self.x[:] = x0
+
+    def record(self, step: StepRecord) -> None:
+        step.quantities = {"energy": self.energy(), "max_force": self.max_free_force()}
+
+    def solve(self, factors: Sequence[float] = (1.0,)) -> StaticsResult:
+        """Follow the load factors (cutting failed steps); a
+        :class:`~multiscale.nonlinear.LoadStepError` on every rank when a step cannot be
+        completed."""
+        self.stepper.run(factors)
+        return StaticsResult(self.stepper.steps, self.stepper.failed_attempts)
+
+
+class AtomisticProblem(LatticeStatics):
     """Minimize the energy of ``model`` with the atoms ``fixed`` (indices or a mask) held at
     :math:`X + t\\,\\bar u` (``displacement``: :math:`\\bar u`, shape ``(n_fixed, d)`` or
     ``(n, d)``, of which the fixed rows are used; default zero) and the period deformed by
@@ -536,17 +616,8 @@ class AtomisticProblem(PETScOwner):
     # -- the Steppable protocol ------------------------------------------------------------------
     def set_load(self, factor: float) -> None:
         """Fixed atoms at :math:`X + t\\bar u`, period deformed by :math:`\\bar F(t)`."""
-        t = float(factor)
-        d = self.model.dim
-        self.factor = t
-        self.F = np.eye(d) + t * (self._F1 - np.eye(d))
-        self.x[self.fixed] = self.X[self.fixed] + t * self._u1
-
-    def attempt(self) -> NewtonOutcome:
-        """Newton from the committed state, moved by its linear response to the load
-        increment (:meth:`predict`)."""
-        self.newton.x.setArray(self.predict())
-        return self.newton.solve()
+        self._set_period(factor)
+        self.x[self.fixed] = self.X[self.fixed] + self.factor * self._u1
 
     def predict(self) -> np.ndarray:
         """The free coordinates of the committed state :math:`x_0` (period :math:`\\bar F_0`)
@@ -571,40 +642,9 @@ class AtomisticProblem(PETScOwner):
     def _solve_free(self, at: np.ndarray, rhs: np.ndarray) -> np.ndarray | None:
         """:math:`K_{ff}^{-1}` ``rhs`` with the Hessian at the positions ``at``; ``None`` where
         the factorization fails."""
-        A, ksp = self.newton.A, self.newton.snes.getKSP()
         current = self.x.copy()
         self.x[:] = at
         try:
-            self.newton.assembly.jacobian(A)
+            return self._solve_jacobian(rhs)
         finally:
             self.x[:] = current
-        b, y = A.createVecs()
-        b.setArray(rhs)
-        try:
-            ksp.setOperators(A)
-            ksp.solve(b, y)
-            ok = ksp.getConvergedReason() > 0
-        except PETSc.Error:
-            ok = False
-        step = y.getArray().copy() if ok else None
-        if not ok:
-            ksp.reset()  # a failed factor is not reused by the next solve
-        b.destroy()
-        y.destroy()
-        return step if step is not None and np.all(np.isfinite(step)) else None
-
-    def commit(self) -> None:
-        self._committed = (self.x.copy(), self.F.copy())
-
-    def rollback(self) -> None:
-        x0, _ = self._committed
-        self.x[:] = x0
-
-    def record(self, step: StepRecord) -> None:
-        step.quantities = {"energy": self.energy(), "max_force": self.max_free_force()}
-
-    def solve(self, factors: Sequence[float] = (1.0,)) -> StaticsResult:
-        """Follow the load factors (cutting failed steps); a
-        :class:`~multiscale.nonlinear.LoadStepError` when a step cannot be completed."""
-        self.stepper.run(factors)
-        return StaticsResult(self.stepper.steps, self.stepper.failed_attempts)
