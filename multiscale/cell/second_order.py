@@ -486,24 +486,13 @@ class SecondOrderRVE(RVEProblem):
         materials: Mapping[str | int, Material],
         *,
         degree: int = 2,
-        quadrature_degree: int | None = None,
-        tangent: str = "consistent",
         petsc_options_prefix: str | None = None,
-        petsc_options: Mapping[str, Any] | None = None,
-        check: bool = True,
+        **options: Any,
     ) -> None:
         if kind_of(dict(materials)) != "strain":
             raise ValueError("the second-order RVE needs small-strain (kind 'strain') laws")
-        super().__init__(
-            cell,
-            materials,
-            degree=degree,
-            quadrature_degree=quadrature_degree,
-            tangent=tangent,
-            petsc_options_prefix=petsc_options_prefix or unique_prefix("second_order_rve"),
-            petsc_options=petsc_options,
-            check=check,
-        )
+        prefix = petsc_options_prefix or unique_prefix("second_order_rve")
+        super().__init__(cell, materials, degree=degree, petsc_options_prefix=prefix, **options)
 
     # -- the hooks of RVEProblem ---------------------------------------------------------------
     def _init_spaces(self, degree: int, qdeg: int) -> None:

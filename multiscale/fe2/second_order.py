@@ -57,7 +57,7 @@ from multiscale.cell.second_order import (
     gradient_components,
 )
 from multiscale.coupling.pool import MicroFailure, MicroPool
-from multiscale.fe2.micro import CellSource, MicroModel
+from multiscale.fe2.micro import MicroModel
 from multiscale.hmm.macro import linear_solve, linear_solver_options
 from multiscale.mesh.cell import CellMesh
 from multiscale.mesh.generators import inclusions_2d
@@ -678,19 +678,11 @@ class SecondOrderMicroModel(MicroModel):
     _rve_class = SecondOrderRVE
     _rve_prefix = "multiscale_fe2_second_order_rve_"
 
-    def __init__(
-        self,
-        pool: MicroPool,
-        cell: CellSource,
-        materials: Mapping[str | int, Material],
-        n_points: int,
-        *,
-        predictor: bool = True,
-        **rve_options: Any,
-    ) -> None:
+    def __init__(self, pool: MicroPool, *args: Any, **kwargs: Any) -> None:
+        """The arguments of :class:`~multiscale.fe2.micro.MicroModel`."""
         if pool.balancing:
             raise ValueError("SecondOrderMicroModel keeps the pool's static assignment")
-        super().__init__(pool, cell, materials, n_points, predictor=predictor, **rve_options)
+        super().__init__(pool, *args, **kwargs)
 
     @property
     def n_general(self) -> int:
