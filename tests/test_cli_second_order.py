@@ -124,3 +124,46 @@ STRIP_BAD = [
 )
 def test_second_order_strip_bad_input(tmp_path, capsys, label, old, new, expected):
     assert_bad_config_is_one_line("second-order", STRIP, tmp_path, capsys, (old, new), expected)
+
+
+PLASTIC = EXAMPLES / "second_order_plastic.yaml"
+
+
+@pytest.mark.mpi
+def test_plastic_laminate_against_the_resolved_strip(tmp_path):
+    """The yielding laminate, N = 2, bent to an outer-fibre strain of 0.003 (elastic) and then
+    0.006 (both phases yield in the outer layers): at the elastic step second order equals the
+    resolved strip's work to 1e-8 and first order is low by the closed-form size effect
+    1 - 1/(1 + 0.613636/N^2); at the plastic step the cells have yielded and second order stays
+    the closer model."""
+    data = _run(
+        tmp_path, PLASTIC, (("steps: 4", "steps: 2"), ("outer_strain: 0.02", "outer_strain: 0.006"))
+    )
+    assert data["case"] == "plastic_laminate" and data["periods"] == [2]
+    np.testing.assert_allclose(data["rotations"][0], [0.012, 0.024], rtol=1e-12)  # 2 eps L / H
+    first, second = (np.array(data["errors"]["dns"][m][0]) for m in ("first_order", "second_order"))
+    assert second[0] < 1e-8
+    assert first[0] == pytest.approx(1.0 - 1.0 / (1.0 + 0.613636 / 4.0), rel=1e-5)
+    assert data["max_mean_p"][0][0] == 0.0 and data["max_mean_p"][0][1] > 1e-5
+    assert second[1] < first[1]
+
+
+PLASTIC_BAD = [
+    ("closed form", "models: [first_order", "models: [closed_form, first_order", "no closed form"),
+    ("missing yield stress", "sigma_y: 0.004, ", "", "plastic_laminate.phases.soft: the key"),
+    ("negative hardening", "H: 0.1}", "H: -0.1}", "plastic_laminate.phases.soft.H: must be"),
+    (
+        "two cases",
+        "plastic_laminate:",
+        "laminate: {stacking: edges, moduli: {stiff: 10.0, soft: 1.0}}\nplastic_laminate:",
+        "give exactly one of",
+    ),
+]
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize(
+    ("label", "old", "new", "expected"), PLASTIC_BAD, ids=[b[0] for b in PLASTIC_BAD]
+)
+def test_second_order_plastic_bad_input(tmp_path, capsys, label, old, new, expected):
+    assert_bad_config_is_one_line("second-order", PLASTIC, tmp_path, capsys, (old, new), expected)

@@ -16,7 +16,7 @@ from mpi4py import MPI
 from multiscale.fe2.dns import DNSProblem
 from multiscale.fe2.second_order import (
     STACKINGS,
-    _strip_conditions,
+    strip_conditions,
     layered_strip,
     pure_bending_ends,
 )
@@ -119,7 +119,7 @@ def j2_strip():
         TiledMesh(strip, tag_box_sides(strip.mesh, box[0], box[1]), periods),
         J2_LAWS,
         bcs=[],
-        dirichlet=lambda V: _strip_conditions(V, box, "bending", kappa),
+        dirichlet=lambda V: strip_conditions(V, box, "bending", kappa),
         degree=2,
     )
     W_dns = _trapezoid([s.quantities["load_conjugate"] for s in dns.solve(FACTORS).steps])
@@ -128,7 +128,7 @@ def j2_strip():
         _strip_mesh(comm, box, 4 * periods, 2 * periods),
         _cell("edges"),
         J2_LAWS,
-        dirichlet=lambda W: _strip_conditions(W.sub(0), box, "bending", kappa),
+        dirichlet=lambda W: strip_conditions(W.sub(0), box, "bending", kappa),
     ) as problem:
         steps = problem.solve(FACTORS).steps
     return W_dns, steps

@@ -22,6 +22,15 @@ The configuration is one of two cases (see ``examples/second_order_laminate.yaml
     #   margin: 3                          # cells between each end and the window (default
     #                                      # 3 in bending, N + 1 in shear: see below)
     #   window: 2                          # cells read (a Hann window)
+    # ... or the laminated strip with J2 layers, bent by its ends into yielding:
+    # plastic_laminate:
+    #   stacking: edges
+    #   phases:                            # J2 plasticity with linear hardening
+    #     stiff: {E: 10.0, nu: 0.3, sigma_y: 0.05, H: 1.0}
+    #     soft: {E: 1.0, nu: 0.3, sigma_y: 0.004, H: 0.1}
+    #   periods: [2, 4]
+    #   steps: 4                           # equal load steps
+    #   outer_strain: 0.02                 # at the last step
     models: [closed_form, first_order, second_order, dns]
     output: results/second_order.json
 
@@ -31,7 +40,11 @@ over the first-order one), ``errors`` (per model, :math:`|r/r_{ref} - 1|` agains
 for the laminate, ``closed_form``), ``rates`` (the least-squares slope of
 :math:`\\log` error against :math:`\\log N`, where every error is positive), the cell tangent
 (``C``, ``B``, ``D``, the excess ``D_excess``, the Hill–Mandel defects) and ``wall_time_s``.
-In simple shear the clamped ends
+For ``plastic_laminate`` the summary holds instead ``rotations`` (the end rotation
+:math:`\\kappa L` after each step, per N), ``works`` (per model and N, the work of the end moment
+after each step: :func:`~multiscale.fe2.strain_gradient.laminate_bending`), ``max_mean_p`` (the
+largest mean equivalent plastic strain of the cells) and ``errors`` (:math:`|W/W_{DNS} - 1|`
+after each step, per model and N).  In simple shear the clamped ends
 perturb the strip over a length of about its height (the DNS's boundary layers at the clamped
 faces make its shear strain non-uniform through the thickness, which the clamped ends undo), so
 the default margin there is :math:`N + 1` cells.  Second order on the strip is the perturbative
@@ -55,7 +68,7 @@ from multiscale.cli.common import add_config_arguments
 from multiscale.config import Field, Integer, ListOf, Number, Section, Text, load
 from multiscale.output import write_json
 
-__all__ = ["MODELS", "SCHEMA", "add_parser", "load_config", "run"]
+__all__ = ["CASES", "MODELS", "SCHEMA", "add_parser", "load_config", "run"]
 
 log = logging.getLogger(__name__)
 
@@ -63,14 +76,19 @@ log = logging.getLogger(__name__)
 MODELS = ("closed_form", "first_order", "second_order", "dns")
 
 
+#: The cases of a configuration file.
+CASES = ("laminate", "strip", "plastic_laminate")
+
+
 def _case_rule(data: dict[str, Any]) -> str | None:
-    if ("laminate" in data) == ("strip" in data):
-        return "give exactly one of 'laminate' and 'strip'"
+    if sum(case in data for case in CASES) != 1:
+        return "give exactly one of 'laminate', 'strip' and 'plastic_laminate'"
     models = data["models"]
     if len(set(models)) != len(models):
         return f"models: each model once, got {models}"
-    if "strip" in data and "closed_form" in models:
-        return "models: the particle strip has no closed form; drop 'closed_form'"
+    if "laminate" not in data and "closed_form" in models:
+        case = "the particle strip" if "strip" in data else "the yielding laminate"
+        return f"models: {case} has no closed form; drop 'closed_form'"
     return None
 
 
@@ -128,11 +146,39 @@ _STRIP = Section(
     }
 )
 
+_PLASTIC_PHASE = Section(
+    {
+        "E": Field(Number(positive=True), required=True),
+        "nu": Field(Number(min=-0.999999, below=0.5), required=True),
+        "sigma_y": Field(Number(positive=True), required=True),
+        "H": Field(Number(min=0.0), default=0.0),
+    }
+)
+
+_PLASTIC_LAMINATE = Section(
+    {
+        "stacking": Field(Text(choices=("edges", "centre")), default="edges"),
+        "phases": Field(
+            Section(
+                {
+                    "stiff": Field(_PLASTIC_PHASE, required=True),
+                    "soft": Field(_PLASTIC_PHASE, required=True),
+                }
+            ),
+            required=True,
+        ),
+        "periods": Field(ListOf(Integer(min=1, max=16), min_length=1), default=[2]),
+        "steps": Field(Integer(min=1, max=64), default=4),
+        "outer_strain": Field(Number(positive=True, max=0.2), default=0.02),
+    }
+)
+
 #: The schema of the ``multiscale second-order`` file (see the module docstring).
 SCHEMA = Section(
     {
         "laminate": Field(_LAMINATE),
         "strip": Field(_STRIP),
+        "plastic_laminate": Field(_PLASTIC_LAMINATE),
         "models": Field(ListOf(Text(choices=MODELS), min_length=1), default=list(MODELS[1:])),
         "output": Field(Text()),
     },
@@ -257,20 +303,45 @@ def _errors(
     return errors, rates
 
 
-def run(args: argparse.Namespace, comm: MPI.Comm) -> int:
-    t0 = time.perf_counter()
-    cfg = load_config(args.config)
-    models = cfg["models"]
-    case = "laminate" if "laminate" in cfg else "strip"
-    section = cfg[case]
-    out = (_laminate if case == "laminate" else _strip)(comm, section, models)
+def _plastic_laminate(comm: MPI.Comm, cfg: dict[str, Any], models: list[str]) -> dict[str, Any]:
+    """The works of the yielding laminate per model and N, and their errors against the DNS."""
+    from multiscale.fe2.strain_gradient import laminate_bending
+    from multiscale.physics import J2Plasticity
+
+    laws = {
+        name: J2Plasticity.from_young(p["E"], p["nu"], sigma_y=p["sigma_y"], H=p["H"])
+        for name, p in cfg["phases"].items()
+    }
+    factors = np.arange(1, cfg["steps"] + 1) / cfg["steps"]
+    out: dict[str, Any] = {"rotations": [], "works": {m: [] for m in models}, "max_mean_p": []}
+    errors: dict[str, list[list[float]]] = {}
+    for n in cfg["periods"]:
+        run = laminate_bending(
+            comm,
+            laws,
+            n,
+            factors,
+            stacking=cfg["stacking"],
+            outer_strain=cfg["outer_strain"],
+            models=models,
+        )
+        out["rotations"].append(run.rotations.tolist())
+        out["max_mean_p"].append(run.max_mean_p.tolist() if run.max_mean_p is not None else None)
+        for m in models:
+            out["works"][m].append(run.works[m].tolist())
+        if "dns" in models:
+            for m, e in run.errors().items():
+                if m in models:
+                    errors.setdefault(m, []).append(np.abs(e).tolist())
+        log.info("N = %d: works %s", n, {m: run.works[m][-1] for m in models})
+    return out | {"errors": {"dns": errors} if errors else {}, "quantity": "W"}
+
+
+def _linear_summary(out: dict[str, Any], periods: list[int]) -> dict[str, Any]:
+    """The errors, rates and cell tangent of a linear case."""
     tangent = out.pop("tangent")
-    errors, rates = _errors(out["ratios"], section["periods"])
-    summary = {
-        "case": case,
-        "loading": "bending" if case == "laminate" else section["loading"],
-        "periods": section["periods"],
-        **out,
+    errors, rates = _errors(out["ratios"], periods)
+    return out | {
         "errors": errors,
         "rates": rates,
         "tangent": {
@@ -280,6 +351,28 @@ def run(args: argparse.Namespace, comm: MPI.Comm) -> int:
             "D_excess": tangent.excess.tolist(),
             "hill_mandel": tangent.hill_mandel.tolist(),
         },
+    }
+
+
+def run(args: argparse.Namespace, comm: MPI.Comm) -> int:
+    t0 = time.perf_counter()
+    cfg = load_config(args.config)
+    models = cfg["models"]
+    case = next(c for c in CASES if c in cfg)
+    section = cfg[case]
+    if case == "plastic_laminate":
+        out = _plastic_laminate(comm, section, models)
+    else:
+        out = _linear_summary(
+            (_laminate if case == "laminate" else _strip)(comm, section, models),
+            section["periods"],
+        )
+    errors = out["errors"]
+    summary = {
+        "case": case,
+        "loading": section.get("loading", "bending"),
+        "periods": section["periods"],
+        **out,
         "config": cfg,
         "wall_time_s": comm.allreduce(time.perf_counter() - t0, op=MPI.MAX),
     }
@@ -287,7 +380,9 @@ def run(args: argparse.Namespace, comm: MPI.Comm) -> int:
         log.info(
             "errors against %s: %s",
             ref,
-            "; ".join(f"{m} {', '.join(f'{e:.2e}' for e in v)}" for m, v in per_model.items()),
+            "; ".join(
+                f"{m} {', '.join(f'{e:.2e}' for e in np.ravel(v))}" for m, v in per_model.items()
+            ),
         )
     path = args.json or (Path(cfg["output"]) if cfg.get("output") else None)
     if path is not None:

@@ -32,7 +32,7 @@ the beam), :func:`dns_bending_stiffness` from the resolved layered beam.
 
 Strips without a closed form (:func:`macro_strip`, :func:`dns_strip`, the particle strip of
 :func:`inclusion_strip`): bending between constrained end sections, or simple shear with every
-boundary clamped to the affine shear (:func:`_strip_conditions`), the stiffness read off an
+boundary clamped to the affine shear (:func:`strip_conditions`), the stiffness read off an
 interior window.  Nonlinear phases: :class:`SecondOrderMicroModel` runs the cells of
 :class:`~multiscale.cell.second_order.SecondOrderRVE` (one per macro point, with its history) in
 the :class:`~multiscale.coupling.pool.MicroPool`.
@@ -88,6 +88,7 @@ __all__ = [
     "macro_strip",
     "macro_strip_bending",
     "pure_bending_ends",
+    "strip_conditions",
 ]
 
 #: Layer sequences of one symmetric period (thickness fractions, phase): stiff phase at the
@@ -401,7 +402,7 @@ def hann_window(x: ufl.core.expr.Expr, start: float, width: float) -> ufl.core.e
     return ufl.conditional(inside, value, 0.0)
 
 
-#: The loadings of a strip between constrained ends (see :func:`_strip_conditions`).
+#: The loadings of a strip between constrained ends (see :func:`strip_conditions`).
 STRIP_LOADINGS = ("bending", "shear")
 
 
@@ -433,7 +434,7 @@ def _check_loading(loading: str) -> str:
     return loading
 
 
-def _strip_conditions(
+def strip_conditions(
     V: dolfinx.fem.FunctionSpace,
     box: np.ndarray,
     loading: str,
@@ -496,7 +497,7 @@ def _resolved_strip(
     what: str,
 ) -> tuple[dolfinx.fem.Function, list[tuple[Any, Any]]]:
     r"""The resolved strip (plain linear elasticity, the phases as cell tags) under the end
-    conditions of :func:`_strip_conditions` on its box: its displacement and its energy density
+    conditions of :func:`strip_conditions` on its box: its displacement and its energy density
     :math:`\frac12\sigma:\varepsilon` as ``(density, measure)`` per phase (to integrate, with
     a weight or without)."""
     mesh = strip.mesh
@@ -516,7 +517,7 @@ def _resolved_strip(
     linear_solve(
         a,
         L,
-        _strip_conditions(V, strip.box, loading, amplitude),
+        strip_conditions(V, strip.box, loading, amplitude),
         uh,
         petsc_options_prefix=unique_prefix(what.replace(" ", "_")),
         petsc_options=linear_solver_options(),
@@ -541,7 +542,7 @@ def macro_strip(
     ny: int = 4,
 ) -> StripStiffness:
     """The stiffness of the strain-gradient strip :math:`[0, L]\\times[-H/2, H/2]` between
-    constrained ends (:func:`_strip_conditions`: ``loading`` ``"bending"`` of curvature
+    constrained ends (:func:`strip_conditions`: ``loading`` ``"bending"`` of curvature
     ``amplitude`` or simple ``"shear"`` of shear ``amplitude``), every other condition natural
     (zero traction and double traction; the independent gradient :math:`F` is free on the
     whole boundary), read off the window ``(start, width)`` with :func:`hann_window`.  The mixed
@@ -578,7 +579,7 @@ def macro_strip(
     linear_solve(
         a,
         L,
-        _strip_conditions(W.sub(0), box, loading, amplitude),
+        strip_conditions(W.sub(0), box, loading, amplitude),
         U,
         petsc_options_prefix=unique_prefix("strain_gradient_strip"),
         petsc_options=linear_solver_options(),

@@ -73,6 +73,7 @@ rotation for a beam bent by its ends), recorded at every step.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -89,14 +90,28 @@ from multiscale.coupling.concurrent import ConcurrentCoupling
 from multiscale.coupling.pool import MicroPool, MicroSolveError
 from multiscale.coupling.quadrature import QuadratureRule
 from multiscale.coupling.solid import SolidProblem
+from multiscale.fe2.dns import DNSProblem
 from multiscale.fe2.micro import CellSource
-from multiscale.fe2.second_order import SecondOrderEvaluation, SecondOrderMicroModel
+from multiscale.fe2.second_order import (
+    SecondOrderEvaluation,
+    SecondOrderMicroModel,
+    layered_strip,
+    strip_conditions,
+)
 from multiscale.fe2.solver import default_macro_options
-from multiscale.mesh.macro import MacroMesh
+from multiscale.mesh.macro import MacroMesh, tag_box_sides
+from multiscale.mesh.tiled import TiledMesh
 from multiscale.nonlinear import NewtonOutcome, StepRecord, agree
 from multiscale.physics.base import Material
 
-__all__ = ["MACRO_HIGHER_ORDER", "MacroResponses", "SecondOrderFE2Problem"]
+__all__ = [
+    "BENDING_MODELS",
+    "MACRO_HIGHER_ORDER",
+    "LaminateBending",
+    "MacroResponses",
+    "SecondOrderFE2Problem",
+    "laminate_bending",
+]
 
 log = logging.getLogger(__name__)
 
@@ -406,3 +421,102 @@ class SecondOrderFE2Problem(ConcurrentCoupling, SolidProblem):
             step.quantities["rve_solves"],
             step.quantities["load_conjugate"],
         )
+
+
+# -- a study: the laminated strip bent by its ends ------------------------------------------------
+#: The models :func:`laminate_bending` compares.
+BENDING_MODELS = ("dns", "first_order", "second_order")
+
+
+@dataclass(frozen=True, slots=True)
+class LaminateBending:
+    r"""The work of the end moment of a laminated strip bent by its ends, after each load step.
+
+    ``rotations`` holds the end rotation :math:`\kappa L` after each step, ``works`` the work
+    :math:`W` of each model computed (``"dns"``: the trapezoidal sum of the resolved strip's load
+    conjugate; ``"first_order"``, ``"second_order"``: the works of the FE² cells),
+    ``max_mean_p`` the largest mean equivalent plastic strain of the first-order cells (zero for
+    linear phases) and ``seconds`` the wall time of each model (max over ranks)."""
+
+    periods: int
+    factors: np.ndarray
+    rotations: np.ndarray
+    works: dict[str, np.ndarray]
+    max_mean_p: np.ndarray | None
+    seconds: dict[str, float]
+
+    def errors(self) -> dict[str, np.ndarray]:
+        """:math:`W/W_{DNS} - 1` of each FE² model after each step (needs ``"dns"``)."""
+        ref = self.works["dns"]
+        return {m: w / ref - 1.0 for m, w in self.works.items() if m != "dns"}
+
+
+def _trapezoid(values: Sequence[float], factors: np.ndarray) -> np.ndarray:
+    r""":math:`\sum_n \tfrac12 (P_n + P_{n-1})(\lambda_n - \lambda_{n-1})` after each step."""
+    P = np.concatenate([[0.0], values])
+    return np.cumsum(0.5 * (P[1:] + P[:-1]) * np.diff(np.concatenate([[0.0], factors])))
+
+
+def laminate_bending(
+    comm: MPI.Comm,
+    laws: Mapping[str, Material],
+    periods: int,
+    factors: Sequence[float],
+    *,
+    stacking: str = "edges",
+    outer_strain: float = 0.02,
+    models: Sequence[str] = BENDING_MODELS,
+) -> LaminateBending:
+    r"""The laminated strip :math:`[0, 2H]\times[-H/2, H/2]` of ``periods`` :math:`= N` unit
+    periods (layers along :math:`x`, ``stacking`` of
+    :data:`~multiscale.fe2.second_order.STACKINGS`, phase laws ``laws`` of ``"stiff"`` and
+    ``"soft"``), bent by its ends (:func:`~multiscale.fe2.second_order.strip_conditions`:
+    :math:`u_x = \kappa x y` on :math:`x = 0, L`, the faces free) to the outer-fibre strain
+    ``outer_strain`` at load factor 1 (:math:`\kappa = 2\,` ``outer_strain`` :math:`/H`),
+    over the load ``factors``.  ``"dns"``: every layer meshed (P2, 16 elements per period along
+    :math:`x`); ``"first_order"`` and ``"second_order"``: one perturbative
+    :class:`SecondOrderFE2Problem` on :math:`4N\times 2N` crossed P2 triangles with a
+    one-period cell at every quadrature point, whose first- and second-order works are both
+    recorded.  Collective on ``comm``."""
+    unknown = sorted(set(models) - set(BENDING_MODELS))
+    if unknown or not models:
+        raise ValueError(f"models must be among {BENDING_MODELS}, got {list(models)}")
+    factors = np.asarray(factors, dtype=float)
+    n = int(periods)
+    H, L = float(n), 2.0 * n
+    kappa = 2.0 * float(outer_strain) / H
+    box = np.array([[0.0, -H / 2], [L, H / 2]])
+    works: dict[str, np.ndarray] = {}
+    seconds: dict[str, float] = {}
+    mean_p = None
+    if "dns" in models:
+        t0 = time.perf_counter()
+        strip = layered_strip(comm, stacking, n, period=1.0, length=L, nx=16 * n)
+        with DNSProblem(
+            TiledMesh(strip, tag_box_sides(strip.mesh, box[0], box[1]), n),
+            laws,
+            bcs=[],
+            dirichlet=lambda V: strip_conditions(V, box, "bending", kappa),
+            degree=2,
+        ) as dns:
+            steps = dns.solve(factors).steps
+        works["dns"] = _trapezoid([s.quantities["load_conjugate"] for s in steps], factors)
+        seconds["dns"] = comm.allreduce(time.perf_counter() - t0, op=MPI.MAX)
+    if {"first_order", "second_order"} & set(models):
+        t0 = time.perf_counter()
+        mesh = dolfinx.mesh.create_rectangle(
+            comm, list(box), [4 * n, 2 * n], dolfinx.mesh.CellType.triangle
+        )
+        with SecondOrderFE2Problem(
+            tag_box_sides(mesh, box[0], box[1]),
+            lambda c: layered_strip(c, stacking, 1, period=1.0, length=1.0, nx=2),
+            laws,
+            dirichlet=lambda W: strip_conditions(W.sub(0), box, "bending", kappa),
+        ) as problem:
+            steps = problem.solve(factors).steps
+        for model, key in (("first_order", "work"), ("second_order", "work_second_order")):
+            if model in models:
+                works[model] = np.array([s.quantities[key] for s in steps])
+        mean_p = np.array([s.quantities["max_mean_p"] for s in steps])
+        seconds["fe2"] = comm.allreduce(time.perf_counter() - t0, op=MPI.MAX)
+    return LaminateBending(n, factors, kappa * L * factors, works, mean_p, seconds)
