@@ -16,9 +16,9 @@ from mpi4py import MPI
 from multiscale.fe2.dns import DNSProblem
 from multiscale.fe2.second_order import (
     STACKINGS,
-    strip_conditions,
     layered_strip,
     pure_bending_ends,
+    strip_conditions,
 )
 from multiscale.fe2.strain_gradient import SecondOrderFE2Problem
 from multiscale.mesh.macro import tag_box_sides
