@@ -107,12 +107,15 @@ def adapt(
     on_limit: str = "raise",
     petsc_options_prefix: str | None = None,
     petsc_options: Mapping[str, Any] | None = None,
+    enrich: bool | str = False,
 ) -> AdaptiveResult:
     """Refine ``cell`` adaptively until ``error_estimate <= tol``.
 
     Stops early after ``max_refinements`` refinements or once the primal problem has at least
     ``max_ndofs`` dofs; then raises :class:`RuntimeError` (``on_limit="raise"``) or warns with
     :class:`RuntimeWarning` and returns the history with ``converged=False`` (``"warn"``).
+    ``enrich`` is passed to :func:`~multiscale.cell.certify.certify` on every mesh (singular
+    functions of the interior phase junctions; their cutoff radii follow each mesh).
     Collective on ``cell.comm``.
     """
     _check(tol, theta, max_refinements, max_ndofs, on_limit)
@@ -128,6 +131,7 @@ def adapt(
                 degree=degree,
                 petsc_options_prefix=f"{prefix}{n}_",
                 petsc_options=petsc_options,
+                enrich=enrich,
             )
         except CertificationError as err:  # raised on every rank together
             if result is None:

@@ -70,6 +70,12 @@ periodicity of each discrete potential is checked through
 the hypercircle identity (:math:`\int_Y g_j\cdot q_j = |Y|\, e_j\cdot A_{up} e_j` since
 :math:`q_j` is divergence free and :math:`\nabla\chi_j` periodic), in 2D and 3D alike.
 
+**Singular enrichment (2D, isotropic phases).**  With ``enrich=True`` or ``"auto"`` (off by
+default) the primal and the dual space are enriched by the singular functions of the interior phase
+junctions whose exponent is below 1 (:mod:`multiscale.cell.enrich`): still conforming, so the
+bounds keep their guarantee; the tensors are the energies of the enriched fields and the
+indicators use their gradients.  ``enrichment`` of the result lists the junctions and exponents.
+
 **Estimate only (elasticity).**  Without a divergence-free stress space the package gives no
 guaranteed lower bound; :func:`certify` then returns the degree-elevated estimate
 :math:`\|A_{p+1} - A_p\|_2 / \|A_p\|_2` with the indicators
@@ -94,6 +100,7 @@ from multiscale.physics.base import Material, generalized_gradient, kind_of
 from multiscale.physics.diffusion import AnisotropicConductivity, Conductivity
 
 from .constraints import build_constraint
+from .enrich import Junction, enriched_correctors, find_junctions
 from .linear import ConstrainedLinearSolver
 from .result import HomogenizationResult
 from .solver import CellProblem
@@ -136,6 +143,8 @@ class CertifiedResult:
         Whether ``lower``/``error_estimate`` are certified bounds.
     dual_compliance:
         :math:`B_h` (``None`` without a dual).
+    enrichment:
+        The junctions whose singular functions enrich the primal space (empty without).
     """
 
     upper: HomogenizationResult
@@ -144,6 +153,7 @@ class CertifiedResult:
     indicators: np.ndarray
     guaranteed: bool
     dual_compliance: np.ndarray | None = None
+    enrichment: tuple[Junction, ...] = ()
 
     @property
     def ndofs(self) -> int:
@@ -157,6 +167,7 @@ class CertifiedResult:
         out["upper_bound"] = self.upper.tensor.tolist() if self.guaranteed else None
         out["error_estimate"] = float(self.error_estimate)
         out["guaranteed"] = self.guaranteed
+        out["enrichment"] = [j.to_dict() for j in self.enrichment]
         return out
 
 
@@ -180,18 +191,24 @@ def certify(
     degree: int = 1,
     petsc_options_prefix: str | None = None,
     petsc_options: Mapping[str, Any] | None = None,
+    enrich: bool | str = False,
 ) -> CertifiedResult:
     """Bounds and indicators of the periodic cell problem (see the module docstring).
 
     Conductivity gets the guaranteed primal/dual bounds (2D: stream function, 3D: vector
-    potential); elasticity the degree-elevated estimate.  Collective on ``cell.mesh.comm``.
+    potential); elasticity the degree-elevated estimate.  ``enrich`` (2D conductivity):
+    ``"auto"`` adds the singular functions of the interior junctions when every phase is
+    isotropic, ``True`` demands isotropic phases (``ValueError`` otherwise), ``False`` never
+    enriches.  Collective on ``cell.mesh.comm``.
     """
     if isinstance(degree, bool) or not isinstance(degree, int) or degree < 1:
         raise ValueError(f"certify: degree must be an integer >= 1, got {degree!r}")
+    if enrich not in ("auto", True, False):
+        raise ValueError(f"certify: enrich must be 'auto', True or False, got {enrich!r}")
     prefix = petsc_options_prefix or unique_prefix("certify")
     kind = kind_of(dict(materials))
     if kind == "scalar" and cell.dim == 2:
-        return _certify_dual(cell, materials, degree, prefix, petsc_options)
+        return _certify_dual(cell, materials, degree, prefix, petsc_options, enrich)
     if kind == "scalar" and cell.dim == 3:
         return _certify_dual_3d(cell, materials, degree, prefix, petsc_options)
     return _certify_elevated(cell, materials, degree, prefix, petsc_options)
@@ -205,11 +222,41 @@ def _solve(cell, materials, degree, prefix, options) -> tuple[HomogenizationResu
     return result, fields, problem
 
 
-def _certify_dual(cell, materials, degree, prefix, options) -> CertifiedResult:
+def _junctions(cell: CellMesh, materials, enrich: bool | str) -> list[Junction]:
+    """The junctions to enrich (the same on every rank)."""
+    if enrich is False:
+        return []
+    laws = cell.by_tag(materials)
+    if not all(isinstance(law, Conductivity) for law in laws.values()):
+        if enrich is True:
+            raise ValueError("certify: enrich=True needs isotropic conductivities")
+        return []
+    return find_junctions(cell, {tag: law.k for tag, law in laws.items()})
+
+
+def _solve_enriched(cell, materials, junctions, degree, prefix, options):
+    """Like :func:`_solve` but in the enriched space; the fields are the gradients of the
+    fluctuations (UFL)."""
+    problem = CellProblem(
+        cell, materials, degree=degree, petsc_options_prefix=prefix, petsc_options=options
+    )
+    if not junctions:
+        result, fields = problem.correctors()
+        return result, [ufl.grad(f) for f in fields], problem
+    laws = cell.by_tag(materials)
+    local = [j.with_conductivities({t: law.k for t, law in laws.items()}) for j in junctions]
+    result, enriched = enriched_correctors(problem, local)
+    return result, enriched.gradients, problem
+
+
+def _certify_dual(cell, materials, degree, prefix, options, enrich="auto") -> CertifiedResult:
     laws = dual_laws(materials)  # bad laws fail before any solve
-    upper, chi, primal = _solve(cell, materials, degree, f"{prefix}primal_", options)
+    junctions = _junctions(cell, materials, enrich)
+    upper, chi, primal = _solve_enriched(
+        cell, materials, junctions, degree, f"{prefix}primal_", options
+    )
     _check_conforming(upper, "primal")
-    dual, psi, _ = _solve(cell, laws, degree, f"{prefix}dual_", options)
+    dual, psi, _ = _solve_enriched(cell, laws, junctions, degree, f"{prefix}dual_", options)
     _check_conforming(dual, "dual")
     A_up = upper.tensor
     B = ROTATION @ dual.tensor @ ROTATION.T
@@ -217,8 +264,11 @@ def _certify_dual(cell, materials, degree, prefix, options) -> CertifiedResult:
     lower = np.linalg.inv(B)
     lower = 0.5 * (lower + lower.T)
     estimate = float(np.linalg.norm(A_up - lower, 2) / np.linalg.norm(A_up, 2))
-    eta2 = _hypercircle_indicators(primal, chi, psi, A_up)
-    return CertifiedResult(upper, lower, estimate, eta2, True, B)
+    # Singular gradients would drive UFL's degree estimate up: cap it (indicators mark only).
+    eta2 = _hypercircle_indicators(
+        primal, chi, psi, A_up, quadrature_degree=2 * degree + 2 if junctions else None
+    )
+    return CertifiedResult(upper, lower, estimate, eta2, True, B, tuple(junctions))
 
 
 def _certify_dual_3d(cell, materials, degree, prefix, options) -> CertifiedResult:
@@ -337,31 +387,35 @@ def _check_conforming(result: HomogenizationResult, name: str) -> None:
 
 
 def _hypercircle_indicators(
-    primal: CellProblem, chi: list, psi: list, A_up: np.ndarray
+    primal: CellProblem,
+    chi: list,
+    psi: list,
+    A_up: np.ndarray,
+    quadrature_degree: int | None = None,
 ) -> np.ndarray:
     """:math:`\\eta_K^2` in one DG0 form: the dual flux of mean :math:`Q_j = A_{up} e_j` is
-    :math:`R(M_{:,j} + \\sum_i M_{ij}\\nabla\\psi_i)` with :math:`M = R^T A_{up}`."""
+    :math:`R(M_{:,j} + \\sum_i M_{ij}\\nabla\\psi_i)` with :math:`M = R^T A_{up}`.
+    ``chi`` and ``psi`` are the gradients of the primal and dual fluctuations (UFL)."""
     mesh = primal.cell.mesh
     M = dolfinx.fem.Constant(mesh, ROTATION.T @ A_up)
     R = ufl.as_matrix(ROTATION.tolist())
     terms = []
     for j in range(2):
-        g = ufl.unit_vector(j, 2) + ufl.grad(chi[j])
-        q = R * (
-            ufl.as_vector([M[0, j], M[1, j]]) + sum(M[i, j] * ufl.grad(psi[i]) for i in range(2))
-        )
+        g = ufl.unit_vector(j, 2) + chi[j]
+        q = R * (ufl.as_vector([M[0, j], M[1, j]]) + sum(M[i, j] * psi[i] for i in range(2)))
         for tag, law in primal.materials.items():
             Kinv = ufl.as_matrix(np.linalg.inv(law.tensor(2)).tolist())
             e = law.flux(g) - q
             terms.append((tag, ufl.inner(Kinv * e, e)))
-    return _cellwise(primal.cell, terms)
+    return _cellwise(primal.cell, terms, quadrature_degree)
 
 
-def _cellwise(cell: CellMesh, terms: list) -> np.ndarray:
+def _cellwise(cell: CellMesh, terms: list, quadrature_degree: int | None = None) -> np.ndarray:
     """Integrals of ``terms`` (phase tag, density) over each owned cell, through one DG0 form
     (the cell ``c`` holds :math:`\\int_c` as the coefficient of its indicator function)."""
     mesh = cell.mesh
-    dx = ufl.Measure("dx", domain=mesh, subdomain_data=cell.cell_tags)
+    metadata = {} if quadrature_degree is None else {"quadrature_degree": quadrature_degree}
+    dx = ufl.Measure("dx", domain=mesh, subdomain_data=cell.cell_tags, metadata=metadata)
     D = dolfinx.fem.functionspace(mesh, ("DG", 0))
     v = ufl.TestFunction(D)
     form = dolfinx.fem.form(sum(density * v * dx(tag) for tag, density in terms))
