@@ -152,7 +152,7 @@ CASES = [
      "microstructure.volume_fraction: must be below 1"),
     ("rve-size: unknown physics", ["rve-size", "{dir}/rve.yaml"],
      [rve(RVE.replace("physics: conductivity", "physics: optics"))],
-     "laws.physics: must be one of ['conductivity', 'elasticity'], got 'optics'"),
+     "laws.physics: must be one of ['conductivity', 'elasticity', 'thermoelastic'], got 'optics'"),
     # multiscale hmm
     ("hmm: null eps", ["hmm", "{dir}/hmm.yaml"], [hmm(HMM.replace("eps: 0.25", "eps: null"))],
      "eps: null is not allowed"),

@@ -93,6 +93,8 @@ def test_stokes_slit_permeability(tmp_path):
         (["--physics", "stokes", "--material", "phase0:mu=1"], "takes one --material"),
         (["--physics", "stokes", "--degree", "1"], "--degree must be >= 2"),
         (["--physics", "stokes", "--bc", "kubc"], "periodic cell problem only"),
+        (["--physics", "conductivity", "--bc", "kubc", "--enrich", "on"], "--enrich applies"),
+        (["--physics", "stokes", "--enrich", "auto"], "--enrich applies"),
     ],
 )
 def test_bad_options_are_one_line(tmp_path, capsys, extra, message):
@@ -108,3 +110,31 @@ def test_bad_options_are_one_line(tmp_path, capsys, extra, message):
         lines = err.strip().splitlines()
         assert len(lines) == 1 and message in lines[0], err
     assert not out.exists()
+
+
+@pytest.mark.serial_only
+@pytest.mark.slow
+def test_tol_reaches_one_percent_at_contrast_1000(tmp_path):
+    """Issue #17's contract at contrast 1000, where refinement alone gains 2^0.08 per halving
+    near the four-phase junctions: from the uniform h = 1/4 mesh of the checkerboard shifted
+    by half a square (every junction inside the cell), P2 with the singular functions of the
+    junctions (``--enrich on``) reaches a certified gap of 1 %, the bounds bracket
+    sqrt(1000) = (k1 k2)^(1/2) at every step and the mean of the bounds' eigenvalues is within
+    1 % of it (measured: 0.39 % after 8 refinements, 20,433 dofs)."""
+    cell = _mesh(tmp_path, "cb.msh", "checkerboard", "--n", "2", "--h", "0.25", "--offset",
+                 "0.5", "0.5")  # fmt: skip
+    out = shared_dir(tmp_path) / "cb1000.json"
+    argv = ["homogenize", cell, "--physics", "conductivity", "--tol", "0.01", "--degree", "2"]
+    argv += ["--enrich", "on", "--material", "phase0:k=1", "--material", "phase1:k=1000"]
+    status, data = _run(argv, out)
+    exact = math.sqrt(1000.0)
+    assert status == 0 and data["converged"] is True and data["refinements"] >= 1
+    assert data["error_estimate"] <= 0.01
+    assert len(data["enrichment"]) == 4
+    alpha = 2.0 / math.pi * math.acos(999.0 / 1001.0)
+    assert all(abs(j["exponents"][0] - alpha) < 1e-10 for j in data["enrichment"])
+    for step in data["steps"]:
+        lo, up = _eigs(step["lower_bound"]), _eigs(step["upper_bound"])
+        assert lo.max() <= exact * (1 + 1e-12) and up.min() >= exact * (1 - 1e-12), step
+    mean = 0.5 * (_eigs(data["lower_bound"]).mean() + _eigs(data["upper_bound"]).mean())
+    assert abs(mean / exact - 1.0) < 0.01

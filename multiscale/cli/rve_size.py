@@ -4,7 +4,8 @@ The configuration (YAML, or TOML for a ``.toml`` file) names the microstructure,
 the window sizes and the number of realizations, and the RVE criteria::
 
     microstructure: {kind: disks, volume_fraction: 0.3, resolution: 8, gap: 0.05}
-    laws: {physics: conductivity, matrix: {k: 1.0}, inclusion: {k: 10.0}}
+    laws: {physics: conductivity, matrix: {k: 1.0}, inclusion: {k: 10.0}}   # or elasticity
+                                  # {E, nu}, thermoelastic {E, nu, alpha}: physics.registry
     sizes: [2, 4, 8, 16]          # window edge, in inclusion diameters (or correlation lengths)
     realizations: 10              # per size (or a list, one per size)
     seed: 1
@@ -38,6 +39,7 @@ from multiscale.config import (
     Number,
     OneOf,
     Section,
+    Spec,
     Table,
     Text,
     load,
@@ -52,6 +54,20 @@ __all__ = ["SCHEMA", "add_parser", "load_config", "run"]
 log = logging.getLogger(__name__)
 
 _PHASE = Table(Number(), min_length=1)
+
+
+class _EnsemblePhysics(Spec):
+    """The name of a registered physics with a scalar property (the registry is read when a
+    file is checked, so a physics registered later is accepted too)."""
+
+    what = "a physics name"
+
+    def check(self, value: Any, where: str) -> str:
+        from multiscale.physics import registry
+
+        names = tuple(n for n in registry.names() if registry.get(n).has_property)
+        return Text(names).check(value, where)
+
 
 #: The schema of the ``multiscale rve-size`` file (see the module docstring).
 SCHEMA = Section(
@@ -74,7 +90,7 @@ SCHEMA = Section(
         "laws": Field(
             Section(
                 {
-                    "physics": Field(Text(("conductivity", "elasticity")), required=True),
+                    "physics": Field(_EnsemblePhysics(), required=True),
                     "matrix": Field(_PHASE, required=True),
                     "inclusion": Field(_PHASE, required=True),
                 }
@@ -196,7 +212,6 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace, comm) -> int:
-    from multiscale.bounds import hashin_shtrikman_conductivity
     from multiscale.ensemble import plot_bc_convergence, run_ensemble, run_rve_study
 
     config, criteria, output = load_config(args.config)
@@ -222,10 +237,11 @@ def run(args: argparse.Namespace, comm) -> int:
     if study is not None:
         summary.update(study.to_dict())
     bounds = None
-    if config.laws.physics == "conductivity":
+    hashin_shtrikman = config.laws.spec.hashin_shtrikman
+    if hashin_shtrikman is not None:
         p = float(result.volume_fraction_series()[-1])
-        ks = config.laws.phase_values(config.microstructure.dim)
-        bounds = hashin_shtrikman_conductivity([1 - p, p], ks, config.microstructure.dim)
+        zs = config.laws.phase_values(config.microstructure.dim)
+        bounds = hashin_shtrikman((1 - p, p), zs, config.microstructure.dim)
         summary["hashin_shtrikman"] = list(bounds)
     n_real = sorted(set(config.realizations))
     log.info(

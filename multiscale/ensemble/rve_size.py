@@ -412,8 +412,7 @@ def plot_bc_convergence(
         ax.axhline(bounds[1], color="tab:red", ls="--", lw=0.8, label="HS upper")
     ax.set_xscale("log")
     ax.set_xlabel(f"window size L / {c.microstructure.unit}")
-    name = "mean conductivity tr(A)/d" if c.laws.physics == "conductivity" else "bulk modulus"
-    ax.set_ylabel(f"apparent {name}")
+    ax.set_ylabel(f"apparent {c.laws.property_label}")
     ax.set_title(title or f"{c.microstructure.kind}, vf {c.microstructure.volume_fraction:g}")
     ax.legend()
     Path(path).parent.mkdir(parents=True, exist_ok=True)

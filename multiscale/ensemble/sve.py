@@ -16,11 +16,13 @@ the ranks by :class:`~multiscale.coupling.pool.MicroPool` (each solved on ``COMM
 groups of one), and the results are gathered on every rank in task order, so the statistics do
 not depend on the number of ranks.
 
-For a scalar property :math:`Z` (the mean conductivity :math:`\operatorname{tr}A/d`, or the bulk
-modulus of the isotropic projection of :math:`C`) the statistics per size and boundary condition
-are the sample mean :math:`\bar Z`, the standard deviation :math:`D_Z` (with :math:`n-1`), the
-coefficient of variation :math:`D_Z/\bar Z` and the Student-:math:`t` confidence interval
-:math:`\bar Z \pm t_{n-1, (1+c)/2}\, D_Z/\sqrt n` (:func:`describe`).
+The physics comes from the registry (:mod:`multiscale.physics.registry`): its cell solver, its
+macro quantities and its scalar property.  For a scalar property :math:`Z` (the mean conductivity
+:math:`\operatorname{tr}A/d`, the bulk modulus of the isotropic projection of :math:`C`, the
+mean thermal expansion :math:`\operatorname{tr}\alpha^*/d`) the statistics per size and
+boundary condition are the sample mean :math:`\bar Z`, the standard deviation :math:`D_Z` (with
+:math:`n-1`), the coefficient of variation :math:`D_Z/\bar Z` and the Student-:math:`t`
+confidence interval :math:`\bar Z \pm t_{n-1, (1+c)/2}\, D_Z/\sqrt n` (:func:`describe`).
 
 References
 ----------
@@ -45,7 +47,7 @@ import numpy as np
 from mpi4py import MPI
 from scipy import stats
 
-from multiscale.cell import CellProblem, certify
+from multiscale.cell import certify
 from multiscale.coupling.pool import MicroPool
 from multiscale.mesh.cell import CellMesh
 from multiscale.mesh.random import (
@@ -54,10 +56,10 @@ from multiscale.mesh.random import (
     thresholded_gaussian_field,
     voxel_cell,
 )
-from multiscale.physics import Conductivity, IsotropicElasticity
-from multiscale.physics.base import Material
+from multiscale.physics import registry
+from multiscale.physics.registry import Physics
 from multiscale.progress import Progress
-from multiscale.tensors import bulk_shear_from_stiffness, energy_order
+from multiscale.tensors import energy_order
 
 __all__ = [
     "BCS_ORDER",
@@ -156,54 +158,65 @@ class Microstructure:
 
 @dataclass(slots=True, frozen=True)
 class PhaseLaw:
-    """Phase laws of a two-phase medium: ``{"k": ...}`` or ``{"E": ..., "nu": ...}`` each."""
+    """Phase laws of a two-phase medium of a registered physics
+    (:mod:`multiscale.physics.registry`): ``matrix`` and ``inclusion`` map the physics' material
+    keys to numbers, e.g. ``{"k": ...}`` (conductivity), ``{"E": ..., "nu": ...}``
+    (elasticity), ``{"E": ..., "nu": ..., "alpha": ...}`` (thermoelastic).  The physics must
+    have a scalar property (:attr:`~multiscale.physics.Physics.property_name`)."""
 
     physics: str
     matrix: Mapping[str, float]
     inclusion: Mapping[str, float]
 
     def __post_init__(self) -> None:
-        keys = {"conductivity": {"k"}, "elasticity": {"E", "nu"}}
-        if self.physics not in keys:
-            raise ValueError(f"physics must be one of {sorted(keys)}, got {self.physics!r}")
+        spec = registry.get(self.physics)
+        if not spec.has_property:
+            ensembles = [n for n in registry.names() if registry.get(n).has_property]
+            raise ValueError(
+                f"physics {self.physics!r} has no scalar property for ensembles; use one of "
+                f"{ensembles}"
+            )
         for name in ("matrix", "inclusion"):
-            law = dict(getattr(self, name))
-            if set(law) != keys[self.physics]:
-                raise ValueError(
-                    f"{self.physics}: the {name} law needs exactly the keys "
-                    f"{sorted(keys[self.physics])}, got {sorted(law)}"
-                )
+            law = getattr(self, name)
+            if not isinstance(law, Mapping):
+                raise ValueError(f"{self.physics}: the {name} law must be a mapping of keys")
+            try:
+                spec.law(law)  # validates the keys and the values
+            except ValueError as err:
+                raise ValueError(f"the {name} law: {err}") from None
             object.__setattr__(self, name, {k: float(v) for k, v in law.items()})
-        self.materials()  # validates the values
 
-    def materials(self) -> dict[str, Material]:
-        make = (
-            (lambda p: Conductivity(p["k"]))
-            if self.physics == "conductivity"
-            else (lambda p: IsotropicElasticity.from_young(p["E"], p["nu"]))
-        )
-        return {"matrix": make(self.matrix), "inclusion": make(self.inclusion)}
+    @property
+    def spec(self) -> Physics:
+        """The registered :class:`~multiscale.physics.Physics`."""
+        return registry.get(self.physics)
+
+    def materials(self) -> dict[str, Any]:
+        """``{"matrix": law, "inclusion": law}`` of the physics."""
+        return self.spec.materials({"matrix": self.matrix, "inclusion": self.inclusion})
 
     @property
     def property_name(self) -> str:
         """The scalar property :func:`scalar_property` extracts."""
-        return "k" if self.physics == "conductivity" else "bulk"
+        return str(self.spec.property_name)
+
+    @property
+    def property_label(self) -> str:
+        """A label of the scalar property (plots, tables)."""
+        return str(self.spec.property_label or self.spec.property_name)
 
     def phase_values(self, dim: int) -> tuple[float, float]:
-        """:math:`(Z_{matrix}, Z_{inclusion})`: conductivities or bulk moduli of the phases."""
-        if self.physics == "conductivity":
-            return self.matrix["k"], self.inclusion["k"]
+        """:math:`(Z_{matrix}, Z_{inclusion})`: the property of homogeneous cells of each phase
+        (conductivities, bulk moduli, expansion coefficients)."""
         m = self.materials()
-        return tuple(
-            bulk_shear_from_stiffness(m[p].tensor(dim), dim)[0] for p in ("matrix", "inclusion")
-        )
+        return self.spec.phase_value(m["matrix"], dim), self.spec.phase_value(m["inclusion"], dim)
 
-    def scalar_property(self, tensor: np.ndarray, dim: int) -> float:
-        r""":math:`\operatorname{tr}A/d` (conductivity) or the bulk modulus :math:`\kappa` of the
-        isotropic projection of the Voigt stiffness (2D: the area bulk modulus)."""
-        if self.physics == "conductivity":
-            return float(np.trace(tensor)) / dim
-        return float(bulk_shear_from_stiffness(tensor, dim)[0])
+    def scalar_property(self, tensor: Any, dim: int) -> float:
+        r"""The physics' scalar property of a result, its effective quantities or its main
+        tensor: :math:`\operatorname{tr}A/d` (conductivity), the bulk modulus :math:`\kappa`
+        of the isotropic projection of the Voigt stiffness (elasticity; 2D: the area bulk
+        modulus), :math:`\operatorname{tr}\alpha^*/d` (thermoelastic)."""
+        return self.spec.scalar_property(tensor, dim)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -274,6 +287,11 @@ class EnsembleConfig:
         if int(self.seed) < 0:
             raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
         object.__setattr__(self, "seed", int(self.seed))
+        if self.error_estimate == "on" and "periodic" in bcs and not self.laws.spec.certify:
+            raise ValueError(
+                f"error_estimate='on': {self.laws.physics} has no periodic error estimate; "
+                "use 'auto' or 'off'"
+            )
 
     def tasks(self) -> list[tuple[int, int]]:
         """``(size index, realization index)`` of every realization, largest windows first (the
@@ -299,8 +317,9 @@ class EnsembleConfig:
         """Whether the periodic solves carry an error estimate."""
         if "periodic" not in self.bcs or self.error_estimate == "off":
             return False
-        guaranteed = self.laws.physics == "conductivity" and self.microstructure.dim == 2
-        return self.error_estimate == "on" or guaranteed
+        spec = self.laws.spec
+        guaranteed = self.microstructure.dim in spec.estimate_auto_dims
+        return spec.certify and (self.error_estimate == "on" or guaranteed)
 
 
 def realization_seed(seed: int, size_index: int, realization: int) -> np.random.SeedSequence:
@@ -352,7 +371,10 @@ class Realization:
 
     ``order`` holds :func:`~multiscale.tensors.energy_order` of consecutive boundary conditions
     (``"subc<=periodic"``, ``"periodic<=kubc"``), relative to the spectral radius of the larger
-    tensor; :math:`\\ge 0` up to round-off when the energy ordering holds.
+    tensor; :math:`\\ge 0` up to round-off when the energy ordering holds.  ``tensors`` hold
+    the main tensor of the physics (``"effective_tensor"``), ``effective`` its other macro
+    quantities per boundary condition (empty for single-tensor physics; thermoelastic:
+    ``C``, ``beta``, ``alpha``).
     """
 
     size_index: int
@@ -367,6 +389,7 @@ class Realization:
     ndofs: int
     seconds: float
     error_estimate: float | None = None
+    effective: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
 
 def solve_realization(
@@ -379,17 +402,22 @@ def solve_realization(
     micro = config.microstructure
     cell = build_realization(comm, micro, size, ss)
     prefix = f"multiscale_sve_{size_index}_{index}_"
+    physics = config.laws.spec
     materials = config.laws.materials()
-    problem = CellProblem(cell, materials, petsc_options_prefix=prefix)
-    tensors, properties, hill, estimate = {}, {}, 0.0, None
+    problem = physics.cell_problem(cell, materials, petsc_options_prefix=prefix)
+    tensors, properties, effective, hill, estimate = {}, {}, {}, 0.0, None
     for bc in config.bcs:
         if bc == "periodic" and config.estimates:
             certified = certify(cell, materials, petsc_options_prefix=f"{prefix}certify_")
             result, estimate = certified.upper, certified.error_estimate
         else:
             result = problem.solve(bc)
-        tensors[bc] = np.asarray(result.tensor)
-        properties[bc] = config.laws.scalar_property(result.tensor, micro.dim)
+        eff = physics.effective(result)
+        tensors[bc] = np.asarray(eff["effective_tensor"])
+        properties[bc] = physics.scalar_property(eff, micro.dim)
+        extra = {k: np.asarray(v) for k, v in eff.items() if k != "effective_tensor"}
+        if extra:
+            effective[bc] = extra
         hill = max(hill, result.hill_mandel_residual)
     order = {}
     for lo, hi in zip(config.bcs, config.bcs[1:], strict=False):
@@ -400,14 +428,15 @@ def solve_realization(
         index=index,
         size=size,
         seed=int(ss.generate_state(1, np.uint64)[0]),
-        volume_fraction=problem.volume_fractions["inclusion"],
+        volume_fraction=cell.volume_fractions()["inclusion"],
         tensors=tensors,
         properties=properties,
         order=order,
         hill_mandel=hill,
-        ndofs=problem.ndofs,
+        ndofs=int(getattr(problem, "ndofs", result.ndofs)),
         seconds=comm.allreduce(time.perf_counter() - t0, op=MPI.MAX),
         error_estimate=estimate,
+        effective=effective,
     )
 
 
@@ -557,6 +586,16 @@ class EnsembleResult:
                             "error_estimate": r.error_estimate,
                             "ndofs": r.ndofs,
                             "seconds": r.seconds,
+                            **(
+                                {
+                                    "effective": {
+                                        bc: {k: v.tolist() for k, v in eff.items()}
+                                        for bc, eff in r.effective.items()
+                                    }
+                                }
+                                if r.effective
+                                else {}
+                            ),
                         }
                         for r in reals
                     ],

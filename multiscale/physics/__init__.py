@@ -24,6 +24,10 @@ from .elasticity import AnisotropicElasticity, IsotropicElasticity
 from .fluid import NewtonianFluid
 from .hyperelasticity import NeoHookean
 from .plasticity import J2Plasticity
+from .registry import Physics
+from .registry import get as get_physics
+from .registry import names as physics_names
+from .registry import register as register_physics
 from .viscoelasticity import GeneralizedMaxwell, MaxwellBranch
 
 __all__ = [
@@ -41,14 +45,18 @@ __all__ = [
     "MultiFieldLaw",
     "NeoHookean",
     "NewtonianFluid",
+    "Physics",
     "Piezoelectric",
     "SingleField",
     "ThermoElastic",
     "as_multifield",
     "fields_of",
     "generalized_gradient",
+    "get_physics",
     "has_state",
     "is_linear",
     "is_symmetric",
     "kind_of",
+    "physics_names",
+    "register_physics",
 ]
