@@ -35,6 +35,7 @@ import logging
 import dolfinx
 import numpy as np
 import pytest
+import ufl
 from mpi4py import MPI
 
 from multiscale.coupling.pool import MicroPool, balanced_assignment
@@ -274,3 +275,43 @@ def test_rectangle_on_ranks_places_cells_where_asked(comm):
         rectangle_on_ranks(comm, (1.0, 1.0), (1, 1), lambda c: 1 / 0)
     with pytest.raises(ValueError, match="one rank in"):
         rectangle_on_ranks(comm, (1.0, 1.0), (1, 1), lambda c: np.full(len(c), size))
+
+
+@pytest.mark.mpi
+def test_plate_with_hole_on_ranks(comm):
+    """The plate with a hole partitioned by the caller: rings of equal cell counts around the
+    hole, every cell on the rank its centroid's ring names, no ghosts, the area of the quarter
+    plate 1 - pi r^2/4 (to the polygonal error of the arc), the hole's boundary found; and a
+    bad ``rank_of`` raises on every rank."""
+    from multiscale.mesh.macro import plate_with_hole
+
+    size, radius = comm.size, 0.3
+
+    def rings(c: np.ndarray) -> np.ndarray:
+        d = np.hypot(c[:, 0], c[:, 1])
+        owners = np.empty(len(d), dtype=np.int32)
+        owners[np.argsort(d, kind="stable")] = np.arange(len(d)) * size // len(d)
+        return owners
+
+    macro = plate_with_hole(comm, radius=radius, h=0.2, h_hole=0.05, rank_of=rings)
+    mesh = macro.mesh
+    cells = mesh.topology.index_map(2)
+    assert cells.num_ghosts == 0
+    counts = comm.allgather(cells.size_local)
+    assert max(counts) - min(counts) <= 1
+    c = mesh.geometry.x[:, :2][
+        dolfinx.mesh.entities_to_geometry(mesh, 2, np.arange(cells.size_local, dtype=np.int32))
+    ].mean(axis=1)
+    d = np.hypot(c[:, 0], c[:, 1])
+    lo = comm.allgather(d.min() if len(d) else np.inf)
+    hi = comm.allgather(d.max() if len(d) else -np.inf)
+    assert all(hi[r] <= lo[r + 1] for r in range(size - 1)), (lo, hi)
+    area = comm.allreduce(
+        dolfinx.fem.assemble_scalar(dolfinx.fem.form(dolfinx.fem.Constant(mesh, 1.0) * ufl.dx)),
+        op=MPI.SUM,
+    )
+    assert area == pytest.approx(1.0 - np.pi * radius**2 / 4, rel=2e-3)
+    hole = comm.allreduce(len(macro.facets("hole")), op=MPI.SUM)
+    assert hole > 0
+    with pytest.raises(ValueError, match="rank_of failed"):
+        plate_with_hole(comm, radius=radius, h=0.3, rank_of=lambda c: 1 / 0)

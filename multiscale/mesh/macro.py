@@ -203,11 +203,15 @@ def plate_with_hole(
     radius: float = 0.3,
     h: float = 0.1,
     h_hole: float | None = None,
+    rank_of: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> MacroMesh:
     """Quarter of a plate with a central circular hole (symmetry planes ``left`` at x = 0 and
     ``bottom`` at y = 0), the hole's arc named ``hole``; ``h_hole`` refines at the hole.
 
-    The gmsh model is built on rank 0 and distributed over ``comm``.
+    The gmsh model is built on rank 0 and distributed over ``comm`` by the graph partitioner,
+    or, with ``rank_of``, by the caller: ``rank_of(centroids)`` maps the centroids of all
+    triangles, shape ``(n_cells, 2)``, to their ranks (as for :func:`rectangle_on_ranks`; no
+    ghost cells).
     """
     if not (0.0 < radius < min(width, height)):
         raise ValueError(
@@ -242,11 +246,11 @@ def plate_with_hole(
                 error = f"gmsh failed to mesh the plate with a hole: {err}"
             comm.bcast(error, root=0)
             if error is None:
-                mesh, _, _ = model_to_mesh(gmsh.model, comm, 0, 2)
+                mesh = _distribute(comm, rank_of, gmsh.model)
     else:
         error = comm.bcast(None, root=0)
         if error is None:
-            mesh, _, _ = model_to_mesh(gmsh.model, comm, 0, 2)
+            mesh = _distribute(comm, rank_of, gmsh.model)
     if error is not None:
         raise RuntimeError(error)
     lo, hi = np.zeros(2), np.array([width, height])
@@ -256,6 +260,33 @@ def plate_with_hole(
         return np.abs(np.hypot(x[0], x[1]) - radius) < max(tol, 1e-3 * h_hole)
 
     return tag_box_sides(mesh, lo, hi, {"hole": on_hole})
+
+
+def _distribute(
+    comm: MPI.Comm, rank_of: Callable[[np.ndarray], np.ndarray] | None, model: object
+) -> dolfinx.mesh.Mesh:
+    """The triangles of the gmsh ``model`` (read on rank 0) as a dolfinx mesh, partitioned by
+    the graph partitioner or by ``rank_of`` of their centroids.  Collective."""
+    if rank_of is None:
+        mesh, _, _ = model_to_mesh(model, comm, 0, 2)
+        return mesh
+    cells, x, owners = np.zeros((0, 3), np.int64), np.zeros((0, 2)), np.zeros(0, np.int32)
+    error = None
+    if comm.rank == 0:
+        tags, coords, _ = model.mesh.getNodes()  # type: ignore[attr-defined]
+        order = np.argsort(tags)
+        x = coords.reshape(-1, 3)[order, :2]
+        _, _, nodes = model.mesh.getElements(2, -1)  # type: ignore[attr-defined]
+        cells = np.searchsorted(tags[order], nodes[0]).reshape(-1, 3).astype(np.int64)
+        try:
+            owners = np.asarray(rank_of(x[cells].mean(axis=1)), dtype=np.int32).ravel()
+        except Exception as err:
+            error = f"rank_of failed: {type(err).__name__}: {err}"
+    error = comm.bcast(error, root=0)
+    if error is not None:
+        raise ValueError(error)
+    domain = ufl.Mesh(basix.ufl.element("Lagrange", "triangle", 1, shape=(2,)))
+    return create_mesh_on_ranks(comm, cells, x, domain, owners)
 
 
 def read_macro_mesh(path: str | os.PathLike, comm: MPI.Comm, *, gdim: int = 2) -> MacroMesh:
