@@ -140,8 +140,7 @@ def rectangle_on_ranks(
     nx, ny = int(n[0]), int(n[1])
     if np.any(hi <= lo) or min(nx, ny) < 1:
         raise ValueError(f"rectangle needs positive lengths and cell counts, got {lengths}, {n}")
-    cells, x, owners = np.zeros((0, 3), np.int64), np.zeros((0, 2)), np.zeros(0, np.int32)
-    error = None
+    cells, x = np.zeros((0, 3), np.int64), np.zeros((0, 2))
     if comm.rank == 0:
         # grid nodes (i, j) -> i + (nx + 1) j, then the square centres (i, j) -> base + i + nx j
         gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], nx + 1), np.linspace(lo[1], hi[1], ny + 1))
@@ -164,6 +163,16 @@ def rectangle_on_ranks(
         cells = np.stack(
             [np.column_stack([corners[k], corners[(k + 1) % 4], centre]) for k in range(4)], axis=1
         ).reshape(-1, 3)
+    return tag_box_sides(_triangles_on_ranks(comm, cells, x, rank_of), lo, hi)
+
+
+def _triangles_on_ranks(
+    comm: MPI.Comm, cells: np.ndarray, x: np.ndarray, rank_of: Callable[[np.ndarray], np.ndarray]
+) -> dolfinx.mesh.Mesh:
+    """The triangles ``cells`` of the nodes ``x`` (given on rank 0, empty elsewhere) on the
+    ranks ``rank_of`` names for their centroids; an error in ``rank_of`` raises on every rank."""
+    owners, error = np.zeros(0, np.int32), None
+    if comm.rank == 0:
         try:
             owners = np.asarray(rank_of(x[cells].mean(axis=1)), dtype=np.int32).ravel()
         except Exception as err:
@@ -172,8 +181,7 @@ def rectangle_on_ranks(
     if error is not None:
         raise ValueError(error)
     domain = ufl.Mesh(basix.ufl.element("Lagrange", "triangle", 1, shape=(2,)))
-    mesh = create_mesh_on_ranks(comm, cells, x, domain, owners)
-    return tag_box_sides(mesh, lo, hi)
+    return create_mesh_on_ranks(comm, cells, x, domain, owners)
 
 
 def box(
@@ -270,23 +278,14 @@ def _distribute(
     if rank_of is None:
         mesh, _, _ = model_to_mesh(model, comm, 0, 2)
         return mesh
-    cells, x, owners = np.zeros((0, 3), np.int64), np.zeros((0, 2)), np.zeros(0, np.int32)
-    error = None
+    cells, x = np.zeros((0, 3), np.int64), np.zeros((0, 2))
     if comm.rank == 0:
         tags, coords, _ = model.mesh.getNodes()  # type: ignore[attr-defined]
         order = np.argsort(tags)
         x = coords.reshape(-1, 3)[order, :2]
         _, _, nodes = model.mesh.getElements(2, -1)  # type: ignore[attr-defined]
         cells = np.searchsorted(tags[order], nodes[0]).reshape(-1, 3).astype(np.int64)
-        try:
-            owners = np.asarray(rank_of(x[cells].mean(axis=1)), dtype=np.int32).ravel()
-        except Exception as err:
-            error = f"rank_of failed: {type(err).__name__}: {err}"
-    error = comm.bcast(error, root=0)
-    if error is not None:
-        raise ValueError(error)
-    domain = ufl.Mesh(basix.ufl.element("Lagrange", "triangle", 1, shape=(2,)))
-    return create_mesh_on_ranks(comm, cells, x, domain, owners)
+    return _triangles_on_ranks(comm, cells, x, rank_of)
 
 
 def read_macro_mesh(path: str | os.PathLike, comm: MPI.Comm, *, gdim: int = 2) -> MacroMesh:
