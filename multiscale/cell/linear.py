@@ -60,9 +60,9 @@ class ConstrainedLinearSolver(PETScOwner):
     blocked:
         Assemble the operator as a block (BAIJ) matrix, for a vector unknown: its insertion of
         each cell's blocks is cheaper than the scalar rows of an AIJ matrix (1.5 s against
-        2.6-2.9 s on the 204k-dof elasticity cell), and BoomerAMG and GAMG take it as it is
-        (BoomerAMG converts it in its set-up).  Not for a Cholesky factorization, which
-        MUMPS does not offer for BAIJ.
+        2.6-2.9 s on the 204k-dof elasticity cell).  For BoomerAMG, which converts it in its
+        set-up; not for GAMG (PETSc builds no graph of a BAIJ matrix) nor a Cholesky
+        factorization (MUMPS offers none for BAIJ).
 
     Nothing is assembled before the first :meth:`solve`.  ``timings`` accumulates the seconds
     of ``assembly`` (operator and right-hand sides), ``factorization`` (KSP set-up) and

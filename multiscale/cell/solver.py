@@ -314,7 +314,7 @@ class CellProblem:
             petsc_options_prefix=setup.prefix,
             petsc_options=setup.options,
             near_nullspace=self._near_nullspace,
-            blocked=setup.options.get("pc_type") in ("hypre", "gamg"),
+            blocked=setup.options.get("pc_type") == "hypre",
         ) as linear:
             cases = self._load_cases(setup, linear, timings, keep)
             iterations = list(linear.iterations)
