@@ -316,32 +316,17 @@ def energy_matrix(junction: Junction, conductivities: bool = True) -> np.ndarray
             return cutoff(r, r1, r2) * r**lam
         return cutoff(r, r1, r2, 1) * r**lam + lam * cutoff(r, r1, r2) * r ** (lam - 1)
 
+    def annulus(f) -> float:  # int_{r1}^{r2} f dr, where the integrand is smooth
+        return integrate.quad(f, r1, r2, epsabs=0, epsrel=1e-13, limit=200)[0]
+
     for m in range(n):
         for p in range(m, n):
             lm, ln = modes[m].exponent, modes[p].exponent
             sig = lm + ln
-            I1 = (
-                lm * ln * r1**sig / sig
-                + integrate.quad(
-                    lambda r, lm=lm, ln=ln: g(r, lm, 1) * g(r, ln, 1) * r,
-                    r1,
-                    r2,
-                    epsabs=0,
-                    epsrel=1e-13,
-                    limit=200,
-                )[0]
+            I1 = lm * ln * r1**sig / sig + annulus(
+                lambda r, a=lm, b=ln: g(r, a, 1) * g(r, b, 1) * r
             )
-            I2 = (
-                r1**sig / sig
-                + integrate.quad(
-                    lambda r, lm=lm, ln=ln: g(r, lm) * g(r, ln) / r,
-                    r1,
-                    r2,
-                    epsabs=0,
-                    epsrel=1e-13,
-                    limit=200,
-                )[0]
-            )
+            I2 = r1**sig / sig + annulus(lambda r, a=lm, b=ln: g(r, a) * g(r, b) / r)
             total = 0.0
             for i, s in enumerate(junction.sectors):
                 t = 0.5 * s.width * (xg + 1.0)
@@ -620,7 +605,6 @@ def enriched_correctors(problem: Any, junctions: Sequence[Junction]):
     docstring, on the one factorization.  Returns the :class:`HomogenizationResult` (tensor in
     energy form, mean fluxes and Hill–Mandel residuals of the enriched fields) and the
     :class:`EnrichedFields`.  Collective."""
-    from .linear import ConstrainedLinearSolver
     from .result import HomogenizationResult
     from .solver import _Timer
 
@@ -631,14 +615,7 @@ def enriched_correctors(problem: Any, junctions: Sequence[Junction]):
     owned = W.dofmap.index_map.size_local
     mesh = cell.mesh
     modes = [(j, m) for j in junctions for m in j.modes]
-    with ConstrainedLinearSolver(
-        problem._a,
-        setup.mpc,
-        setup.bcs,
-        petsc_options_prefix=setup.prefix,
-        petsc_options=setup.options,
-        near_nullspace=problem._near_nullspace,
-    ) as linear:
+    with problem._linear_solver(setup) as linear:
         cases = problem._load_cases(setup, linear, timings, keep=True)
         with _Timer(timings, "enrichment"):
             dxa = annulus_measure(cell, junctions)

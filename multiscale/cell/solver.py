@@ -307,7 +307,17 @@ class CellProblem:
     ) -> tuple[HomogenizationResult, list[dolfinx.fem.Function]]:
         timings: dict[str, float] = {}
         setup = self._setup(bc, timings)
-        with ConstrainedLinearSolver(
+        with self._linear_solver(setup) as linear:
+            cases = self._load_cases(setup, linear, timings, keep)
+            iterations = list(linear.iterations)
+            for key, seconds in linear.timings.items():
+                timings[key] = timings.get(key, 0.0) + seconds
+        return self._result(setup, cases, iterations, timings), self._zero_mean(cases.fields)
+
+    def _linear_solver(self, setup: _Setup) -> ConstrainedLinearSolver:
+        """The operator's solver for the constraint and options of ``setup`` (a BAIJ operator
+        for BoomerAMG)."""
+        return ConstrainedLinearSolver(
             self._a,
             setup.mpc,
             setup.bcs,
@@ -315,12 +325,7 @@ class CellProblem:
             petsc_options=setup.options,
             near_nullspace=self._near_nullspace,
             blocked=setup.options.get("pc_type") == "hypre",
-        ) as linear:
-            cases = self._load_cases(setup, linear, timings, keep)
-            iterations = list(linear.iterations)
-            for key, seconds in linear.timings.items():
-                timings[key] = timings.get(key, 0.0) + seconds
-        return self._result(setup, cases, iterations, timings), self._zero_mean(cases.fields)
+        )
 
     def _setup(self, bc: str, timings: dict[str, float]) -> _Setup:
         """The constraint, the unknown, the post-processing forms and the solver options of one
