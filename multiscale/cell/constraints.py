@@ -24,7 +24,8 @@ Notation: the cell is the box :math:`Y = \\prod_i [a_i, b_i]`, the unknown a flu
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import dolfinx
 import dolfinx.fem.petsc
@@ -35,16 +36,24 @@ from petsc4py import PETSc
 
 __all__ = [
     "BCS",
+    "COUPLED_BCS",
+    "FIELD_BCS",
     "ConstrainedAssembly",
     "assemble_constrained_vector",
     "build_constraint",
+    "field_conditions",
     "interior_point_near_centre",
     "periodic_map",
     "pin",
+    "uniform_constraint",
 ]
 
 #: The boundary conditions the cell solver knows.
 BCS = ("periodic", "kubc", "subc")
+#: The boundary conditions of multi-field cell problems (a string for all fields).
+COUPLED_BCS = BCS
+#: The uniform conditions a field may take in a mixed condition (one per field).
+FIELD_BCS = ("kubc", "subc")
 
 
 def _point_marker(point: np.ndarray, tol: float) -> Callable[[np.ndarray], np.ndarray]:
@@ -218,3 +227,78 @@ class ConstrainedAssembly:
 
     def jacobian(self, A: PETSc.Mat) -> None:
         dolfinx_mpc.assemble_matrix(self.J, self.mpc, bcs=self.bcs, A=A)
+
+
+def field_conditions(bc: Any, fields: Sequence[Any]) -> dict[str, str]:
+    """The condition of every field: ``bc`` for all (a name of :data:`COUPLED_BCS`) or a mapping
+    of every field name to ``"kubc"`` or ``"subc"``; a one-line ``ValueError`` otherwise."""
+    names = [f.name for f in fields]
+    if isinstance(bc, str):
+        if bc not in COUPLED_BCS:
+            raise ValueError(
+                f"coupled cell problems take bc {', '.join(map(repr, COUPLED_BCS))} or a mapping "
+                f"of each field to {' or '.join(map(repr, FIELD_BCS))}, got {bc!r}"
+            )
+        return dict.fromkeys(names, bc)
+    if not isinstance(bc, Mapping):
+        raise ValueError(f"bc must be a string or a mapping of field names, got {bc!r}")
+    if set(bc) != set(names):
+        raise ValueError(f"a mixed bc names every field once: fields {names}, got {list(bc)}")
+    bad = {k: v for k, v in bc.items() if v not in FIELD_BCS}
+    if bad:
+        raise ValueError(
+            f"a field's uniform condition is {' or '.join(map(repr, FIELD_BCS))} (periodic "
+            f"conditions apply to all fields), got {bad}"
+        )
+    return {name: bc[name] for name in names}
+
+
+def _components(fields: Sequence[Any], dim: int) -> dict[str, list[int]]:
+    """The components of every field in the blocked space."""
+    out, k = {}, 0
+    for f in fields:
+        out[f.name] = list(range(k, k + f.value_size(dim)))
+        k += f.value_size(dim)
+    return out
+
+
+def uniform_constraint(
+    V: dolfinx.fem.FunctionSpace,
+    box: np.ndarray,
+    fields: Sequence[Any],
+    conditions: dict[str, str],
+) -> tuple[dolfinx_mpc.MultiPointConstraint, list[dolfinx.fem.DirichletBC]]:
+    """An empty constraint and the homogeneous Dirichlet conditions of uniform conditions, field
+    by field: a kinematic field vanishes on :math:`\\partial Y` (its fluctuation), a static one
+    is pinned at box corners just enough to remove its null space: the constant of a scalar
+    field or of each component of a vector field with a full gradient, the rigid modes of a
+    vector field with a symmetric gradient (all components at :math:`a`, components
+    :math:`2..d` at :math:`a + L_1e_1` and, in 3D, component 3 at :math:`a + L_2e_2`).
+    Collective."""
+    mesh = V.mesh
+    dim = mesh.geometry.dim
+    lo, hi = np.asarray(box[0], dtype=float), np.asarray(box[1], dtype=float)
+    L = hi - lo
+    tol = 1e-8 * float(L.max())
+    scalar_space = V.num_sub_spaces == 0
+    fdim = dim - 1
+    mesh.topology.create_connectivity(fdim, dim)
+    facets = dolfinx.mesh.exterior_facet_indices(mesh.topology)
+    bcs: list[dolfinx.fem.DirichletBC] = []
+    for f in fields:
+        comps = _components(fields, dim)[f.name]
+        if conditions[f.name] == "kubc":
+            for c in [None] if scalar_space else comps:
+                Vc = V if c is None else V.sub(c)
+                dofs = dolfinx.fem.locate_dofs_topological(Vc, fdim, facets)
+                bcs.append(dolfinx.fem.dirichletbc(np.float64(0.0), dofs, Vc))
+            continue
+        bcs += pin(V, lo, None if scalar_space else comps, tol)
+        if f.gradient == "sym_grad":  # the rotations
+            e = np.eye(dim)
+            bcs += pin(V, lo + L[0] * e[0], comps[1:], tol)
+            if dim == 3:
+                bcs += pin(V, lo + L[1] * e[1], comps[2:], tol)
+    mpc = dolfinx_mpc.MultiPointConstraint(V)
+    mpc.finalize()
+    return mpc, bcs

@@ -87,32 +87,20 @@ p^*\theta`.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import dolfinx
-import dolfinx.fem.petsc
-import dolfinx_mpc
 import numpy as np
-import ufl
-from mpi4py import MPI
 
 from multiscale.mesh.cell import CellMesh
-from multiscale.mesh.periodicity import check_fills_box, check_periodic
-from multiscale.nonlinear import PETScOwner, direct_solver_options, unique_prefix
-from multiscale.physics.coupled import Field, MultiFieldLaw, as_multifield, fields_of
+from multiscale.nonlinear import PETScOwner, unique_prefix
+from multiscale.physics.coupled import MultiFieldLaw, as_multifield
 
-from .constraints import build_constraint, pin
-from .linear import ConstrainedLinearSolver
+from .constraints import COUPLED_BCS, field_conditions
+from .solver import CellProblem
 
 __all__ = ["COUPLED_BCS", "CoupledCellProblem", "CoupledResult", "homogenize_coupled"]
-
-#: The boundary conditions of multi-field cell problems (a string for all fields).
-COUPLED_BCS = ("periodic", "kubc", "subc")
-#: The uniform conditions a field may take in a mixed condition (one per field).
-FIELD_BCS = ("kubc", "subc")
 
 
 @dataclass(slots=True, frozen=True)
@@ -216,87 +204,10 @@ class CoupledResult:
         }
 
 
-def _gradient_shape(f: Field, dim: int) -> tuple[int, ...]:
-    return (dim,) if f.shape == "scalar" else (dim, dim)
-
-
-def _field_conditions(bc: Any, fields: tuple[Field, ...]) -> dict[str, str]:
-    """The condition of every field: ``bc`` for all (a name of :data:`COUPLED_BCS`) or a mapping
-    of every field name to ``"kubc"`` or ``"subc"``; a one-line ``ValueError`` otherwise."""
-    names = [f.name for f in fields]
-    if isinstance(bc, str):
-        if bc not in COUPLED_BCS:
-            raise ValueError(
-                f"coupled cell problems take bc {', '.join(map(repr, COUPLED_BCS))} or a mapping "
-                f"of each field to {' or '.join(map(repr, FIELD_BCS))}, got {bc!r}"
-            )
-        return dict.fromkeys(names, bc)
-    if not isinstance(bc, Mapping):
-        raise ValueError(f"bc must be a string or a mapping of field names, got {bc!r}")
-    if set(bc) != set(names):
-        raise ValueError(f"a mixed bc names every field once: fields {names}, got {list(bc)}")
-    bad = {k: v for k, v in bc.items() if v not in FIELD_BCS}
-    if bad:
-        raise ValueError(
-            f"a field's uniform condition is {' or '.join(map(repr, FIELD_BCS))} (periodic "
-            f"conditions apply to all fields), got {bad}"
-        )
-    return {name: bc[name] for name in names}
-
-
-def _components(fields: tuple[Field, ...], dim: int) -> dict[str, list[int]]:
-    """The components of every field in the blocked space."""
-    out, k = {}, 0
-    for f in fields:
-        out[f.name] = list(range(k, k + f.value_size(dim)))
-        k += f.value_size(dim)
-    return out
-
-
-def _uniform_constraint(
-    V: dolfinx.fem.FunctionSpace,
-    box: np.ndarray,
-    fields: tuple[Field, ...],
-    conditions: dict[str, str],
-) -> tuple[dolfinx_mpc.MultiPointConstraint, list[dolfinx.fem.DirichletBC]]:
-    """An empty constraint and the homogeneous Dirichlet conditions of uniform conditions, field
-    by field: a kinematic field vanishes on :math:`\\partial Y` (its fluctuation), a static one
-    is pinned at box corners just enough to remove its null space: the constant of a scalar
-    field or of each component of a vector field with a full gradient, the rigid modes of a
-    vector field with a symmetric gradient (all components at :math:`a`, components
-    :math:`2..d` at :math:`a + L_1e_1` and, in 3D, component 3 at :math:`a + L_2e_2`).
-    Collective."""
-    mesh = V.mesh
-    dim = mesh.geometry.dim
-    lo, hi = np.asarray(box[0], dtype=float), np.asarray(box[1], dtype=float)
-    L = hi - lo
-    tol = 1e-8 * float(L.max())
-    scalar_space = V.num_sub_spaces == 0
-    fdim = dim - 1
-    mesh.topology.create_connectivity(fdim, dim)
-    facets = dolfinx.mesh.exterior_facet_indices(mesh.topology)
-    bcs: list[dolfinx.fem.DirichletBC] = []
-    for f in fields:
-        comps = _components(fields, dim)[f.name]
-        if conditions[f.name] == "kubc":
-            for c in [None] if scalar_space else comps:
-                Vc = V if c is None else V.sub(c)
-                dofs = dolfinx.fem.locate_dofs_topological(Vc, fdim, facets)
-                bcs.append(dolfinx.fem.dirichletbc(np.float64(0.0), dofs, Vc))
-            continue
-        bcs += pin(V, lo, None if scalar_space else comps, tol)
-        if f.gradient == "sym_grad":  # the rotations
-            e = np.eye(dim)
-            bcs += pin(V, lo + L[0] * e[0], comps[1:], tol)
-            if dim == 3:
-                bcs += pin(V, lo + L[1] * e[1], comps[2:], tol)
-    mpc = dolfinx_mpc.MultiPointConstraint(V)
-    mpc.finalize()
-    return mpc, bcs
-
-
 class CoupledCellProblem(PETScOwner):
-    """Linear cell problems of one microstructure with multi-field phase laws.
+    """The cell problems of one microstructure with multi-field phase laws under one boundary
+    condition: a face of :class:`~multiscale.cell.solver.CellProblem`, the package's one cell
+    solver, for laws given through the multi-field interface.
 
     Parameters
     ----------
@@ -304,7 +215,8 @@ class CoupledCellProblem(PETScOwner):
         The periodic cell mesh with its phase tags.
     materials:
         Phase name or tag -> :class:`~multiscale.physics.coupled.MultiFieldLaw`; all laws must
-        declare the same fields and parameters.
+        declare the same fields and parameters (a single-field law is taken as its
+        :class:`~multiscale.physics.coupled.SingleField`).
     degree:
         Lagrange degree of every field.
     bc:
@@ -316,8 +228,7 @@ class CoupledCellProblem(PETScOwner):
         PETSc options prefix (default ``multiscale_coupled_cell_<n>_``) and overrides of the
         MUMPS LU default, applied under it.
 
-    The constraint, the forms, the matrix and its factorization are made once; every method is
-    collective on ``cell.mesh.comm``.  Free the PETSc objects with :meth:`destroy` or ``with``.
+    Every method is collective on ``cell.mesh.comm``.
     """
 
     def __init__(
@@ -330,192 +241,27 @@ class CoupledCellProblem(PETScOwner):
         petsc_options_prefix: str | None = None,
         petsc_options: Mapping[str, Any] | None = None,
     ) -> None:
-        if isinstance(degree, bool) or not isinstance(degree, int | np.integer) or degree < 1:
-            raise ValueError(f"degree must be a positive integer, got {degree!r}")
         if isinstance(bc, str):
-            _field_conditions(bc, ())  # an unknown name fails before any work
-        self.cell, mesh = cell, cell.mesh
-        self.comm: MPI.Comm = mesh.comm
-        self.dim = mesh.geometry.dim
-        materials = {k: as_multifield(m) for k, m in materials.items()}
-        self.fields, self.parameters = fields_of(materials)
+            field_conditions(bc, ())  # an unknown name fails before any work
+        self.problem = CellProblem(
+            cell,
+            {k: as_multifield(m) for k, m in materials.items()},
+            degree=degree,
+            petsc_options_prefix=petsc_options_prefix or unique_prefix("coupled_cell"),
+            petsc_options=petsc_options,
+        )
+        self.fields, self.parameters = self.problem.fields, self.problem.parameters
         #: The condition of every field (``"periodic"`` for all, or ``"kubc"``/``"subc"`` each).
-        self.conditions = _field_conditions(bc, self.fields)
-        kinds = set(self.conditions.values())
-        self.bc = (
-            kinds.pop()
-            if len(kinds) == 1
-            else ",".join(f"{n}:{c}" for n, c in self.conditions.items())
-        )
-        self.materials: dict[int, MultiFieldLaw] = cell.by_tag(materials)
-        cell.check_tagged()
-        check_fills_box(cell)
-        if self.bc == "periodic":
-            check_periodic(cell)
-        self.prefix = petsc_options_prefix or unique_prefix("coupled_cell")
-        self.options = direct_solver_options() | dict(petsc_options or {})
-        self.timings: dict[str, float] = {}
-        ncomp = sum(f.value_size(self.dim) for f in self.fields)
-        shape = () if ncomp == 1 else (ncomp,)  # one scalar field: a plain scalar space
-        self.V = dolfinx.fem.functionspace(mesh, ("Lagrange", degree, shape))
-        self.ndofs = self.V.dofmap.index_map.size_global * self.V.dofmap.index_map_bs
-        t0 = time.perf_counter()
-        if self.bc in ("periodic", "kubc"):
-            self.mpc, self.bcs = build_constraint(self.V, cell.box, self.bc)
-        else:
-            self.mpc, self.bcs = _uniform_constraint(self.V, cell.box, self.fields, self.conditions)
-        self.timings["constraint"] = time.perf_counter() - t0
-        self.u = dolfinx.fem.Function(self.mpc.function_space)
-        self._make_constants()
-        t0 = time.perf_counter()
-        self._compile_forms()
-        self.timings["compile"] = time.perf_counter() - t0
-        self.linear = self._own(
-            ConstrainedLinearSolver(
-                self._a,
-                self.mpc,
-                self.bcs,
-                petsc_options_prefix=self.prefix,
-                petsc_options=self.options,
-                name="coupled cell solver",
-            )
-        )
-
-    def _static(self, f: Field) -> bool:
-        """Whether the macro flux of ``f`` is imposed (SUBC) rather than its macro gradient."""
-        return self.conditions[f.name] == "subc"
-
-    # -- forms ---------------------------------------------------------------------------------
-    def _make_constants(self) -> None:
-        mesh, d = self.cell.mesh, self.dim
-        zeros = {f.name: np.zeros(_gradient_shape(f, d)) for f in self.fields}
-        self._G = {n: dolfinx.fem.Constant(mesh, z) for n, z in zeros.items()}
-        self._Q = {n: dolfinx.fem.Constant(mesh, z.copy()) for n, z in zeros.items()}
-        self._T = {n: dolfinx.fem.Constant(mesh, z.copy()) for n, z in zeros.items()}
-        self._P = {p: dolfinx.fem.Constant(mesh, 0.0) for p in self.parameters}
-
-    def _split(self, w: Any) -> dict[str, Any]:
-        """The fields of the blocked unknown ``w`` (a trial, test or solution function)."""
-        if len(w.ufl_shape) == 0:  # the one scalar field of a scalar space
-            return {self.fields[0].name: w}
-        out, k = {}, 0
-        for f in self.fields:
-            if f.shape == "scalar":
-                out[f.name], k = w[k], k + 1
-            else:
-                out[f.name], k = ufl.as_vector([w[k + i] for i in range(self.dim)]), k + self.dim
-        return out
-
-    def _gradients(self, w: Any) -> dict[str, Any]:
-        parts = self._split(w)
-        return {f.name: f.gradient_of(parts[f.name]) for f in self.fields}
-
-    def _compile_forms(self) -> None:
-        mesh = self.cell.mesh
-        dx = ufl.Measure("dx", domain=mesh, subdomain_data=self.cell.cell_tags)
-        w, v = ufl.TrialFunction(self.V), ufl.TestFunction(self.V)
-        gw, gv = self._gradients(w), self._gradients(v)
-        no_params = {p: 0.0 for p in self.parameters}
-
-        def pair(q: dict, g: dict) -> Any:
-            return sum(ufl.inner(q[n], g[n]) for n in q)
-
-        laws = self.materials.items()
-        self._a = dolfinx.fem.form(sum(pair(m.fluxes(gw, no_params), gv) * dx(t) for t, m in laws))
-        L = -sum(pair(m.fluxes(dict(self._G), dict(self._P)), gv) * dx(t) for t, m in laws)
-        normal, vs = ufl.FacetNormal(mesh), self._split(v)
-        for f in filter(self._static, self.fields):  # the uniform boundary flux Q_f n
-            L += ufl.inner(ufl.dot(self._Q[f.name], normal), vs[f.name]) * ufl.ds
-        self._L = dolfinx.fem.form(L)
-        g = {n: self._G[n] + gu for n, gu in self._gradients(self.u).items()}
-        q = [(t, m.fluxes(g, dict(self._P))) for t, m in laws]
-        self._q_T = dolfinx.fem.form(sum(pair(qt, self._T) * dx(t) for t, qt in q))
-        self._g_T = dolfinx.fem.form(pair(g, self._T) * dx)
-        self._q_g = dolfinx.fem.form(sum(pair(qt, g) * dx(t) for t, qt in q))
-        self._q_q = dolfinx.fem.form(sum(pair(qt, qt) * dx(t) for t, qt in q))
-        self._g_g = dolfinx.fem.form(pair(g, g) * dx)
-
-    # -- load cases ----------------------------------------------------------------------------
-    def _load_cases(self) -> list[tuple[str, str, Any]]:
-        """``(kind, name, value)``: the unit loads of every field (gradients ``"g"`` of a
-        kinematic field, the fluxes ``"q"`` of the unit Voigt flux vectors of a static one),
-        then the unit parameters ``"p"``."""
-        cases = []
-        for f in self.fields:
-            if self._static(f):
-                cases += [("q", f.name, Q) for Q in f.unit_fluxes(self.dim)]
-            else:
-                cases += [("g", f.name, G) for G in f.unit_gradients(self.dim)]
-        return cases + [("p", p, 1.0) for p in self.parameters]
-
-    def _set_load(self, kind: str, name: str, value: Any) -> None:
-        for constants in (self._G, self._Q, self._P):
-            for c in constants.values():
-                c.value[...] = 0.0
-        {"g": self._G, "q": self._Q, "p": self._P}[kind][name].value[...] = value
-
-    def _averages(self) -> tuple[np.ndarray, np.ndarray, float, float]:
-        """:math:`\\langle q\\rangle`, :math:`\\langle g\\rangle` (concatenated Voigt vectors),
-        the Hill–Mandel defect and its Cauchy–Schwarz scale, reduced over ranks."""
-        picks = [(f.name, T, S) for f in self.fields for T, S in self._picks(f)]
-        n = len(picks)
-        vals = np.zeros(2 * n + 3)
-        for k, (name, T, S) in enumerate(picks):
-            for c in self._T.values():
-                c.value[...] = 0.0
-            self._T[name].value[...] = T
-            vals[k] = dolfinx.fem.assemble_scalar(self._q_T)
-            self._T[name].value[...] = S
-            vals[n + k] = dolfinx.fem.assemble_scalar(self._g_T)
-        for i, form in enumerate((self._q_g, self._q_q, self._g_g)):
-            vals[2 * n + i] = dolfinx.fem.assemble_scalar(form)
-        vals = self.comm.allreduce(vals, op=MPI.SUM) / self.cell.volume
-        mq, mg = vals[:n], vals[n : 2 * n]
-        defect = abs(vals[2 * n] - float(mq @ mg))
-        return mq, mg, defect, float(np.sqrt(vals[2 * n + 1] * vals[2 * n + 2]))
-
-    def _picks(self, f: Field) -> list[tuple[np.ndarray, np.ndarray]]:
-        return list(zip(f.unit_gradients(self.dim), f.unit_fluxes(self.dim), strict=True))
+        self.conditions = field_conditions(bc, self.fields)
+        self._bc = bc
+        self.ndofs = self.problem.ndofs
 
     def solve(self) -> CoupledResult:
         """Effective (periodic) or apparent (KUBC, SUBC, mixed) generalized tensor and
-        parameter responses: :math:`\\mathbb M^* = [\\langle q\\rangle_j][\\langle g\\rangle_j]
-        ^{-1}` over the unit cases, :math:`p^* = \\langle q\\rangle_\\theta - \\mathbb M^*
-        \\langle g\\rangle_\\theta` (module docstring)."""
-        cases = self._load_cases()
-        n = sum(f.gradient_size(self.dim) for f in self.fields)
-        mean_q, mean_g = np.zeros((n, len(cases))), np.zeros((n, len(cases)))
-        hill = np.zeros(len(cases))
-        for j, case in enumerate(cases):
-            self._set_load(*case)
-            self.linear.solve(self._L, self.u, case=f"load case {j}")
-            mean_q[:, j], mean_g[:, j], defect, scale = self._averages()
-            hill[j] = defect / scale
-        # M* G = Q over the unit cases: M* = Q G^{-1}, read as the solve G^T M*^T = Q^T
-        tensor = np.linalg.solve(mean_g[:, :n].T, mean_q[:, :n].T).T
-        parameter_tensor = mean_q[:, n:] - tensor @ mean_g[:, n:]
-        timings = dict(self.timings, **self.linear.timings)
-        timings = {k: self.comm.allreduce(v, op=MPI.MAX) for k, v in timings.items()}
-        return CoupledResult(
-            fields=tuple(f.name for f in self.fields),
-            sizes=tuple(f.gradient_size(self.dim) for f in self.fields),
-            parameters=tuple(self.parameters),
-            dim=self.dim,
-            ndofs=self.ndofs,
-            tensor=tensor,
-            parameter_tensor=parameter_tensor,
-            mean_gradient=mean_g,
-            mean_flux=mean_q,
-            hill_mandel=hill,
-            volume_fractions=dict(self.cell.volume_fractions()),
-            timings=timings,
-            solver={
-                "prefix": self.prefix,
-                "options": dict(self.options),
-                "iterations": list(self.linear.iterations[-len(cases) :]),
-            },
-            bc=self.bc,
-        )
+        parameter responses: :math:`\\mathbb M^* = [\\langle q\rangle_j][\\langle g\rangle_j]
+        ^{-1}` over the unit cases, :math:`p^* = \\langle q\rangle_\theta - \\mathbb M^*
+        \\langle g\rangle_\theta` (module docstring)."""
+        return self.problem.solve(self._bc)
 
 
 def homogenize_coupled(

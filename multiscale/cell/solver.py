@@ -1,4 +1,12 @@
-"""Linear cell problems: effective conductivity and stiffness tensors of a unit cell.
+"""Linear cell problems: effective tensors of a unit cell, one solver for every linear physics.
+
+:class:`CellProblem` solves the cell problems of single-field laws (conductivity, small-strain
+elasticity) and of multi-field laws (:class:`~multiscale.physics.coupled.MultiFieldLaw`:
+thermoelasticity, piezoelectricity, any law that declares its fields, parameters and fluxes)
+with the same forms, constraints, load cases and averages: a single-field law is the
+multi-field law of one field (:class:`~multiscale.physics.coupled.SingleField`).  The
+multi-field statements (kinematic, static and mixed uniform conditions, parameters) are those of
+:mod:`multiscale.cell.coupled`; below, the single-field case.
 
 For a macroscopic gradient :math:`G` (conductivity) or strain :math:`E` (elasticity) the
 cell problem seeks :math:`u = G\\cdot y + \\tilde u` with
@@ -43,10 +51,11 @@ from petsc4py import PETSc
 from multiscale.mesh.cell import CellMesh
 from multiscale.mesh.periodicity import check_fills_box, check_periodic
 from multiscale.nonlinear import direct_solver_options, unique_prefix
-from multiscale.physics.base import Material, generalized_gradient, kind_of
-from multiscale.tensors import voigt_size, voigt_to_strain, voigt_to_stress
+from multiscale.physics.base import Material, kind_of
+from multiscale.physics.coupled import Field, MultiFieldLaw, as_multifield, fields_of
+from multiscale.tensors import voigt_size, voigt_to_strain
 
-from .constraints import BCS, build_constraint
+from .constraints import BCS, build_constraint, field_conditions, uniform_constraint
 from .linear import ConstrainedLinearSolver
 from .result import HomogenizationResult
 
@@ -127,11 +136,13 @@ def unit_loads(kind: str, dim: int) -> list[np.ndarray]:
     return [voigt_to_strain(e) for e in np.eye(voigt_size(dim))]
 
 
-def _unit_fluxes(kind: str, dim: int) -> list[np.ndarray]:
-    """Unit macro fluxes (stress tensors of the unit Voigt stress vectors)."""
-    if kind == "scalar":
-        return [np.eye(dim)[j] for j in range(dim)]
-    return [voigt_to_stress(e) for e in np.eye(voigt_size(dim))]
+def _gradient_shape(f: Field, dim: int) -> tuple[int, ...]:
+    return (dim,) if f.shape == "scalar" else (dim, dim)
+
+
+def _pair(q: dict[str, Any], g: dict[str, Any]) -> Any:
+    r""":math:`\sum_f q_f : g_f` over the fields."""
+    return sum(ufl.inner(q[n], g[n]) for n in q)
 
 
 def _literal(a: np.ndarray) -> Any:
@@ -168,7 +179,7 @@ class _Setup:
     residual: dolfinx.fem.Form | None  # None when the flux is imposed (SUBC)
     options: dict[str, Any]
     prefix: str
-    loads: list[np.ndarray]
+    loads: list[tuple[str, str, Any]]
     L: dolfinx.fem.Form
 
 
@@ -193,18 +204,26 @@ class CellProblem:
     cell:
         The periodic cell mesh with its phase tags.
     materials:
-        Phase name or tag -> material law (all of one kind: conductivity or elasticity).  Every
-        phase of the mesh needs a law.
+        Phase name or tag -> law.  Either single-field laws of one kind (conductivity or
+        small-strain elasticity: a :class:`~multiscale.physics.base.Material`), whose result is
+        a :class:`~multiscale.cell.result.HomogenizationResult`, or laws of the multi-field
+        interface (:class:`~multiscale.physics.coupled.MultiFieldLaw`: thermoelasticity,
+        piezoelectricity, any law declaring its fields and parameters), all with the same
+        fields and parameters, whose result is a
+        :class:`~multiscale.cell.coupled.CoupledResult`.  A single-field law is itself an
+        instance of the interface (:class:`~multiscale.physics.coupled.SingleField`): both run
+        through the same forms, constraints, load cases and averages.
     degree:
-        Lagrange degree of the unknown.
+        Lagrange degree of every field.
     tensor_rtol:
         The relative accuracy wanted of the tensor from an iterative solver: it sets the
         solver's relative residual (:func:`default_petsc_options`); direct solvers are exact.
     petsc_options_prefix, petsc_options:
         PETSc options prefix (default ``multiscale_cell_<n>_``, see
         :func:`~multiscale.nonlinear.unique_prefix`) and overrides of
-        :func:`default_petsc_options`, applied under it (each solve adds the boundary condition
-        to the prefix: ``<prefix>periodic_``).
+        :func:`default_petsc_options` (single-field laws) or of MUMPS LU (multi-field laws,
+        whose operator may be indefinite), applied under it (each solve adds the boundary
+        condition to the prefix: ``<prefix>periodic_``).
 
     Every method is collective on ``cell.mesh.comm``.
     """
@@ -212,7 +231,7 @@ class CellProblem:
     def __init__(
         self,
         cell: CellMesh,
-        materials: Mapping[str | int, Material],
+        materials: Mapping[str | int, Any],
         *,
         degree: int = 1,
         tensor_rtol: float = 1.0e-8,
@@ -221,90 +240,168 @@ class CellProblem:
     ) -> None:
         if not 0.0 < tensor_rtol < 1.0:
             raise ValueError(f"tensor_rtol must lie in (0, 1), got {tensor_rtol}")
+        if isinstance(degree, bool) or not isinstance(degree, int | np.integer) or degree < 1:
+            raise ValueError(f"degree must be a positive integer, got {degree!r}")
         self.tensor_rtol = tensor_rtol
+        self.prefix = petsc_options_prefix or unique_prefix("cell")
+        self._user_options = dict(petsc_options or {})
+        self._init_laws(cell, materials)
+        self._init_space(int(degree))
+        self._init_forms()
+
+    # -- construction, in steps ------------------------------------------------------------------
+    def _init_laws(self, cell: CellMesh, materials: Mapping[str | int, Any]) -> None:
+        """The phase laws, their fields and parameters; the cell's checks."""
         self.cell = cell
-        mesh = cell.mesh
-        self.comm: MPI.Comm = mesh.comm
-        self.dim = mesh.geometry.dim
-        self.kind = kind_of(dict(materials))
-        self.physics = "conductivity" if self.kind == "scalar" else "elasticity"
-        self.materials: dict[int, Material] = cell.by_tag(materials)
+        self.comm: MPI.Comm = cell.mesh.comm
+        self.dim = cell.mesh.geometry.dim
+        #: whether the laws came through the multi-field interface (result: CoupledResult)
+        self.multifield = any(isinstance(m, MultiFieldLaw) for m in dict(materials).values())
+        if not self.multifield:
+            kind_of(dict(materials))  # one kind of single-field law, or a clear error
+        views = {k: as_multifield(m) for k, m in dict(materials).items()}
+        self.fields, self.parameters = fields_of(views)
+        if self.multifield:
+            self.kind, self.physics = "multifield", "multi-field"
+        else:
+            self.kind = kind_of(dict(materials))
+            self.physics = "conductivity" if self.kind == "scalar" else "elasticity"
+        self.materials: dict[int, Any] = cell.by_tag(materials)
+        self._laws: dict[int, Any] = cell.by_tag(views)
         cell.check_tagged()
         check_fills_box(cell)
         self._periodic_checked = False
-        self.prefix = petsc_options_prefix or unique_prefix("cell")
-        self._user_options = dict(petsc_options or {})
-
-        shape = () if self.kind == "scalar" else (self.dim,)
-        self.V = dolfinx.fem.functionspace(mesh, ("Lagrange", degree, shape))
-        imap = self.V.dofmap.index_map
-        self.ndofs = imap.size_global * self.V.dofmap.index_map_bs
         self.volume = cell.volume
-
-        self._dx = ufl.Measure("dx", domain=mesh, subdomain_data=cell.cell_tags)
-        gshape = (self.dim,) if self.kind == "scalar" else (self.dim, self.dim)
-        # Macro load (gradient/strain) and macro flux (SUBC).
-        self._G = dolfinx.fem.Constant(mesh, np.zeros(gshape))
-        self._Q = dolfinx.fem.Constant(mesh, np.zeros(gshape))
-        w, v = ufl.TrialFunction(self.V), ufl.TestFunction(self.V)
-        self._a = dolfinx.fem.form(self._energy_density(w, v))
-        g_v = generalized_gradient(self.kind, v)
-        self._L_affine = dolfinx.fem.form(
-            -sum(
-                ufl.inner(law.flux(self._G), g_v) * self._dx(t) for t, law in self.materials.items()
-            )
-        )
-        n = ufl.FacetNormal(mesh)
-        Qn = ufl.dot(self._Q, n)
-        self._L_subc = dolfinx.fem.form(ufl.inner(Qn, v) * ufl.ds)
         self.volume_fractions = cell.volume_fractions()
 
+    def _init_space(self, degree: int) -> None:
+        """One Lagrange space for all fields (a scalar space for one scalar field)."""
+        ncomp = sum(f.value_size(self.dim) for f in self.fields)
+        shape = () if ncomp == 1 else (ncomp,)
+        self.V = dolfinx.fem.functionspace(self.cell.mesh, ("Lagrange", degree, shape))
+        imap = self.V.dofmap.index_map
+        self.ndofs = imap.size_global * self.V.dofmap.index_map_bs
+        #: the number of generalized gradient components of all fields
+        self.n_gradients = sum(f.gradient_size(self.dim) for f in self.fields)
+
+    def _init_forms(self) -> None:
+        """The operator and the kinematic load, compiled once; the macro loads are constants."""
+        mesh = self.cell.mesh
+        self._dx = ufl.Measure("dx", domain=mesh, subdomain_data=self.cell.cell_tags)
+        zeros = {f.name: np.zeros(_gradient_shape(f, self.dim)) for f in self.fields}
+        self._G = {n: dolfinx.fem.Constant(mesh, z) for n, z in zeros.items()}  # macro gradients
+        self._Q = {n: dolfinx.fem.Constant(mesh, z.copy()) for n, z in zeros.items()}  # fluxes
+        self._P = {p: dolfinx.fem.Constant(mesh, 0.0) for p in self.parameters}
+        w, v = ufl.TrialFunction(self.V), ufl.TestFunction(self.V)
+        self._a = dolfinx.fem.form(self._energy_density(w, v))
+        self._L: dict[tuple[str, ...], dolfinx.fem.Form] = {}
+
     # -- forms -------------------------------------------------------------------------------
+    def _split(self, w: Any) -> dict[str, Any]:
+        """The fields of the unknown ``w`` (a trial, test or solution function)."""
+        if len(self.fields) == 1:  # the whole space
+            return {self.fields[0].name: w}
+        out, k = {}, 0
+        for f in self.fields:
+            if f.shape == "scalar":
+                out[f.name], k = w[k], k + 1
+            else:
+                out[f.name], k = ufl.as_vector([w[k + i] for i in range(self.dim)]), k + self.dim
+        return out
+
+    def _gradients(self, w: Any) -> dict[str, Any]:
+        parts = self._split(w)
+        return {f.name: f.gradient_of(parts[f.name]) for f in self.fields}
+
     def _energy_density(self, w: Any, v: Any) -> ufl.Form:
-        gw, gv = generalized_gradient(self.kind, w), generalized_gradient(self.kind, v)
-        return sum(ufl.inner(law.flux(gw), gv) * self._dx(t) for t, law in self.materials.items())
+        gw, gv = self._gradients(w), self._gradients(v)
+        no_params = dict.fromkeys(self.parameters, 0.0)
+        return sum(
+            _pair(law.fluxes(gw, no_params), gv) * self._dx(t) for t, law in self._laws.items()
+        )
+
+    def _load(self, static: tuple[str, ...]) -> dolfinx.fem.Form:
+        """The right-hand side: the macro gradients and parameters through the phase laws,
+        and the uniform boundary fluxes :math:`Q_f n` of the ``static`` fields (compiled once
+        per set of static fields)."""
+        if static not in self._L:
+            v = ufl.TestFunction(self.V)
+            gv, parts, n = self._gradients(v), self._split(v), ufl.FacetNormal(self.cell.mesh)
+            L = -sum(
+                _pair(law.fluxes(dict(self._G), dict(self._P)), gv) * self._dx(t)
+                for t, law in self._laws.items()
+            )
+            for f in static:
+                L += ufl.inner(ufl.dot(self._Q[f], n), parts[f]) * ufl.ds
+            self._L[static] = dolfinx.fem.form(L)
+        return self._L[static]
+
+    def _total_gradients(self, u: dolfinx.fem.Function) -> dict[str, Any]:
+        """:math:`g_f = G_f + g_f(u)`."""
+        return {n: self._G[n] + g for n, g in self._gradients(u).items()}
 
     def _average_form(self, u: dolfinx.fem.Function) -> dolfinx.fem.Form:
-        r"""One vector form on a cell-wise constant space with :math:`2n + 1` components whose
+        r"""One vector form on a cell-wise constant space with :math:`2n + 3` components whose
         owned entries, summed, are :math:`\int q\cdot T_a`, :math:`\int g\cdot S_a`
-        (:math:`a < n`) and :math:`\int q\cdot g`, for the total gradient :math:`g = G + g(u)`,
-        :math:`T_a` the unit loads and :math:`S_a` the unit fluxes: every average of a load
-        case in one assembly.  One integral per phase (every cell carries a phase, the energy
-        form relies on it too), so one kernel call per cell: two, with the gradient terms
-        integrated over all cells apart, took 1.6 times as long.  Compiled once per function
-        space."""
-        flux_dirs = unit_loads(self.kind, self.dim)
-        grad_dirs = _unit_fluxes(self.kind, self.dim)
-        n = len(flux_dirs)
-        W = dolfinx.fem.functionspace(self.cell.mesh, ("DG", 0, (2 * n + 1,)))
+        (:math:`a < n`, over the fields' unit gradients :math:`T_a` and unit fluxes
+        :math:`S_a`), :math:`\int q\cdot g`, :math:`\int q\cdot q` and :math:`\int g\cdot g`,
+        for the total gradients :math:`g = G + g(u)`: every average of a load case in one
+        assembly.  One integral per phase (every cell carries a phase, the energy form relies
+        on it too), so one kernel call per cell: two, with the gradient terms integrated over
+        all cells apart, took 1.6 times as long.  Compiled once per function space."""
+        n = self.n_gradients
+        W = dolfinx.fem.functionspace(self.cell.mesh, ("DG", 0, (2 * n + 3,)))
         w = ufl.TestFunction(W)
-        g = self._G + generalized_gradient(self.kind, u)
+        g = self._total_gradients(u)
 
-        def picks(x: Any, dirs: list[np.ndarray], offset: int) -> Any:
-            return sum(w[offset + a] * ufl.inner(x, _literal(d)) for a, d in enumerate(dirs))
+        def picks(x: dict[str, Any], which: str, offset: int) -> Any:
+            out, a = 0, offset
+            for f in self.fields:
+                dirs = f.unit_gradients(self.dim) if which == "q" else f.unit_fluxes(self.dim)
+                for d in dirs:
+                    out += w[a] * ufl.inner(x[f.name], _literal(d))
+                    a += 1
+            return out
 
-        gradients = picks(g, grad_dirs, n)
+        gradients = picks(g, "g", n) + w[2 * n + 2] * _pair(g, g)
         form = 0
-        for t, law in self.materials.items():
-            q = law.flux(g)
-            form += (gradients + picks(q, flux_dirs, 0) + w[2 * n] * ufl.inner(q, g)) * self._dx(t)
+        for t, law in self._laws.items():
+            q = law.fluxes(g, dict(self._P))
+            form += (
+                gradients + picks(q, "q", 0) + w[2 * n] * _pair(q, g) + w[2 * n + 1] * _pair(q, q)
+            ) * self._dx(t)
         return dolfinx.fem.form(form)
 
+    def _residual_form(self, u: dolfinx.fem.Function) -> dolfinx.fem.Form:
+        r"""The residual :math:`R(v) = \int_Y q(G + g(u))\cdot g(v)\,dy` of the current load
+        case on the whole space (no constraint): it vanishes on every admissible fluctuation
+        when the solve is exact.  Compiled once per function space."""
+        v = ufl.TestFunction(u.function_space)
+        g, gv = self._total_gradients(u), self._gradients(v)
+        return dolfinx.fem.form(
+            sum(
+                _pair(law.fluxes(g, dict(self._P)), gv) * self._dx(t)
+                for t, law in self._laws.items()
+            )
+        )
+
     # -- solve -------------------------------------------------------------------------------
-    def solve(self, bc: str = "periodic") -> HomogenizationResult:
-        """Effective (``periodic``) or apparent (``kubc``, ``subc``) tensor of the cell."""
+    def solve(self, bc: str | Mapping[str, str] = "periodic") -> Any:
+        """Effective (``periodic``) or apparent (``kubc``, ``subc``, or a mapping of every field
+        to ``kubc``/``subc``) tensor of the cell: a
+        :class:`~multiscale.cell.result.HomogenizationResult` for single-field laws, a
+        :class:`~multiscale.cell.coupled.CoupledResult` for multi-field ones."""
         return self._solve(bc, keep=False)[0]
 
-    def correctors(self) -> tuple[HomogenizationResult, list[dolfinx.fem.Function]]:
-        """The periodic solve and its correctors: for each unit load :math:`e_j` (a unit
-        gradient; for elasticity the unit strains of :func:`unit_loads`) the periodic
-        fluctuation :math:`\\chi_j` with :math:`\\langle\\chi_j\\rangle = 0`, so that the total
-        gradient in the cell is :math:`e_j + \\nabla\\chi_j`."""
+    def correctors(self) -> tuple[Any, list[dolfinx.fem.Function]]:
+        """The periodic solve and its correctors: for each load case (for single-field laws
+        the unit loads :math:`e_j`: a unit gradient, for elasticity the unit strains of
+        :func:`unit_loads`) the periodic fluctuation :math:`\\chi_j` with
+        :math:`\\langle\\chi_j\\rangle = 0`, so that the total gradient in the cell is
+        :math:`e_j + \\nabla\\chi_j`."""
         return self._solve("periodic", keep=True)
 
-    def _solve(
-        self, bc: str, keep: bool
-    ) -> tuple[HomogenizationResult, list[dolfinx.fem.Function]]:
+    def _solve(self, bc: str | Mapping[str, str], keep: bool) -> tuple[Any, list]:
         timings: dict[str, float] = {}
         setup = self._setup(bc, timings)
         with self._linear_solver(setup) as linear:
@@ -323,40 +420,76 @@ class CellProblem:
             setup.bcs,
             petsc_options_prefix=setup.prefix,
             petsc_options=setup.options,
-            near_nullspace=self._near_nullspace,
+            near_nullspace=None if self.multifield else self._near_nullspace,
             blocked=setup.options.get("pc_type") == "hypre",
         )
 
-    def _setup(self, bc: str, timings: dict[str, float]) -> _Setup:
+    def _conditions(self, bc: str | Mapping[str, str]) -> dict[str, str]:
+        """The condition of every field; a one-line ``ValueError`` for an unknown one."""
+        if not self.multifield:
+            if bc not in BCS:
+                raise ValueError(f"unknown boundary condition {bc!r}; expected one of {BCS}")
+            return {self.fields[0].name: str(bc)}
+        return field_conditions(bc, self.fields)
+
+    def _setup(self, bc: str | Mapping[str, str], timings: dict[str, float]) -> _Setup:
         """The constraint, the unknown, the post-processing forms and the solver options of one
         boundary condition (the periodicity of the mesh is checked before the first periodic
         solve: a clear error, never a wrong answer)."""
-        if bc not in BCS:
-            raise ValueError(f"unknown boundary condition {bc!r}; expected one of {BCS}")
-        if bc == "periodic" and not self._periodic_checked:
+        conditions = self._conditions(bc)
+        kinds = set(conditions.values())
+        name = (
+            kinds.pop() if len(kinds) == 1 else ",".join(f"{n}:{c}" for n, c in conditions.items())
+        )
+        if name == "periodic" and not self._periodic_checked:
             check_periodic(self.cell)
             self._periodic_checked = True
         with _Timer(timings, "constraint"):
-            mpc, bcs = build_constraint(self.V, self.cell.box, bc)
+            if name in ("periodic", "kubc") or (name == "subc" and not self.multifield):
+                mpc, bcs = build_constraint(self.V, self.cell.box, name)
+            else:
+                mpc, bcs = uniform_constraint(self.V, self.cell.box, self.fields, conditions)
         u = dolfinx.fem.Function(mpc.function_space)
-        subc = bc == "subc"
+        static = tuple(f.name for f in self.fields if conditions[f.name] == "subc")
         with _Timer(timings, "compile"):
             averages = self._average_form(u)
-            residual = None if subc else self._residual_form(u)
-        options = default_petsc_options(self.dim, self.ndofs, self.kind, self.tensor_rtol)
+            residual = None if static else self._residual_form(u)
+            L = self._load(static)
+        if self.multifield:
+            options = direct_solver_options()
+        else:
+            options = default_petsc_options(self.dim, self.ndofs, self.kind, self.tensor_rtol)
         options.update(self._user_options)
         return _Setup(
-            bc=bc,
+            bc=name,
             mpc=mpc,
             bcs=bcs,
             u=u,
             averages=averages,
             residual=residual,
             options=options,
-            prefix=f"{self.prefix}{bc}_",
-            loads=_unit_fluxes(self.kind, self.dim) if subc else unit_loads(self.kind, self.dim),
-            L=self._L_subc if subc else self._L_affine,
+            prefix=f"{self.prefix}{name.replace(':', '_').replace(',', '_')}_",
+            loads=self._cases(static),
+            L=L,
         )
+
+    def _cases(self, static: tuple[str, ...]) -> list[tuple[str, str, Any]]:
+        """``(kind, name, value)`` of every load case: the unit gradients ``"g"`` of each
+        kinematic field, the unit fluxes ``"q"`` of each static one, then the unit parameters
+        ``"p"``."""
+        cases = []
+        for f in self.fields:
+            if f.name in static:
+                cases += [("q", f.name, Q) for Q in f.unit_fluxes(self.dim)]
+            else:
+                cases += [("g", f.name, G) for G in f.unit_gradients(self.dim)]
+        return cases + [("p", p, 1.0) for p in self.parameters]
+
+    def _set_load(self, kind: str, name: str, value: Any) -> None:
+        for constants in (self._G, self._Q, self._P):
+            for c in constants.values():
+                c.value[...] = 0.0
+        {"g": self._G, "q": self._Q, "p": self._P}[kind][name].value[...] = value
 
     def _load_cases(
         self,
@@ -365,27 +498,42 @@ class CellProblem:
         timings: dict[str, float],
         keep: bool,
     ) -> _Cases:
-        """Solve every unit load with the one operator; record the averages of each, and for
+        """Solve every load case with the one operator; record the averages of each, and for
         displacement-driven conditions the residual and the fluctuation of each (owned entries)
         for the energy form of the tensor."""
-        n = len(setup.loads)
-        cases = _Cases(mean_q=np.zeros((n, n)), mean_g=np.zeros((n, n)), hill=np.zeros(n))
-        u, subc = setup.u, setup.residual is None
+        n, m = self.n_gradients, len(setup.loads)
+        cases = _Cases(mean_q=np.zeros((n, m)), mean_g=np.zeros((n, m)), hill=np.zeros(m))
+        u = setup.u
         for j, load in enumerate(setup.loads):
-            self._G.value[...] = 0.0 if subc else load
-            self._Q.value[...] = load if subc else 0.0
+            self._set_load(*load)
             linear.solve(setup.L, u, case=f"{setup.bc}, load case {j}")
             if keep:
                 cases.fields.append(u.copy())
             with _Timer(timings, "postprocess"):
-                mq, mg, energy = self._averages(setup.averages, n)
-                if not subc:
+                mq, mg, hill = self._averages(setup.averages, n)
+                if setup.residual is not None:
                     cases.residuals.append(self._owned_residual(setup.residual))
                     cases.fluctuations.append(_owned(u).copy())
-            cases.mean_q[:, j], cases.mean_g[:, j] = mq, mg
-            work = float(mq @ mg)  # <q>.<g> with Voigt engineering shears
-            cases.hill[j] = abs(energy - work) / abs(work)
+            cases.mean_q[:, j], cases.mean_g[:, j], cases.hill[j] = mq, mg, hill
         return cases
+
+    def _averages(self, form: dolfinx.fem.Form, n: int) -> tuple[np.ndarray, np.ndarray, float]:
+        r""":math:`\langle q\rangle`, :math:`\langle g\rangle` (Voigt, engineering shears) and the
+        Hill–Mandel residual :math:`|\langle q\cdot g\rangle - \langle q\rangle\cdot\langle
+        g\rangle|`, relative to the macro work :math:`|\langle q\rangle\cdot\langle g\rangle|`
+        (single-field laws) or to its Cauchy–Schwarz bound :math:`(\langle q\cdot q\rangle
+        \langle g\cdot g\rangle)^{1/2}` (multi-field laws, whose parameter cases do no macro
+        work), reduced over ranks."""
+        values = dolfinx.fem.assemble_vector(form)
+        W = form.function_spaces[0]
+        owned = values.array[: W.dofmap.index_map.size_local * (2 * n + 3)]
+        vals = self.comm.allreduce(owned.reshape(-1, 2 * n + 3).sum(axis=0), op=MPI.SUM)
+        vals /= self.volume
+        mq, mg = vals[:n], vals[n : 2 * n]
+        work = float(mq @ mg)
+        scale = float(np.sqrt(vals[2 * n + 1] * vals[2 * n + 2])) if self.multifield else abs(work)
+        defect = abs(float(vals[2 * n]) - work)
+        return mq, mg, defect / scale if scale > 0.0 else defect  # q = 0 or g = 0: no defect
 
     def _result(
         self,
@@ -393,11 +541,7 @@ class CellProblem:
         cases: _Cases,
         iterations: list[int],
         timings: dict[str, float],
-    ) -> HomogenizationResult:
-        if setup.residual is None:
-            tensor = np.linalg.inv(cases.mean_g)
-        else:
-            tensor = self._energy_tensor(cases)
+    ) -> Any:
         timings = {k: self.comm.allreduce(v, op=MPI.MAX) for k, v in timings.items()}
         log.debug(
             "%s %s cell, %d dofs: %s in %.2f s",
@@ -407,6 +551,13 @@ class CellProblem:
             setup.options.get("pc_type"),
             sum(timings.values()),
         )
+        solver = {"prefix": setup.prefix, "options": setup.options, "iterations": iterations}
+        if self.multifield:
+            return self._coupled_result(setup, cases, timings, solver)
+        if setup.residual is None:
+            tensor = np.linalg.inv(cases.mean_g)
+        else:
+            tensor = self._energy_tensor(cases)
         return HomogenizationResult(
             tensor=tensor,
             notation="matrix" if self.kind == "scalar" else "voigt",
@@ -419,20 +570,37 @@ class CellProblem:
             mean_gradient=cases.mean_g,
             hill_mandel=cases.hill,
             timings=timings,
-            solver={"prefix": setup.prefix, "options": setup.options, "iterations": iterations},
+            solver=solver,
+        )
+
+    def _coupled_result(self, setup: _Setup, cases: _Cases, timings: dict, solver: dict) -> Any:
+        """:math:`\\mathbb M^* = [\\langle q\\rangle_j][\\langle g\\rangle_j]^{-1}` over the
+        unit cases and :math:`p^* = \\langle q\\rangle_\\theta - \\mathbb M^*\\langle
+        g\\rangle_\\theta` (see :mod:`multiscale.cell.coupled`)."""
+        from .coupled import CoupledResult
+
+        n = self.n_gradients
+        mean_g, mean_q = cases.mean_g, cases.mean_q
+        # M* G = Q over the unit cases: M* = Q G^{-1}, read as the solve G^T M*^T = Q^T
+        tensor = np.linalg.solve(mean_g[:, :n].T, mean_q[:, :n].T).T
+        return CoupledResult(
+            fields=tuple(f.name for f in self.fields),
+            sizes=tuple(f.gradient_size(self.dim) for f in self.fields),
+            parameters=tuple(self.parameters),
+            dim=self.dim,
+            ndofs=self.ndofs,
+            tensor=tensor,
+            parameter_tensor=mean_q[:, n:] - tensor @ mean_g[:, n:],
+            mean_gradient=mean_g,
+            mean_flux=mean_q,
+            hill_mandel=cases.hill,
+            volume_fractions=dict(self.volume_fractions),
+            timings=timings,
+            solver=solver,
+            bc=setup.bc,
         )
 
     # -- the energy form of the tensor ---------------------------------------------------------
-    def _residual_form(self, u: dolfinx.fem.Function) -> dolfinx.fem.Form:
-        r"""The residual :math:`R(v) = \int_Y q(G + g(u))\cdot g(v)\,dy` of the current load
-        case on the whole space (no constraint): it vanishes on every admissible fluctuation
-        when the solve is exact.  Compiled once per function space."""
-        v = ufl.TestFunction(u.function_space)
-        g, g_v = self._G + generalized_gradient(self.kind, u), generalized_gradient(self.kind, v)
-        return dolfinx.fem.form(
-            sum(ufl.inner(law.flux(g), g_v) * self._dx(t) for t, law in self.materials.items())
-        )
-
     def _owned_residual(self, form: dolfinx.fem.Form) -> np.ndarray:
         values = dolfinx.fem.assemble_vector(form)
         values.scatter_reverse(dolfinx.la.InsertMode.add)
@@ -468,10 +636,10 @@ class CellProblem:
             return fields
         W = fields[0].function_space
         v = ufl.TestFunction(W)
-        ones = v if self.kind == "scalar" else ufl.inner(ufl.as_vector([1.0] * self.dim), v)
+        bs = W.dofmap.index_map_bs
+        ones = v if len(v.ufl_shape) == 0 else ufl.inner(ufl.as_vector([1.0] * bs), v)
         weights = dolfinx.fem.assemble_vector(dolfinx.fem.form(ones * ufl.dx))
         weights.scatter_reverse(dolfinx.la.InsertMode.add)
-        bs = W.dofmap.index_map_bs
         owned = W.dofmap.index_map.size_local * bs
         w = weights.array[:owned].reshape(-1, bs)
         for f in fields:
@@ -479,18 +647,6 @@ class CellProblem:
             integral = (w * values[: len(w)]).sum(axis=0)
             values -= self.comm.allreduce(integral, op=MPI.SUM) / self.volume
         return fields
-
-    def _averages(self, form: dolfinx.fem.Form, n: int) -> tuple[np.ndarray, np.ndarray, float]:
-        r""":math:`\langle q\rangle`, :math:`\langle g\rangle` (Voigt, engineering shears: q : T
-        picks the Voigt stress for :math:`T` a unit load, with :math:`E_{ij} = E_{ji} = 1/2` on
-        shears; g : S the engineering strain for :math:`S` a unit flux) and
-        :math:`\langle q\cdot g\rangle`, reduced over ranks."""
-        values = dolfinx.fem.assemble_vector(form)
-        W = form.function_spaces[0]
-        owned = values.array[: W.dofmap.index_map.size_local * (2 * n + 1)]
-        vals = self.comm.allreduce(owned.reshape(-1, 2 * n + 1).sum(axis=0), op=MPI.SUM)
-        vals /= self.volume
-        return vals[:n], vals[n : 2 * n], float(vals[-1])
 
     def _near_nullspace(self, W) -> PETSc.NullSpace:
         """Constants (scalar) or rigid-body modes (elasticity), orthonormalized."""

@@ -7,9 +7,8 @@ A :class:`Physics` declares everything a consumer needs to homogenize it without
   values (an unphysical modulus is a ``ValueError`` naming the key);
 * the **cell solver**: ``cell_problem(cell, materials, **kw)`` returns an object with
   ``solve(bc)`` for every boundary condition in :attr:`Physics.bcs`
-  (:class:`~multiscale.cell.CellProblem` for conductivity and elasticity,
-  :class:`~multiscale.cell.StokesCellProblem` for the permeability,
-  :class:`~multiscale.cell.coupled.CoupledCellProblem` for multi-field laws);
+  (the one :class:`~multiscale.cell.CellProblem` for conductivity, elasticity and the
+  multi-field laws alike, :class:`~multiscale.cell.StokesCellProblem` for the permeability);
 * the **macro quantities**: ``effective(result)`` maps a result to named arrays, the main tensor
   under ``"effective_tensor"`` (the key the CLI's JSON uses), and, for ensembles, a scalar
   property :math:`Z` of those (its name, its value for one homogeneous phase).
@@ -302,25 +301,6 @@ class _StokesCell:
             return problem.solve()
 
 
-class _CoupledCell:
-    """Multi-field cell problems (:class:`~multiscale.cell.coupled.CoupledCellProblem`) of one
-    microstructure, one assembled and freed operator per boundary condition."""
-
-    def __init__(self, cell: Any, materials: Mapping[Any, Any], **kw: Any) -> None:
-        self.cell, self.materials = cell, dict(materials)
-        self.prefix = kw.pop("petsc_options_prefix", None)
-        self.kw = kw
-
-    def solve(self, bc: str = "periodic") -> Any:
-        from multiscale.cell.coupled import CoupledCellProblem
-
-        prefix = None if self.prefix is None else f"{self.prefix}{bc}_"
-        with CoupledCellProblem(
-            self.cell, self.materials, bc=bc, petsc_options_prefix=prefix, **self.kw
-        ) as problem:
-            return problem.solve()
-
-
 # -- the built-in physics ---------------------------------------------------------------------
 def _mean_trace(eff: Mapping[str, np.ndarray], dim: int) -> float:
     return float(np.trace(np.asarray(eff["effective_tensor"]))) / dim
@@ -407,7 +387,7 @@ register(
         description="thermoelastic stiffness C*, thermal stress beta* and expansion alpha*",
         keys=(("E", "nu", "alpha"), ("lambda", "mu", "alpha")),
         make=_thermoelastic,
-        cell_problem=_CoupledCell,
+        cell_problem=_cell_problem,
         effective=_thermoelastic_effective,
         property_name="alpha",
         property_label="mean expansion coefficient tr(alpha*)/d",
