@@ -22,6 +22,7 @@ import logging
 
 import numpy as np
 import pytest
+import test_coupled_cell as coupled
 from cli_checks import shared_dir
 from mpi4py import MPI
 
@@ -153,6 +154,78 @@ def test_thermoelastic_cli_homogeneous_cell(disk_cell, tmp_path, bc):
     beta = _beta({"lambda": lam, "mu": mu, "alpha": a})
     assert _rel(data["effective"]["beta"], beta) < 1e-12
     assert _rel(data["effective"]["alpha"], (1 + nu) * a * np.array([1.0, 1.0, 0.0])) < 1e-12
+
+
+# -- piezoelectricity through the CLI ------------------------------------------------------------
+PZT4 = {  # Berlincourt's PZT-4, the constants of tests/test_coupled_cell.py
+    "c11": coupled.C11, "c12": coupled.C12, "c13": coupled.C13, "c33": coupled.C33,
+    "c44": coupled.C44, "e31": coupled.E31, "e33": coupled.E33, "e15": coupled.E15,
+    "kappa11": coupled.K11, "kappa33": coupled.K33,
+}  # fmt: skip
+POLYMER = {"E": 0.35, "nu": 0.35, "kappa": 0.35}  # polymer_2d() of tests/test_coupled_cell.py
+
+
+def _piezo_blocks(data: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """C*, e*, kappa* of the JSON, the blocks of its generalized matrix [[C, e^T], [e, -kappa]]
+    (the "effective_tensor"; its upper right block is e^T to rounding)."""
+    eff = data["effective"]
+    assert set(eff) == {"C", "e", "kappa"}
+    C, e, kappa = np.array(eff["C"]), np.array(eff["e"]), np.array(eff["kappa"])
+    M, nv = np.array(data["effective_tensor"]), len(C)
+    assert _rel(M[:nv, :nv], C) == 0.0 and _rel(M[nv:, :nv], e) == 0.0
+    assert _rel(-M[nv:, nv:], kappa) == 0.0 and _rel(M[:nv, nv:], e.T) < 1e-12
+    return C, e, kappa
+
+
+@pytest.mark.mpi
+def test_piezoelectric_cli_laminate_closed_form(tmp_path):
+    """PZT-4 poled along x2 in layers normal to x1 with a polymer (fractions 0.3/0.7): C*, e*
+    and kappa* from ``homogenize --physics piezoelectric`` equal the exact layered-medium
+    formula of the coupled law (the partial inversion of tests/test_coupled_cell.py, on the
+    matrices written out there) to rounding, far from the phase average of e (the transverse
+    coupling e*_21 is -0.089 where 0.3 e31 is -1.56, the shear coupling e*_15 1e-3 where
+    0.3 e15 is 3.8)."""
+    cell = _mesh(tmp_path, "lam.msh", "laminate", "--fractions", "0.3", "0.7", "--h", "0.1")
+    out = shared_dir(tmp_path) / "piezo.json"
+    data = _homogenize(
+        cell, out, "--physics", "piezoelectric",
+        "--material", f"phase0:{_spec(PZT4)}", "--material", f"phase1:{_spec(POLYMER)}",
+    )  # fmt: skip
+    C, e, kappa = _piezo_blocks(data)
+    fractions = [0.3, 0.7]
+    Ms = [coupled.pzt_2d(poling=1).matrix(), coupled.polymer_2d().matrix()]
+    N = coupled.normal_components(2, ["strain", "scalar"])
+    M_star, _ = coupled.laminate_closed_form(fractions, Ms, [np.zeros(5)] * 2, N)
+    errors = (
+        _rel(C, M_star[:3, :3]),
+        _rel(e, M_star[3:, :3]),
+        _rel(kappa, -M_star[3:, 3:]),
+    )
+    log.info("piezoelectric laminate through the CLI: C %.1e, e %.1e, kappa %.1e", *errors)
+    assert max(errors) < EXACT
+    assert data["hill_mandel_residual"] < 1e-10
+    e_avg = 0.3 * coupled.pzt_2d(poling=1).e
+    assert _rel(e, e_avg) > 0.5
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("bc", ["periodic", "kubc", "subc"])
+def test_piezoelectric_cli_homogeneous_3d_cell(tmp_path, bc):
+    """One PZT-4 law in both phases of a 3D cell: the 6x6 stiffness (c66 = (c11 - c12)/2), the
+    3x6 piezoelectric matrix and the permittivity as written out in tests/test_coupled_cell.py,
+    to 1e-12, under every boundary condition."""
+    cell = _mesh(tmp_path, "cube.msh", "laminate", "--dim", "3", "--h", "0.5")
+    out = shared_dir(tmp_path) / f"hom_{bc}.json"
+    law = _spec(PZT4)
+    data = _homogenize(
+        cell, out, "--physics", "piezoelectric", "--bc", bc,
+        "--material", f"phase0:{law}", "--material", f"phase1:{law}",
+    )  # fmt: skip
+    C, e, kappa = _piezo_blocks(data)
+    ref = coupled.pzt_3d()
+    errors = (_rel(C, ref.C), _rel(e, ref.e), _rel(kappa, ref.kappa))
+    log.info("%s homogeneous PZT-4 cube: C %.1e, e %.1e, kappa %.1e", bc, *errors)
+    assert max(errors) < 1e-12
 
 
 # -- thermoelastic ensemble ------------------------------------------------------------------------
@@ -345,6 +418,18 @@ def test_registry_contents_and_errors():
         (
             ["--physics", "thermoelastic", "--material", "matrix:lambda=1,mu=-2,alpha=1"],
             "shear modulus mu",
+        ),
+        (
+            ["--physics", "piezoelectric", "--material", "matrix:E=1,nu=0.3"],
+            "keys must be c11,c12,c13,c33,c44,e31,e33,e15,kappa11,kappa33 or E,nu,kappa, got E,nu",
+        ),
+        (
+            ["--physics", "piezoelectric", "--material", "matrix:E=1,nu=0.3,kappa=-2"],
+            "permittivity kappa must be positive definite",
+        ),
+        (
+            ["--physics", "piezoelectric", "--material", "matrix:E=1,nu=0.6,kappa=2"],
+            "Poisson's ratio nu must lie in (-1, 1/2)",
         ),
         (["--physics", "conductivity", "--material", "matrix:k=-1"], "conductivity k must be"),
         (["--physics", "conductivity", "--material", "matrix:E=1"], "keys must be k, got E"),

@@ -20,6 +20,10 @@ TAG:mu=...`` names the fluid phase, every other phase is solid
 ``--physics thermoelastic`` (keys ``E,nu,alpha`` or ``lambda,mu,alpha``) runs the coupled cell
 problem (:class:`multiscale.cell.coupled.CoupledCellProblem`) under any ``--bc``; the JSON adds
 ``effective`` with ``C``, ``beta`` and ``alpha`` (:meth:`ThermoElastic.effective`).
+``--physics piezoelectric`` takes a poled phase by ``c11,c12,c13,c33,c44,e31,e33,e15,kappa11,
+kappa33`` or an isotropic dielectric by ``E,nu,kappa``
+(:class:`~multiscale.physics.coupled.PoledPiezoelectric`); the JSON adds ``effective`` with
+``C``, ``e`` and ``kappa`` (:meth:`Piezoelectric.effective`).
 
 The physics, its material keys, cell solver and macro quantities come from the registry
 (:mod:`multiscale.physics.registry`): a physics added there with ``register`` runs here
@@ -318,7 +322,9 @@ def _solve(
     if not (physics.certify and args.bc == "periodic" and not args.no_estimate):
         result = physics.cell_problem(cell, materials, degree=degree).solve(args.bc)
         summary = result.to_dict()
-        extra = {k: v for k, v in physics.effective(result).items() if k != "effective_tensor"}
+        effective = physics.effective(result)
+        summary["effective_tensor"] = np.asarray(effective["effective_tensor"]).tolist()
+        extra = {k: v for k, v in effective.items() if k != "effective_tensor"}
         if extra:
             summary["effective"] = {k: np.asarray(v).tolist() for k, v in extra.items()}
         return result, summary

@@ -41,6 +41,7 @@ __all__ = [
     "Field",
     "MultiFieldLaw",
     "Piezoelectric",
+    "PoledPiezoelectric",
     "SingleField",
     "ThermoElastic",
     "as_multifield",
@@ -337,3 +338,75 @@ class Piezoelectric:
             "e": result.block("phi", "u"),
             "kappa": -result.block("phi", "phi"),
         }
+
+
+@dataclass(slots=True, frozen=True)
+class PoledPiezoelectric:
+    r"""A transversely isotropic piezoelectric phase, poled along the last axis (crystal class
+    :math:`6mm`: poled ceramics such as PZT), by its ten independent constants: the stiffness
+    at constant field ``c11 c12 c13 c33 c44`` (:math:`c_{66} = (c_{11} - c_{12})/2`), the
+    piezoelectric stress constants ``e31 e33 e15`` and the permittivity at constant strain
+    ``kappa11 kappa33``.  In 3D the poling axis is :math:`x_3`:
+
+    .. math::
+        D_3 = e_{31}(\varepsilon_{11} + \varepsilon_{22}) + e_{33}\varepsilon_{33}
+        + \kappa_{33}E_3, \qquad D_1 = e_{15}\gamma_{13} + \kappa_{11}E_1, \quad
+        D_2 = e_{15}\gamma_{23} + \kappa_{11}E_2 .
+
+    In 2D (plane strain) the plane is :math:`x_1`-:math:`x_3` of the crystal, written
+    :math:`x_1`-:math:`x_2`: the poling axis is :math:`x_2`, the Voigt stiffness
+    :math:`[[c_{11}, c_{13}, 0], [c_{13}, c_{33}, 0], [0, 0, c_{44}]]`.
+    :meth:`isotropic` gives a dielectric without piezoelectricity (a polymer matrix).  The
+    constants are checked once, in 3D (the 2D matrices are principal submatrices): a stiffness
+    or a permittivity that is not positive definite is a ``ValueError``.
+    """
+
+    c11: float
+    c12: float
+    c13: float
+    c33: float
+    c44: float
+    e31: float
+    e33: float
+    e15: float
+    kappa11: float
+    kappa33: float
+
+    def __post_init__(self) -> None:
+        for name in self.__slots__:
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not np.isfinite(value):
+                raise ValueError(f"piezoelectric constant {name} must be a finite number")
+        self.law(3)  # positive definite C and kappa
+
+    @classmethod
+    def isotropic(cls, E: float, nu: float, kappa: float) -> PoledPiezoelectric:
+        """An isotropic dielectric (Young's modulus, Poisson's ratio, permittivity), ``e = 0``."""
+        if not (np.isfinite(E) and E > 0):
+            raise ValueError(f"Young's modulus E must be a finite positive number, got {E}")
+        if not (np.isfinite(nu) and -1.0 < nu < 0.5):
+            raise ValueError(f"Poisson's ratio nu must lie in (-1, 1/2), got {nu}")
+        lam, mu = E * nu / ((1 + nu) * (1 - 2 * nu)), E / (2 * (1 + nu))
+        return cls(lam + 2 * mu, lam, lam, lam + 2 * mu, mu, 0.0, 0.0, 0.0, kappa, kappa)
+
+    def law(self, dim: int) -> Piezoelectric:
+        """The :class:`Piezoelectric` law in ``dim`` = 2 (plane strain) or 3 dimensions."""
+        if dim == 2:
+            C = [[self.c11, self.c13, 0.0], [self.c13, self.c33, 0.0], [0.0, 0.0, self.c44]]
+            e = [[0.0, 0.0, self.e15], [self.e31, self.e33, 0.0]]
+            return Piezoelectric(np.array(C), np.array(e), np.diag([self.kappa11, self.kappa33]))
+        if dim != 3:
+            raise ValueError(f"a piezoelectric law is 2D or 3D, got dim = {dim}")
+        C = np.zeros((6, 6))
+        C[:3, :3] = [
+            [self.c11, self.c12, self.c13],
+            [self.c12, self.c11, self.c13],
+            [self.c13, self.c13, self.c33],
+        ]
+        C[3, 3] = C[4, 4] = self.c44
+        C[5, 5] = 0.5 * (self.c11 - self.c12)
+        e = np.zeros((3, 6))
+        e[0, 4] = e[1, 3] = self.e15
+        e[2, :3] = [self.e31, self.e31, self.e33]
+        kappa = np.diag([self.kappa11, self.kappa11, self.kappa33])
+        return Piezoelectric(C, e, kappa)

@@ -14,7 +14,7 @@ A :class:`Physics` declares everything a consumer needs to homogenize it without
   property :math:`Z` of those (its name, its value for one homogeneous phase).
 
 The registry (:func:`register`, :func:`get`, :func:`names`) holds conductivity, elasticity,
-stokes and thermoelastic; ``multiscale homogenize --physics NAME`` and
+stokes, thermoelastic and piezoelectric; ``multiscale homogenize --physics NAME`` and
 :class:`~multiscale.ensemble.PhaseLaw` consult it only, so a new linear physics is one
 :func:`register` call.
 
@@ -35,8 +35,15 @@ compliance :math:`\mathbf 1\cdot(\mathbb C^*)^{-1}\mathbf 1`,
 
 (:math:`\beta_k = b_k I`, :math:`\kappa_k` the phase bulk moduli in the sense above), so its
 window-size statistics measure the same convergence as the bulk modulus, while being the
-quantity a thermal design needs.  Piezoelectricity is not registered: its phase law is a full
-anisotropic stiffness, piezoelectric and permittivity matrix, not a few scalar keys.
+quantity a thermal design needs.
+
+**Piezoelectricity** takes a poled (transversely isotropic) phase by its ten constants
+(:class:`~multiscale.physics.coupled.PoledPiezoelectric`) or an isotropic dielectric by
+``E, nu, kappa``; the law is made for the cell's dimension when the cell problem is built.  Its
+main tensor is the generalized matrix :math:`[[C^*, e^{*T}], [e^*, -\kappa^*]]` mapping
+:math:`(\{\varepsilon\}, \nabla\phi)` to :math:`(\{\sigma\}, D)`, its blocks
+:math:`C^*`, :math:`e^*` and :math:`\kappa^*` the other macro quantities; it has no ensemble
+property.
 """
 
 from __future__ import annotations
@@ -51,7 +58,7 @@ import numpy as np
 from multiscale.bounds import hashin_shtrikman_conductivity
 from multiscale.tensors import bulk_shear_from_stiffness
 
-from .coupled import ThermoElastic
+from .coupled import Piezoelectric, PoledPiezoelectric, ThermoElastic
 from .diffusion import Conductivity
 from .elasticity import IsotropicElasticity
 from .fluid import NewtonianFluid
@@ -335,6 +342,24 @@ def _phase_expansion(law: ThermoElastic, dim: int) -> float:
     return float(np.sum(alpha[:dim])) / dim
 
 
+def _piezoelectric(values: dict[str, float]) -> PoledPiezoelectric:
+    if "E" in values:
+        return PoledPiezoelectric.isotropic(values["E"], values["nu"], values["kappa"])
+    return PoledPiezoelectric(**values)
+
+
+def _piezoelectric_cell(cell: Any, materials: Mapping[Any, Any], **kw: Any) -> CellSolver:
+    """The cell problem of the phases' laws made in the cell's dimension."""
+    dim = cell.mesh.geometry.dim
+    return _cell_problem(cell, {phase: m.law(dim) for phase, m in materials.items()}, **kw)
+
+
+def _piezoelectric_effective(result: Any) -> dict[str, np.ndarray]:
+    r"""The generalized matrix :math:`[[C^*, e^{*T}], [e^*, -\kappa^*]]` and its blocks."""
+    return {"effective_tensor": np.asarray(result.tensor), **Piezoelectric.effective(result)}
+
+
+_PIEZO_KEYS = ("c11", "c12", "c13", "c33", "c44", "e31", "e33", "e15", "kappa11", "kappa33")
 _STOKES_PHASE = "the fluid phase (TAG:mu=...); every other phase is solid"
 
 register(
@@ -393,5 +418,15 @@ register(
         property_label="mean expansion coefficient tr(alpha*)/d",
         property_of=_mean_expansion,
         phase_property=_phase_expansion,
+    )
+)
+register(
+    Physics(
+        name="piezoelectric",
+        description="piezoelectric stiffness C*, coupling e* and permittivity kappa*",
+        keys=(_PIEZO_KEYS, ("E", "nu", "kappa")),
+        make=_piezoelectric,
+        cell_problem=_piezoelectric_cell,
+        effective=_piezoelectric_effective,
     )
 )
