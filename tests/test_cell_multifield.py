@@ -109,11 +109,8 @@ PHYSICS = Physics(
 
 @pytest.fixture
 def coupled_diffusion():
-    registry.register(PHYSICS)
-    try:
-        yield PHYSICS
-    finally:
-        registry.unregister(PHYSICS.name)
+    with registry.registered(PHYSICS) as physics:
+        yield physics
 
 
 @pytest.mark.mpi

@@ -310,11 +310,8 @@ ORTHO = Physics(
 
 @pytest.fixture
 def ortho():
-    registry.register(ORTHO)
-    try:
-        yield ORTHO
-    finally:
-        registry.unregister(ORTHO.name)
+    with registry.registered(ORTHO) as physics:
+        yield physics
 
 
 @pytest.mark.mpi

@@ -49,7 +49,8 @@ property.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -70,6 +71,7 @@ __all__ = [
     "main_tensor",
     "names",
     "register",
+    "registered",
     "unregister",
 ]
 
@@ -264,6 +266,16 @@ def unregister(name: str) -> None:
     """Remove a registered physics (tests, plug-ins); ``ValueError`` if unknown."""
     get(name)
     del _REGISTRY[name]
+
+
+@contextmanager
+def registered(physics: Physics) -> Iterator[Physics]:
+    """Register ``physics`` for the ``with`` block and remove it after (tests, scripts)."""
+    register(physics)
+    try:
+        yield physics
+    finally:
+        unregister(physics.name)
 
 
 def get(name: str | Physics) -> Physics:
