@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pytest
+import ufl
 from mpi4py import MPI
 
 from multiscale.cell import CellProblem
@@ -18,6 +19,7 @@ from multiscale.ensemble import EnsembleConfig, Microstructure, PhaseLaw, run_en
 from multiscale.mesh.generators import laminate
 from multiscale.physics import Physics, registry
 from multiscale.physics.coupled import Field
+from multiscale.physics.plasticity import J2Plasticity
 
 COMM = MPI.COMM_WORLD
 
@@ -133,3 +135,37 @@ def test_two_field_law_through_an_ensemble(coupled_diffusion):
     )
     result = run_ensemble(COMM, EnsembleConfig(micro, mixed, (1.5,), 2, seed=4))
     assert result.worst_order() >= -1e-10
+
+
+@dataclass(frozen=True)
+class UserConductivity:
+    """A user's law written as ``demos/demo_custom_law.py`` writes one: a ``kind`` and a
+    ``flux``, no ``linear`` declared."""
+
+    K: tuple[tuple[float, float], tuple[float, float]]
+    kind: ClassVar[str] = "scalar"
+
+    def flux(self, g: Any) -> Any:
+        return ufl.dot(ufl.as_matrix(self.K), g)
+
+
+@dataclass(frozen=True)
+class DeclaredNonlinear(UserConductivity):
+    linear: ClassVar[bool] = False
+
+
+@pytest.mark.mpi
+def test_user_law_without_declarations_and_refused_laws():
+    """A law that declares nothing is taken as linear: a homogeneous cell of an anisotropic K
+    returns K to rounding.  A law with internal variables (J2 plasticity) or one declaring
+    ``linear = False`` is refused with one line."""
+    cell = laminate(MPI.COMM_WORLD, 2, (0.3, 0.7), h=0.1)
+    K = ((2.0, 0.5), (0.5, 1.0))
+    law = UserConductivity(K)
+    A = CellProblem(cell, {"phase0": law, "phase1": law}).solve().tensor
+    assert np.abs(A - np.array(K)).max() < 1e-12 * 2.0
+    plastic = J2Plasticity(lmbda=1.0, mu=1.0, sigma_y=0.01)
+    with pytest.raises(ValueError, match="J2Plasticity is not linear"):
+        CellProblem(cell, {"phase0": plastic, "phase1": plastic})
+    with pytest.raises(ValueError, match="DeclaredNonlinear is not linear"):
+        CellProblem(cell, {"phase0": DeclaredNonlinear(K), "phase1": law})

@@ -35,7 +35,7 @@ from multiscale.tensors import (
     voigt_to_stress,
 )
 
-from .base import check_lame
+from .base import check_lame, has_state
 
 __all__ = [
     "Field",
@@ -124,7 +124,10 @@ class SingleField:
     elastic law, ``kind == "strain"``) seen as a :class:`MultiFieldLaw` of one field ``u``
     without parameters: ``fluxes({"u": g}, {}) == {"u": law.flux(g)}``.  Every conductivity
     and elasticity law of :mod:`multiscale.physics` is thereby an instance of the multi-field
-    interface (:func:`as_multifield`)."""
+    interface (:func:`as_multifield`).  A law with internal variables, or one that declares
+    ``linear = False``, is refused; a user's law that declares nothing (a ``kind`` and a
+    ``flux`` only, as in ``demos/demo_custom_law.py``) is taken as linear, and UFL refuses the
+    bilinear form of a flux that is not linear in the gradient."""
 
     law: Any
     parameters: ClassVar[tuple[str, ...]] = ()
@@ -136,7 +139,7 @@ class SingleField:
                 f"{type(self.law).__name__} is not a conductivity or small-strain law "
                 f"(kind {kind!r})"
             )
-        if not getattr(self.law, "linear", False):
+        if has_state(self.law) or getattr(self.law, "linear", True) is False:
             raise ValueError(f"{type(self.law).__name__} is not linear: cell problems are linear")
 
     @property
