@@ -426,7 +426,7 @@ def test_registry_contents_and_errors():
         ),
         (
             ["--physics", "piezoelectric", "--material", "matrix:E=1,nu=0.6,kappa=2"],
-            "Poisson's ratio nu must lie in (-1, 1/2)",
+            "Poisson's ratio nu must lie in (-1, 0.5), got 0.6",
         ),
         (["--physics", "conductivity", "--material", "matrix:k=-1"], "conductivity k must be"),
         (["--physics", "conductivity", "--material", "matrix:E=1"], "keys must be k, got E"),

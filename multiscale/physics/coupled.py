@@ -35,7 +35,7 @@ from multiscale.tensors import (
     voigt_to_stress,
 )
 
-from .base import check_lame, has_state
+from .base import check_lame, has_state, lame_from_young
 
 __all__ = [
     "Field",
@@ -385,11 +385,7 @@ class PoledPiezoelectric:
     @classmethod
     def isotropic(cls, E: float, nu: float, kappa: float) -> PoledPiezoelectric:
         """An isotropic dielectric (Young's modulus, Poisson's ratio, permittivity), ``e = 0``."""
-        if not (np.isfinite(E) and E > 0):
-            raise ValueError(f"Young's modulus E must be a finite positive number, got {E}")
-        if not (np.isfinite(nu) and -1.0 < nu < 0.5):
-            raise ValueError(f"Poisson's ratio nu must lie in (-1, 1/2), got {nu}")
-        lam, mu = E * nu / ((1 + nu) * (1 - 2 * nu)), E / (2 * (1 + nu))
+        lam, mu = lame_from_young(E, nu)
         return cls(lam + 2 * mu, lam, lam, lam + 2 * mu, mu, 0.0, 0.0, 0.0, kappa, kappa)
 
     def law(self, dim: int) -> Piezoelectric:
