@@ -125,3 +125,70 @@ def test_build_law():
         build_law("m", {"law": "elastic", "E": 1.0, "nu": 0.3, "G": 3.0})
     with pytest.raises(ValueError, match="Young"):
         build_law("m", {"law": "elastic", "E": -1.0, "nu": 0.3})
+
+
+THERMAL = """
+[macro]
+mesh = {{ type = "rectangle", lengths = [2.0, 1.0], n = [3, 2] }}
+bcs = [
+  {{ boundary = "left", component = 0, value = 0.0 }},
+  {{ boundary = "right", component = 0, value = 0.0 }},
+  {{ boundary = "bottom", component = 1, value = 0.0 }},
+]
+parameters = {{ theta = 40.0 }}
+
+[micro]
+mesh = "{cell}"
+materials.phase0 = {{ law = "thermoelastic", lambda = 1.0, mu = 0.5, alpha = 3e-2 }}
+materials.phase1 = {{ law = "thermoelastic", E = {E1}, nu = {nu1}, alpha = 1e-3 }}
+
+[loading]
+factors = [0.5, 1.0]
+
+[output]
+directory = "{out}"
+fields = false
+"""
+
+
+@pytest.mark.mpi
+def test_fe2_cli_thermal_load_on_a_laminate(tmp_path, capsys):
+    """Layers heated by theta = 40 between rollers at x = 0 and x = 2, y free: a uniform state
+    with sigma_xx = -(beta1 - C12 beta2 / C22) theta, so the reaction on the right side is that
+    times the height 1, at each load factor (laminate constants in closed form)."""
+    import test_fe2_thermal as thermal
+
+    from multiscale.mesh import laminate
+
+    base = _shared(tmp_path)
+    cell = base / "layers.msh"
+    laminate(MPI.COMM_WORLD, 2, thermal.FRACTIONS, h=0.1, path=cell)
+    law1 = thermal.LAWS[1]  # given by E, nu in the file: the same Lame constants
+    E1 = law1.mu * (3 * law1.lmbda + 2 * law1.mu) / (law1.lmbda + law1.mu)
+    nu1 = law1.lmbda / (2 * (law1.lmbda + law1.mu))
+    cfg = base / "thermal.toml"
+    text = THERMAL.format(cell=cell, out=base / "out", E1=repr(E1), nu1=repr(nu1))
+    if MPI.COMM_WORLD.rank == 0:
+        cfg.write_text(text)
+    MPI.COMM_WORLD.barrier()
+    assert main(["fe2", str(cfg)]) == 0
+    data = json.loads((base / "out" / "summary.json").read_text())
+    C, beta = thermal.laminate_constants()
+    sxx = -(beta[0] - C[0, 1] * beta[1] / C[1, 1]) * 40.0
+    for step in data["steps"]:
+        right, left = step["reactions"]["right"][0], step["reactions"]["left"][0]
+        assert right == pytest.approx(step["factor"] * sxx, rel=1e-10)
+        assert left == pytest.approx(-right, rel=1e-10)
+    assert data["info"]["parameters"] == ["theta"]
+    # a parameter the laws do not take: one line, exit status 2, nothing written
+    bad = base / "bad.toml"
+    if MPI.COMM_WORLD.rank == 0:
+        bad.write_text(text.replace("theta = 40.0", "T = 40.0").replace("/out", "/bad_out"))
+    MPI.COMM_WORLD.barrier()
+    capsys.readouterr()
+    assert main(["fe2", str(bad)]) == 2
+    err = capsys.readouterr().err
+    if MPI.COMM_WORLD.rank == 0:
+        assert "unknown macro parameter(s) ['T']; the micro laws take ['theta']" in err, err
+        assert "Traceback" not in err
+    assert not (base / "bad_out").exists()

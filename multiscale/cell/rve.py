@@ -42,6 +42,13 @@ first-order predictor :math:`\\tilde u(\\bar G + \\Delta) \\approx \\tilde u(\\b
 \\sum_{kl} c_{kl}(\\Delta)\\,\\delta\\tilde u_{kl}`, the Newton start of the next solve at the
 same point (FE² saves about one micro Newton iteration per solve with it).
 
+Multi-field laws of the displacement alone with macro parameters (thermoelastic phases, whose
+stress :math:`\\sigma = \\mathbb C:\\varepsilon - \\beta\\theta` carries the macro temperature
+change :math:`\\theta`) are small-strain laws whose parameters :meth:`RVEProblem.solve` takes
+with the strain: the RVE is then loaded by the macro strain and by the parameters, and
+:math:`\\bar\\sigma = \\mathbb C^{hom}:E + \\bar\\sigma_\\theta\\,\\theta` with the mean stress
+:math:`\\bar\\sigma_\\theta` of a unit parameter at zero strain.
+
 Averages are weighted sums over the micro quadrature points (one compiled
 :class:`dolfinx.fem.Expression` per phase and quantity, no per-point Python).  Internal variables
 live in quadrature spaces; :meth:`RVEProblem.solve` never changes the committed state it is given
@@ -55,7 +62,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import dolfinx
 import dolfinx.fem.petsc
@@ -71,10 +78,12 @@ from multiscale.mesh.cell import CellMesh
 from multiscale.mesh.periodicity import check_fills_box, check_periodic
 from multiscale.nonlinear import NewtonOutcome, NewtonSolver, PETScOwner, newton_options
 from multiscale.physics.base import Material, has_state, is_linear, is_symmetric, kind_of
+from multiscale.physics.coupled import Field, MultiFieldLaw, fields_of
 
 from .constraints import ConstrainedAssembly, build_constraint
 
 __all__ = [
+    "ParametrizedStress",
     "RVEProblem",
     "RVEResponse",
     "default_rve_options",
@@ -143,6 +152,27 @@ def direction_coefficients(kind: str, dG: np.ndarray) -> np.ndarray:
     return dG.ravel().copy()
 
 
+@dataclass(slots=True, frozen=True)
+class ParametrizedStress:
+    r"""A multi-field law of the displacement alone (one field ``u`` with gradient
+    ``"sym_grad"``, :class:`~multiscale.physics.coupled.MultiFieldLaw`) seen as a small-strain
+    stress law of the RVE: :math:`\sigma(\varepsilon) = q_u(\{u: \varepsilon\}, \theta)`,
+    its macro parameters :math:`\theta` (a temperature change, say) held in ``params``, the
+    constants the RVE sets for each solve.  Linear, as every multi-field law."""
+
+    law: Any
+    params: Mapping[str, Any]
+    kind: ClassVar[str] = "strain"
+    linear: ClassVar[bool] = True
+
+    @property
+    def symmetric(self) -> bool:
+        return bool(getattr(self.law, "symmetric", True))
+
+    def flux(self, eps: ufl.core.expr.Expr) -> ufl.core.expr.Expr:
+        return self.law.fluxes({"u": eps}, dict(self.params))["u"]
+
+
 @dataclass(slots=True)
 class RVEResponse:
     """What one RVE solve returns (reduced over the RVE's communicator).
@@ -175,7 +205,10 @@ class RVEProblem(PETScOwner):
     cell:
         Periodic cell mesh with its phases (checked for periodicity).
     materials:
-        Phase name or tag -> law, all of kind ``"strain"`` or all of kind ``"deformation"``.
+        Phase name or tag -> law, all of kind ``"strain"`` or all of kind ``"deformation"``;
+        or all multi-field laws of the displacement alone
+        (:class:`~multiscale.physics.coupled.ThermoElastic`, say), whose macro parameters
+        (:attr:`parameters`) :meth:`solve` takes next to the macro strain.
     degree:
         Lagrange degree of the fluctuation.
     quadrature_degree:
@@ -227,7 +260,8 @@ class RVEProblem(PETScOwner):
     def _init_materials(
         self, cell: CellMesh, materials: Mapping[str | int, Material], check: bool
     ) -> None:
-        self.kind = kind_of(dict(materials))
+        materials = self._parametrized(cell, dict(materials))
+        self.kind = kind_of(materials)
         if self.kind not in ("strain", "deformation"):
             raise ValueError(
                 f"RVEProblem solves mechanics (laws of kind 'strain' or 'deformation'), got "
@@ -243,6 +277,47 @@ class RVEProblem(PETScOwner):
         self.linear = all(is_linear(law) for law in self.materials.values())
         self.symmetric = all(is_symmetric(law) for law in self.materials.values())
         self.volume = cell.volume
+
+    def _parametrized(self, cell: CellMesh, materials: dict) -> dict:
+        """Multi-field laws of the displacement alone as :class:`ParametrizedStress` laws, with
+        one constant per macro parameter (:attr:`parameters`, :meth:`solve`); other laws as
+        given."""
+        self.parameters: tuple[str, ...] = ()
+        self._params: dict[str, dolfinx.fem.Constant] = {}
+        multi = [k for k, m in materials.items() if isinstance(m, MultiFieldLaw)]
+        if not multi:
+            return materials
+        if len(multi) < len(materials):
+            others = [k for k in materials if k not in multi]
+            raise ValueError(
+                f"phase(s) {multi} have multi-field laws and {others} do not: give every phase "
+                "a law of the same kind (thermoelastic with alpha 0 for a phase that does not "
+                "expand)"
+            )
+        fields, parameters = fields_of(materials)
+        if tuple(fields) != (Field("u", "vector", "sym_grad"),):
+            names = [f.name for f in fields]
+            raise ValueError(
+                f"RVEProblem solves mechanics: a multi-field law must have the one field u "
+                f"(sym_grad), got fields {names}; CellProblem homogenizes coupled laws"
+            )
+        self.parameters = tuple(parameters)
+        self._params = {name: dolfinx.fem.Constant(cell.mesh, 0.0) for name in parameters}
+        return {k: ParametrizedStress(m, self._params) for k, m in materials.items()}
+
+    def _set_parameters(self, values: Mapping[str, float] | None) -> None:
+        """The macro parameters of the next solve (absent ones are zero)."""
+        values = dict(values or {})
+        unknown = sorted(set(values) - set(self._params))
+        if unknown:
+            raise ValueError(
+                f"unknown macro parameter(s) {unknown}; the phase laws take {list(self._params)}"
+            )
+        for name, constant in self._params.items():
+            value = float(values.get(name, 0.0))
+            if not np.isfinite(value):
+                raise ValueError(f"macro parameter {name!r} must be finite, got {value}")
+            constant.value = value
 
     def _init_spaces(self, degree: int, qdeg: int) -> None:
         mesh, d = self.cell.mesh, self.dim
@@ -483,6 +558,7 @@ class RVEProblem(PETScOwner):
         *,
         fallback: np.ndarray | None = None,
         tangent: str | None = "default",
+        parameters: Mapping[str, float] | None = None,
     ) -> tuple[RVEResponse, np.ndarray, np.ndarray]:
         """Solve the RVE for the macro strain / deformation gradient ``G``.
 
@@ -490,7 +566,8 @@ class RVEProblem(PETScOwner):
         a fluctuation to start Newton from (``None``: zero); should Newton fail from there, it
         is retried with a line search from ``fallback`` (default ``guess``).  ``tangent``:
         ``"consistent"``, ``"taylor"``, ``None`` (no tangent) or ``"default"`` (the
-        problem's).  Returns the
+        problem's).  ``parameters``: the values of the laws' macro parameters
+        (:attr:`parameters`, e.g. ``{"theta": 10.0}``; absent ones are zero).  Returns the
         response, the packed updated state (commit it if the macro step converges) and the
         owned part of the converged fluctuation.  Raises :class:`MicroSolveError`
         (collectively) when Newton fails, ``ValueError`` for a non-finite ``G`` or one with
@@ -500,6 +577,7 @@ class RVEProblem(PETScOwner):
         if kind is not None and kind not in TANGENTS:
             raise ValueError(f"unknown tangent {kind!r}; expected one of {TANGENTS} or None")
         self._set_macro(G)
+        self._set_parameters(parameters)
         self._G_given = np.asarray(G, dtype=float)
         self._unpack(state)
         its, t_newton = self._newton(guess, fallback)

@@ -4,7 +4,8 @@ A coupler's macro Newton iteration evaluates the micro problems at every iterate
 (``on_iterate``) and keeps the responses of the last iterate.  Across load steps:
 
 * the first iterate of a load step is the committed macro state, whose micro responses are those
-  of the last iterate of the converged step: they are reused, not solved again;
+  of the last iterate of the converged step: they are reused, not solved again (unless the load
+  factor also scales a load of the micro problems, :attr:`ConcurrentCoupling.micro_loaded`);
 * a converged step commits the micro history (``micro.commit()``) and keeps its responses;
 * a cut step drops the trial history (``micro.rollback()``).
 
@@ -34,6 +35,11 @@ class ConcurrentCoupling:
     pool: Any  # the MicroPool of the micro model (its ``micro_comm``)
     comm: MPI.Comm  # the macro communicator
 
+    #: whether the micro problems carry a load of their own that the load factor scales (the
+    #: macro parameters of FE², a temperature change say): the committed responses then belong
+    #: to the last factor, not to the next one, and are not reused
+    micro_loaded: bool = False
+
     def _init_coupling(self) -> None:
         self._cache: Any = None  # the responses at the committed state
         self._last: Any = None  # the responses at the last iterate
@@ -57,7 +63,7 @@ class ConcurrentCoupling:
         return False
 
     def attempt(self) -> NewtonOutcome:
-        self._reuse = self._cache is not None
+        self._reuse = self._cache is not None and not self.micro_loaded
         return super().attempt()  # type: ignore[misc]
 
     def commit(self) -> None:

@@ -11,6 +11,8 @@
         - {boundary: bottom, component: 1, value: 0.0}
         - {boundary: top, component: 1, value: 0.02}
       tractions: []              # [{boundary: right, value: [0.1, 0.0]}]
+      parameters: {}             # macro parameters of the micro laws at load factor 1, uniform:
+                                 # {theta: -100} cools thermoelastic phases by 100 K
     micro:
       mesh: ../meshes/fibre2d_vf0.5.msh   # or {type: circular_inclusion, vf: 0.5, h: 0.05}
       materials:
@@ -37,7 +39,9 @@
              checkpoint: {every: 2, keep: 2}}   # checkpoint: optional, under <directory>/checkpoint
 
 Laws: ``elastic`` (``E``, ``nu`` or ``lambda``, ``mu``), ``j2`` (``E``, ``nu``, ``sigma_y``,
-``H``), ``neo_hookean`` (``E``, ``nu`` or ``lambda``, ``mu``).  Paths of *input* files (meshes)
+``H``), ``neo_hookean`` (``E``, ``nu`` or ``lambda``, ``mu``), ``thermoelastic`` (``E``, ``nu``
+or ``lambda``, ``mu``, and ``alpha``: every phase then, loaded by the temperature change
+``theta`` of ``macro.parameters``).  Paths of *input* files (meshes)
 are relative to the directory of the config file; the *output* directory is relative to the
 current directory, like any command-line path (default ``results/<config name>``).  The
 surrogate's ``database`` is relative to the config's directory too (it is reused as an input);
@@ -78,6 +82,8 @@ from multiscale.mesh.macro import MacroMesh, box, plate_with_hole, read_macro_me
 from multiscale.nonlinear import CollectiveError
 from multiscale.output import write_json
 from multiscale.physics import IsotropicElasticity, J2Plasticity, NeoHookean
+from multiscale.physics.base import lame_from_young
+from multiscale.physics.coupled import ThermoElastic
 from multiscale.progress import Progress
 
 from .checkpoint import FE2Checkpointer, fe2_config_hash, open_restart, restore_fe2
@@ -93,6 +99,7 @@ _LAWS = {
     "elastic": ({"E", "nu"}, {"lambda", "mu"}),
     "neo_hookean": ({"E", "nu"}, {"lambda", "mu"}),
     "j2": ({"E", "nu", "sigma_y"}, {"E", "nu", "sigma_y", "H"}),
+    "thermoelastic": ({"E", "nu", "alpha"}, {"lambda", "mu", "alpha"}),
 }
 
 
@@ -216,6 +223,7 @@ SCHEMA = Section(
                         ),
                         default=list,
                     ),
+                    "parameters": Field(Table(Number()), default=dict),
                 }
             ),
             required=True,
@@ -305,9 +313,15 @@ def build_law(name: str, spec: dict[str, Any]):
             obj = J2Plasticity.from_young(
                 spec.pop("E"), spec.pop("nu"), spec.pop("sigma_y"), spec.pop("H", 0.0)
             )
+        elif law == "thermoelastic":
+            alpha = spec.pop("alpha")
+            args = elastic_args(spec)
+            lmbda, mu = lame_from_young(**args) if "E" in args else (args["lmbda"], args["mu"])
+            obj = ThermoElastic(lmbda, mu, alpha)
         else:
             raise ValueError(
-                f"material {name!r}: unknown law {law!r}; expected elastic, j2 or neo_hookean"
+                f"material {name!r}: unknown law {law!r}; expected elastic, j2, neo_hookean or "
+                "thermoelastic"
             )
     except KeyError as err:
         raise ValueError(f"material {name!r} ({law}) is missing the parameter {err}") from None
@@ -468,6 +482,7 @@ def run_fe2(
         rve_options=rve_options,
         max_cuts=config.loading["max_cuts"],
         surrogate=config.surrogate(),
+        parameters=config.macro["parameters"],
     )
     with problem:
         directory = config.output_directory()

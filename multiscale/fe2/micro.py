@@ -118,6 +118,10 @@ class MicroModel(PETScOwner):
             self._rve_class(as_cell_mesh(cell, pool.micro_comm), materials, **rve_options)
         )
         self.kind, self.dim, self.linear = self.rve.kind, self.rve.dim, self.rve.linear
+        #: the macro parameters of the phase laws (a temperature change, say; see
+        #: :class:`~multiscale.cell.rve.RVEProblem`), given per point to :meth:`evaluate`
+        self.parameters: tuple[str, ...] = getattr(self.rve, "parameters", ())
+        self._parameter_fluxes: np.ndarray | None = None
         self.n_local = int(n_points)
         mc = pool.micro_comm
         counts = mc.allgather(self.n_local) if mc.size > 1 else [self.n_local]
@@ -156,9 +160,25 @@ class MicroModel(PETScOwner):
             log.info("linear micro phases: RVE solved once, tangent cached")
         return self._linear_tangent
 
+    def parameter_fluxes(self) -> np.ndarray:
+        """:math:`\\bar q_p`, the mean flux of a unit macro parameter :math:`p` at zero macro
+        strain, one (d, d) row per name of :attr:`parameters` (linear phases; one RVE solve
+        each, cached): the flux of linear phases is :math:`\\mathbb C^{hom}:E + \\sum_p \\bar
+        q_p\\,\\theta_p`."""
+        if self._parameter_fluxes is None:
+            zero, rows = np.zeros((self.dim, self.dim)), []
+            for name in self.parameters:
+                response, _, _ = self.rve.solve(zero, tangent=None, parameters={name: 1.0})
+                rows.append(response.flux)
+                self.rve_solves += 1
+            self._parameter_fluxes = np.reshape(rows, (len(rows), self.dim, self.dim))
+        return self._parameter_fluxes
+
     # -- evaluation -------------------------------------------------------------------------------
-    def evaluate(self, G: np.ndarray) -> MicroEvaluation:
-        """Responses for this rank's points; ``G`` has shape (n_local, d, d).
+    def evaluate(self, G: np.ndarray, parameters: np.ndarray | None = None) -> MicroEvaluation:
+        """Responses for this rank's points; ``G`` has shape (n_local, d, d), ``parameters``
+        (n_local, len(:attr:`parameters`)) the values of the laws' macro parameters at the
+        points (``None``: zero).  Laws with parameters are linear (multi-field laws).
 
         Not collective on the macro communicator (only on the micro one): the caller agrees on
         the failures.
@@ -167,13 +187,18 @@ class MicroModel(PETScOwner):
         n = len(G)
         if self.linear:
             D = self.effective_tangent()
+            flux = np.einsum("ijkl,nkl->nij", D, G)
+            if parameters is not None and self.parameters:
+                flux += np.einsum("np,pij->nij", parameters, self.parameter_fluxes())
             return MicroEvaluation(
-                flux=np.einsum("ijkl,nkl->nij", D, G),
+                flux=flux,
                 tangent=np.broadcast_to(D, (n, d, d, d, d)),
                 hill_mandel=np.zeros(n),
                 iterations=np.zeros(n, dtype=int),
                 mean_p=np.zeros(n),
             )
+        if parameters is not None:
+            raise ValueError("macro parameters are taken by linear (multi-field) phase laws only")
         seconds = {"newton": 0.0, "tangent": 0.0, "averages": 0.0}
         if self.pool.balancing:
             return self._evaluate_portable(G, seconds)

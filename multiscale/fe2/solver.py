@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -127,6 +127,12 @@ class FE2Problem(ConcurrentCoupling, SolidProblem):
         fields as a mapping) replaces the RVE at every point by a surrogate fitted to an
         offline database, with online error control; history-free finite-strain phases,
         ``group_size`` 1, no balancing.  ``None`` (the default): an RVE solve at every point.
+    parameters:
+        Macro fields of the phase laws' parameters at load factor 1, scaled with the load
+        factor like the boundary values: for thermoelastic phases
+        (:class:`~multiscale.physics.coupled.ThermoElastic`) the temperature change,
+        ``{"theta": 40.0}`` or ``{"theta": f}`` with ``f(x)`` of the coordinates ``x``
+        (shape ``(d, n)``) returning ``n`` values.  A parameter not given is zero.
 
     Collective on ``macro.mesh.comm``.  Frees its PETSc objects in :meth:`destroy` (also on
     leaving a ``with`` block).
@@ -155,7 +161,9 @@ class FE2Problem(ConcurrentCoupling, SolidProblem):
         rve_options: Mapping[str, Any] | None = None,
         max_cuts: int = 6,
         surrogate: SurrogateOptions | Mapping[str, Any] | None = None,
+        parameters: Mapping[str, float | Callable[[np.ndarray], np.ndarray]] | None = None,
     ) -> None:
+        self._parameter_specs = dict(parameters or {})
         self._micro_args = (cell, materials, tangent, int(group_size), predictor, rve_options)
         if surrogate is not None and not isinstance(surrogate, SurrogateOptions):
             surrogate = SurrogateOptions.from_mapping(surrogate)
@@ -199,6 +207,7 @@ class FE2Problem(ConcurrentCoupling, SolidProblem):
                 self.pool, cell, materials, self.rule.n_local, predictor=predictor, **rve_kwargs
             )
         self.micro = self._own(micro)
+        self._init_parameters()
         self.kind = self.micro.kind
         if self.micro.dim != d:
             raise ValueError(f"a {self.micro.dim}D RVE cannot serve a {d}D macro problem")
@@ -216,6 +225,30 @@ class FE2Problem(ConcurrentCoupling, SolidProblem):
         Dgrad = ufl.as_tensor(self.tangent_q[i, j, k, m] * ufl.grad(self.du)[k, m], (i, j))
         return internal, ufl.inner(Dgrad, ufl.grad(self.v)) * dx
 
+    def _init_parameters(self) -> None:
+        """The parameter values at the owned Gauss points at load factor 1, ``(n, p)`` in the
+        order of the micro laws' parameters (``None`` when the laws take none)."""
+        names, specs = self.micro.parameters, self._parameter_specs
+        unknown = sorted(set(specs) - set(names))
+        if unknown:
+            raise ValueError(
+                f"unknown macro parameter(s) {unknown}; the micro laws take {list(names)}"
+            )
+        self._parameters: np.ndarray | None = None
+        self.micro_loaded = False  # the parameters load the RVEs at every load factor
+        if not names:
+            return
+        x = self.rule.coordinates().reshape(-1, self.dim).T
+        values = np.zeros((x.shape[1], len(names)))
+        for k, name in enumerate(names):
+            spec = specs.get(name, 0.0)
+            column = spec(x) if callable(spec) else spec
+            values[:, k] = np.broadcast_to(np.asarray(column, dtype=float), (x.shape[1],))
+        if not np.all(np.isfinite(values)):
+            raise ValueError(f"macro parameter(s) {list(names)} have non-finite values")
+        self._parameters = values
+        self.micro_loaded = bool(self.comm.allreduce(bool(np.any(values)), op=MPI.LOR))
+
     def _info(self, degree: int, tangent: str) -> None:
         self.result.info = {
             "dim": self.dim,
@@ -232,6 +265,7 @@ class FE2Problem(ConcurrentCoupling, SolidProblem):
             "linear_micro": self.micro.linear,
             "predictor": self.micro.predictor,
             "surrogate": self._surrogate is not None,
+            "parameters": list(self.micro.parameters),
         }
         log.info(
             "FE²: %d macro dofs, %d Gauss points, RVE with %d dofs, %s tangent, %d rank(s)",
@@ -255,7 +289,10 @@ class FE2Problem(ConcurrentCoupling, SolidProblem):
         d = self.dim
         G = self.rule.evaluate(self._g_expr).reshape(-1, d, d)
         t0 = time.perf_counter()
-        ev = self.micro.evaluate(G)
+        if self._parameters is None:
+            ev = self.micro.evaluate(G)
+        else:
+            ev = self.micro.evaluate(G, self.factor * self._parameters)
         self.micro_seconds["total"] += time.perf_counter() - t0
         for key in ("newton", "tangent", "averages"):
             self.micro_seconds[key] += ev.seconds.get(key, 0.0)
