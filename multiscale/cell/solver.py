@@ -52,7 +52,13 @@ from multiscale.mesh.cell import CellMesh
 from multiscale.mesh.periodicity import check_fills_box, check_periodic
 from multiscale.nonlinear import direct_solver_options, unique_prefix
 from multiscale.physics.base import Material, kind_of
-from multiscale.physics.coupled import Field, MultiFieldLaw, as_multifield, fields_of
+from multiscale.physics.coupled import (
+    Field,
+    MultiFieldLaw,
+    as_multifield,
+    fields_of,
+    split_fields,
+)
 from multiscale.tensors import voigt_size, voigt_to_strain
 
 from .constraints import BCS, build_constraint, field_conditions, uniform_constraint
@@ -299,15 +305,7 @@ class CellProblem:
     # -- forms -------------------------------------------------------------------------------
     def _split(self, w: Any) -> dict[str, Any]:
         """The fields of the unknown ``w`` (a trial, test or solution function)."""
-        if len(self.fields) == 1:  # the whole space
-            return {self.fields[0].name: w}
-        out, k = {}, 0
-        for f in self.fields:
-            if f.shape == "scalar":
-                out[f.name], k = w[k], k + 1
-            else:
-                out[f.name], k = ufl.as_vector([w[k + i] for i in range(self.dim)]), k + self.dim
-        return out
+        return split_fields(w, self.fields, self.dim)
 
     def _gradients(self, w: Any) -> dict[str, Any]:
         parts = self._split(w)

@@ -44,6 +44,7 @@ from multiscale.mesh.macro import MacroMesh
 from multiscale.nonlinear import FormAssembly, SteppedProblem, StepRecord
 
 __all__ = [
+    "ComponentsBC",
     "DisplacementBC",
     "LoadedBoundaries",
     "ScaledConditions",
@@ -82,6 +83,18 @@ class DisplacementBC:
 
 
 @dataclass(slots=True, frozen=True)
+class ComponentsBC:
+    r""":math:`w_c = \lambda\,` ``value[i]`` on ``boundary`` for the components
+    ``c = components[i]`` of a space of several components (the fields of a multi-field
+    problem, one after the other), its reactions recorded under ``label``."""
+
+    boundary: str
+    value: tuple[float, ...]
+    components: tuple[int, ...]
+    label: str
+
+
+@dataclass(slots=True, frozen=True)
 class Traction:
     """Traction :math:`\\lambda\\,\\bar t` on the boundary named ``boundary``."""
 
@@ -106,33 +119,46 @@ class LoadedBoundaries:
     factor times the values of the specs, and the reactions on them.
 
     ``labels`` name the conditions in reaction records: the boundary name, with ``[c]``
-    appended where one boundary carries several conditions.  Collective on the mesh
-    communicator.  ``bcs`` is the list to pass to assembly.
+    appended where one boundary carries several conditions (a :class:`ComponentsBC` names
+    itself).  A reaction lists every component of ``V``, zero where the condition does not
+    constrain it.  Collective on the mesh communicator.  ``bcs`` is the list to pass to
+    assembly.
     """
 
     def __init__(
-        self, V: dolfinx.fem.FunctionSpace, macro: MacroMesh, specs: Sequence[DisplacementBC]
+        self,
+        V: dolfinx.fem.FunctionSpace,
+        macro: MacroMesh,
+        specs: Sequence[DisplacementBC | ComponentsBC],
     ) -> None:
         mesh = V.mesh
         self.comm: MPI.Comm = mesh.comm
-        d = self.dim = mesh.geometry.dim
+        d = self.dim = V.dofmap.index_map_bs  # the components (the dimension for displacements)
         self.specs = list(specs)
         names = [s.boundary for s in self.specs]
         self.labels = [
-            s.boundary if names.count(s.boundary) == 1 else f"{s.boundary}[{s.component}]"
+            s.label
+            if isinstance(s, ComponentsBC)
+            else s.boundary
+            if names.count(s.boundary) == 1
+            else f"{s.boundary}[{s.component}]"
             for s in self.specs
         ]
+        if len(set(self.labels)) != len(self.labels):
+            raise ValueError(f"two conditions on one boundary and component: {self.labels}")
         self.bcs: list[dolfinx.fem.DirichletBC] = []
-        self._values: list[tuple[dolfinx.fem.Constant | dolfinx.fem.Function, np.ndarray]] = []
+        self._values: list[tuple[Any, np.ndarray]] = []
         self._reaction_dofs: list[list[np.ndarray]] = []
         self._masks: list[np.ndarray] = []
         nowned = V.dofmap.index_map.size_local * V.dofmap.index_map_bs
-        fdim = d - 1
+        fdim = mesh.topology.dim - 1
         for spec in self.specs:
             facets = macro.facets(spec.boundary)
             if self.comm.allreduce(len(facets), op=MPI.SUM) == 0:
                 raise ValueError(f"boundary {spec.boundary!r} has no facets")
-            if d == 1:
+            if isinstance(spec, ComponentsBC):
+                c, full = self._components(V, spec, facets)
+            elif d == 1:
                 # a bar: the value is a Function (dolfinx 0.9 and 0.11 differ in the rank of a
                 # Constant they accept on a space of one component)
                 if spec.component not in (None, 0):
@@ -170,10 +196,30 @@ class LoadedBoundaries:
                 per_component.append(dk[dk < nowned])
             self._reaction_dofs.append(per_component)
 
+    def _components(
+        self, V: dolfinx.fem.FunctionSpace, spec: ComponentsBC, facets: np.ndarray
+    ) -> tuple[list[dolfinx.fem.Constant], np.ndarray]:
+        """One condition per component of ``spec`` (a constant each), and its mask."""
+        d, fdim = self.dim, V.mesh.topology.dim - 1
+        if not all(0 <= k < d for k in spec.components) or len(spec.value) != len(spec.components):
+            raise ValueError(f"condition {spec.label!r}: components {spec.components} of {d}")
+        constants = []
+        for k in spec.components:
+            c = dolfinx.fem.Constant(V.mesh, 0.0)
+            Vk = V.sub(k)
+            dofs = dolfinx.fem.locate_dofs_topological(Vk, fdim, facets)
+            self.bcs.append(dolfinx.fem.dirichletbc(c, dofs, Vk))
+            constants.append(c)
+        self._masks.append(np.isin(np.arange(d), spec.components).astype(float))
+        return constants, np.asarray(spec.value, dtype=float)
+
     def set_factor(self, factor: float) -> None:
         """Boundary values at load factor ``factor``."""
         for c, full in self._values:
-            if isinstance(c, dolfinx.fem.Function):
+            if isinstance(c, list):  # a ComponentsBC: one constant per component
+                for ck, value in zip(c, full, strict=True):
+                    ck.value = float(factor) * value
+            elif isinstance(c, dolfinx.fem.Function):
                 c.x.array[:] = float(factor) * full[0]
             else:
                 c.value = float(factor) * full
@@ -313,11 +359,14 @@ class SolidProblem(SteppedProblem):
     def _init_space(self) -> None:
         mesh, d = self.macro.mesh, self.dim
         self.V = dolfinx.fem.functionspace(mesh, ("Lagrange", self.degree, (d,)))
+        self.ncomp = d  # components of the unknown (a subclass may carry more fields)
         self.u = dolfinx.fem.Function(self.V, name="displacement")
         self.v = ufl.TestFunction(self.V)
         self.du = ufl.TrialFunction(self.V)
 
-    def _init_loads(self, bcs: Sequence[DisplacementBC], tractions: Sequence[Traction]) -> None:
+    def _init_loads(
+        self, bcs: Sequence[DisplacementBC | ComponentsBC], tractions: Sequence[Traction]
+    ) -> None:
         self.bc_specs = list(bcs)
         self.loads = LoadedBoundaries(self.V, self.macro, self.bc_specs)
         #: the condition whose reaction makes the load–displacement curve: the first one with a
@@ -326,17 +375,19 @@ class SolidProblem(SteppedProblem):
         if self.bc_specs:
             spec = self.bc_specs[k]
             self.result.load_boundary = self.loads.labels[k]
-            self.result.load_component = (
-                spec.component
-                if spec.component is not None
-                else int(np.argmax(np.abs(np.broadcast_to(spec.value, (self.dim,)))))
-            )
+            if isinstance(spec, ComponentsBC):
+                component = spec.components[int(np.argmax(np.abs(spec.value)))]
+            elif spec.component is not None:
+                component = spec.component
+            else:
+                component = int(np.argmax(np.abs(np.broadcast_to(spec.value, (self.dim,)))))
+            self.result.load_component = component
         self._load = dolfinx.fem.Constant(self.macro.mesh, 0.0)
         ds = ufl.Measure("ds", domain=self.macro.mesh, subdomain_data=self.macro.facet_tags)
         self._external = 0
         for t in tractions:
-            if len(t.value) != self.dim:
-                raise ValueError(f"traction on {t.boundary!r} needs {self.dim} components")
+            if len(t.value) != self.ncomp:
+                raise ValueError(f"traction on {t.boundary!r} needs {self.ncomp} components")
             if t.boundary not in self.macro.boundaries:
                 raise ValueError(
                     f"unknown boundary {t.boundary!r}; the mesh has {sorted(self.macro.boundaries)}"

@@ -73,6 +73,29 @@ def default_macro_options() -> dict[str, Any]:
     return {"snes_rtol": 1.0e-9, "snes_atol": 1.0e-11, "snes_max_it": 20}
 
 
+def macro_parameters(
+    rule: QuadratureRule,
+    names: Sequence[str],
+    specs: Mapping[str, float | Callable[[np.ndarray], np.ndarray]],
+) -> np.ndarray:
+    """The values of the laws' macro parameters ``names`` at the owned points of ``rule``,
+    ``(n, len(names))``, from ``specs`` (a number or a function of the coordinates, shape
+    ``(d, n)``, per name; absent ones are zero).  One-line ``ValueError`` for an unknown name
+    or a non-finite value."""
+    unknown = sorted(set(specs) - set(names))
+    if unknown:
+        raise ValueError(f"unknown macro parameter(s) {unknown}; the micro laws take {list(names)}")
+    x = rule.coordinates().reshape(-1, rule.mesh.geometry.dim).T
+    values = np.zeros((x.shape[1], len(names)))
+    for k, name in enumerate(names):
+        spec = specs.get(name, 0.0)
+        column = spec(x) if callable(spec) else spec
+        values[:, k] = np.broadcast_to(np.asarray(column, dtype=float), (x.shape[1],))
+    if not np.all(np.isfinite(values)):
+        raise ValueError(f"macro parameter(s) {list(names)} have non-finite values")
+    return values
+
+
 @dataclass(slots=True)
 class FE2Result(SolidResult):
     """:class:`~multiscale.coupling.solid.SolidResult` with the micro statistics: RVE solves
@@ -226,27 +249,11 @@ class FE2Problem(ConcurrentCoupling, SolidProblem):
         return internal, ufl.inner(Dgrad, ufl.grad(self.v)) * dx
 
     def _init_parameters(self) -> None:
-        """The parameter values at the owned Gauss points at load factor 1, ``(n, p)`` in the
-        order of the micro laws' parameters (``None`` when the laws take none)."""
-        names, specs = self.micro.parameters, self._parameter_specs
-        unknown = sorted(set(specs) - set(names))
-        if unknown:
-            raise ValueError(
-                f"unknown macro parameter(s) {unknown}; the micro laws take {list(names)}"
-            )
-        self._parameters: np.ndarray | None = None
-        self.micro_loaded = False  # the parameters load the RVEs at every load factor
-        if not names:
-            return
-        x = self.rule.coordinates().reshape(-1, self.dim).T
-        values = np.zeros((x.shape[1], len(names)))
-        for k, name in enumerate(names):
-            spec = specs.get(name, 0.0)
-            column = spec(x) if callable(spec) else spec
-            values[:, k] = np.broadcast_to(np.asarray(column, dtype=float), (x.shape[1],))
-        if not np.all(np.isfinite(values)):
-            raise ValueError(f"macro parameter(s) {list(names)} have non-finite values")
-        self._parameters = values
+        """The parameter values at the owned Gauss points at load factor 1 (``None`` when the
+        laws take none), and whether they load the RVEs."""
+        values = macro_parameters(self.rule, self.micro.parameters, self._parameter_specs)
+        self._parameters = values if self.micro.parameters else None
+        # the parameters load the RVEs at every load factor
         self.micro_loaded = bool(self.comm.allreduce(bool(np.any(values)), op=MPI.LOR))
 
     def _info(self, degree: int, tangent: str) -> None:

@@ -46,6 +46,8 @@ __all__ = [
     "ThermoElastic",
     "as_multifield",
     "fields_of",
+    "packed_gradient",
+    "split_fields",
 ]
 
 Shape = Literal["scalar", "vector"]
@@ -170,6 +172,41 @@ def fields_of(materials: dict) -> tuple[tuple[Field, ...], tuple[str, ...]]:
         names = sorted({tuple(f.name for f in s[0]) + s[1] for s in signatures})
         raise ValueError(f"all phases of a coupled cell must share fields and parameters: {names}")
     return signatures.pop()
+
+
+def split_fields(w: Any, fields: tuple[Field, ...], dim: int) -> dict[str, Any]:
+    """The fields of ``w``, a function of one Lagrange space holding all ``fields`` one after
+    the other (a scalar takes one component, a vector ``dim``); ``w`` itself for one field."""
+    if len(fields) == 1:
+        return {fields[0].name: w}
+    out, k = {}, 0
+    for f in fields:
+        if f.shape == "scalar":
+            out[f.name], k = w[k], k + 1
+        else:
+            out[f.name], k = ufl.as_vector([w[k + i] for i in range(dim)]), k + dim
+    return out
+
+
+def packed_gradient(w: Any, fields: tuple[Field, ...], dim: int) -> Any:
+    r"""The generalized gradient of all ``fields`` of ``w`` (see :func:`split_fields`) as one
+    UFL vector, in the order of :class:`~multiscale.cell.coupled.CoupledResult`: a strain in
+    Voigt order with engineering shears, a gradient by components (row-major for a vector).
+    Its dot product with the fluxes packed alike (stresses without factors) is
+    :math:`\sum_f q_f : g_f`."""
+    parts = split_fields(w, fields, dim)
+    out: list[Any] = []
+    for f in fields:
+        g = f.gradient_of(parts[f.name])
+        if f.gradient == "sym_grad":
+            out += _voigt_to_ufl(g, dim)
+        else:
+            out += (
+                [g[i] for i in range(dim)]
+                if len(g.ufl_shape) == 1
+                else [g[i, j] for i in range(dim) for j in range(dim)]
+            )
+    return ufl.as_vector(out)
 
 
 def _voigt_to_ufl(g: Any, dim: int) -> list[Any]:
