@@ -96,6 +96,20 @@ def default_petsc_options(
     iterations), one Chebyshev sweep, MIS-2 instead of the squared graph, no aggressive
     coarsening (set-up 25 s).  BoomerAMG does not use the near-null space here.
 
+    BoomerAMG gets the operator without the explicit zeros of the constraint's sparsity pattern
+    (:func:`~multiscale.cell.linear.compact_aij`: 1.7M of 10.3M entries on that cell): the same
+    68 iterations and tensor, set-up (conversion included) 1.6-1.8 s instead of 2.2-2.5 s, a
+    preconditioner application 80 ms instead of 92 ms.  With it (and the constraint and the
+    energy-form residuals of :class:`CellProblem` built faster), alternating runs of
+    ``benchmarks/cell.py`` on the shared machine under a load of 2.3-3.3 gave 10.6-13.5 s
+    (``cell_problem_s``; CPU 10.5-12.9 s) against 13.1-15.2 s (CPU 12.9-14.8 s) before.  No
+    better either: ``max_row_sum`` 1 (the same iterations), no C/F ordering of the Chebyshev
+    sweeps (the same), strength threshold 0.3 or 0.35 (67 and 64 iterations, no faster), a
+    coarse grid of 500 rows relaxed by Chebyshev (87 iterations), two sweeps per level (63
+    iterations at twice the cost); block CG over the six load cases (a prototype with the same
+    preconditioner: 11 block iterations, so 72 applications against 68; PETSc here has no
+    HPDDM for ``KSPHPDDM``), and a Fischer initial guess (68 iterations).
+
     The relative residual of CG is tied to the accuracy wanted.  A tensor read from mean fluxes
     is off by about 1e-2 times the relative residual (the default 1e-9 when ``tensor_rtol`` is
     not given).  The energy form of :class:`CellProblem` is off by the square of the algebraic
