@@ -217,7 +217,7 @@ def _add_matching_periodic_constraint(
         V,
         (slaves[:, None] * bs + component).ravel().astype(np.int32),
         (blocks[k][:, None] * bs + component).ravel().astype(np.int64),
-        np.ones(len(slaves) * bs, dtype=mpc._dtype),
+        np.ones(len(slaves) * bs, dtype=dolfinx.default_scalar_type),
         np.repeat(ranks[k], bs).astype(np.int32),
         np.arange(len(slaves) * bs + 1, dtype=np.int32),
     )

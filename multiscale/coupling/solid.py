@@ -183,12 +183,8 @@ class LoadedBoundaries:
                         f"component {spec.component} of the condition on {spec.boundary!r} is "
                         f"out of range for a {d}D problem"
                     )
-                full = np.asarray(spec.value, dtype=float)
-                c = dolfinx.fem.Constant(mesh, 0.0)
-                Vc = V.sub(spec.component)
-                dofs = dolfinx.fem.locate_dofs_topological(Vc, fdim, facets)
-                self.bcs.append(dolfinx.fem.dirichletbc(c, dofs, Vc))
-                self._masks.append((np.arange(d) == spec.component).astype(float))
+                one = ComponentsBC(spec.boundary, (float(spec.value),), (spec.component,), "")
+                c, full = self._components(V, one, facets)
             self._values.append((c, full))
             per_component = []
             for k in range(d):
@@ -216,7 +212,7 @@ class LoadedBoundaries:
     def set_factor(self, factor: float) -> None:
         """Boundary values at load factor ``factor``."""
         for c, full in self._values:
-            if isinstance(c, list):  # a ComponentsBC: one constant per component
+            if isinstance(c, list):  # one constant per component (_components)
                 for ck, value in zip(c, full, strict=True):
                     ck.value = float(factor) * value
             elif isinstance(c, dolfinx.fem.Function):
@@ -359,7 +355,6 @@ class SolidProblem(SteppedProblem):
     def _init_space(self) -> None:
         mesh, d = self.macro.mesh, self.dim
         self.V = dolfinx.fem.functionspace(mesh, ("Lagrange", self.degree, (d,)))
-        self.ncomp = d  # components of the unknown (a subclass may carry more fields)
         self.u = dolfinx.fem.Function(self.V, name="displacement")
         self.v = ufl.TestFunction(self.V)
         self.du = ufl.TrialFunction(self.V)
@@ -386,8 +381,9 @@ class SolidProblem(SteppedProblem):
         ds = ufl.Measure("ds", domain=self.macro.mesh, subdomain_data=self.macro.facet_tags)
         self._external = 0
         for t in tractions:
-            if len(t.value) != self.ncomp:
-                raise ValueError(f"traction on {t.boundary!r} needs {self.ncomp} components")
+            n = self.v.ufl_shape[0]  # the components of the unknown (all fields of a subclass)
+            if len(t.value) != n:
+                raise ValueError(f"traction on {t.boundary!r} needs {n} components")
             if t.boundary not in self.macro.boundaries:
                 raise ValueError(
                     f"unknown boundary {t.boundary!r}; the mesh has {sorted(self.macro.boundaries)}"

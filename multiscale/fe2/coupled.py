@@ -39,7 +39,7 @@ from petsc4py import PETSc
 
 from multiscale.cell.solver import CellProblem
 from multiscale.coupling.quadrature import QuadratureRule
-from multiscale.coupling.solid import ComponentsBC, SolidProblem, SolidResult, Traction
+from multiscale.coupling.solid import ComponentsBC, SolidProblem, Traction
 from multiscale.mesh.macro import MacroMesh
 from multiscale.physics.coupled import Field, as_multifield, fields_of, packed_gradient
 
@@ -126,7 +126,6 @@ class CoupledFE2Problem(SolidProblem):
 
     role = "fe2_coupled"
     newton_name = "macro Newton"
-    result_type = SolidResult
 
     def __init__(
         self,
@@ -176,7 +175,6 @@ class CoupledFE2Problem(SolidProblem):
             k += n
         if k < 2:
             raise ValueError("CoupledFE2Problem needs fields of two or more components in all")
-        self.ncomp = k
         mesh = self.macro.mesh
         self.V = dolfinx.fem.functionspace(mesh, ("Lagrange", self.degree, (k,)))
         self.u = dolfinx.fem.Function(self.V, name="fields")
@@ -228,7 +226,7 @@ class CoupledFE2Problem(SolidProblem):
             "macro_degree": self.degree,
             "quadrature_degree": self._qdeg,
             "macro_gauss_points": self.comm.allreduce(self.rule.n_local, op=MPI.SUM),
-            "macro_dofs": self.V.dofmap.index_map.size_global * self.ncomp,
+            "macro_dofs": self.V.dofmap.index_map.size_global * self.V.dofmap.index_map_bs,
             "rve_dofs": self.micro.result.ndofs,
             "effective_tensor": self.micro.tensor.tolist(),
             "ranks": self.comm.size,
