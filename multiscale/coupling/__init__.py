@@ -6,9 +6,12 @@
   results back into quadrature spaces;
 * :mod:`~multiscale.coupling.probe` -- values of distributed functions at given points;
 * :mod:`~multiscale.coupling.solid` -- the macro solid (loaded boundaries, reactions, load
-  stepping) that FE² and its DNS share.
+  stepping) that FE² and its DNS share;
+* :mod:`~multiscale.coupling.multifield` -- the macro problem in every field of a multi-field
+  law (:class:`MultiFieldMacroProblem`, :class:`FieldBC`) that coupled FE² and HMM share.
 """
 
+from .multifield import FieldBC, MultiFieldMacroProblem, macro_parameters
 from .pool import MicroFailure, MicroPool, MicroSolveError, PoolStatistics
 from .probe import PointProbe, grid_points
 from .quadrature import QuadratureRule
@@ -16,10 +19,12 @@ from .solid import DisplacementBC, LoadedBoundaries, SolidProblem, SolidResult, 
 
 __all__ = [
     "DisplacementBC",
+    "FieldBC",
     "LoadedBoundaries",
     "MicroFailure",
     "MicroPool",
     "MicroSolveError",
+    "MultiFieldMacroProblem",
     "PointProbe",
     "PoolStatistics",
     "QuadratureRule",
@@ -27,4 +32,5 @@ __all__ = [
     "SolidResult",
     "Traction",
     "grid_points",
+    "macro_parameters",
 ]

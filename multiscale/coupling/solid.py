@@ -51,9 +51,16 @@ __all__ = [
     "SolidProblem",
     "SolidResult",
     "Traction",
+    "default_macro_options",
 ]
 
 log = logging.getLogger(__name__)
+
+
+def default_macro_options() -> dict[str, Any]:
+    """Newton with full steps, residual tolerances ``snes_rtol 1e-9``, ``snes_atol 1e-11``, at
+    most 20 iterations; MUMPS for the macro linear systems."""
+    return {"snes_rtol": 1.0e-9, "snes_atol": 1.0e-11, "snes_max_it": 20}
 
 
 @dataclass(slots=True, frozen=True)

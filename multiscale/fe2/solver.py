@@ -52,9 +52,16 @@ from mpi4py import MPI
 from petsc4py import PETSc
 
 from multiscale.coupling.concurrent import ConcurrentCoupling
+from multiscale.coupling.multifield import macro_parameters
 from multiscale.coupling.pool import MicroFailure, MicroPool, MicroSolveError
 from multiscale.coupling.quadrature import QuadratureRule
-from multiscale.coupling.solid import DisplacementBC, SolidProblem, SolidResult, Traction
+from multiscale.coupling.solid import (
+    DisplacementBC,
+    SolidProblem,
+    SolidResult,
+    Traction,
+    default_macro_options,
+)
 from multiscale.mesh.macro import MacroMesh
 from multiscale.nonlinear import CollectiveError, StepRecord
 from multiscale.physics.base import Material
@@ -65,35 +72,6 @@ from .surrogate import SurrogateMicroModel, SurrogateOptions
 __all__ = ["DisplacementBC", "FE2Problem", "FE2Result", "Traction", "default_macro_options"]
 
 log = logging.getLogger(__name__)
-
-
-def default_macro_options() -> dict[str, Any]:
-    """Newton with full steps, residual tolerances ``snes_rtol 1e-9``, ``snes_atol 1e-11``, at
-    most 20 iterations; MUMPS for the macro linear systems."""
-    return {"snes_rtol": 1.0e-9, "snes_atol": 1.0e-11, "snes_max_it": 20}
-
-
-def macro_parameters(
-    rule: QuadratureRule,
-    names: Sequence[str],
-    specs: Mapping[str, float | Callable[[np.ndarray], np.ndarray]],
-) -> np.ndarray:
-    """The values of the laws' macro parameters ``names`` at the owned points of ``rule``,
-    ``(n, len(names))``, from ``specs`` (a number or a function of the coordinates, shape
-    ``(d, n)``, per name; absent ones are zero).  One-line ``ValueError`` for an unknown name
-    or a non-finite value."""
-    unknown = sorted(set(specs) - set(names))
-    if unknown:
-        raise ValueError(f"unknown macro parameter(s) {unknown}; the micro laws take {list(names)}")
-    x = rule.coordinates().reshape(-1, rule.mesh.geometry.dim).T
-    values = np.zeros((x.shape[1], len(names)))
-    for k, name in enumerate(names):
-        spec = specs.get(name, 0.0)
-        column = spec(x) if callable(spec) else spec
-        values[:, k] = np.broadcast_to(np.asarray(column, dtype=float), (x.shape[1],))
-    if not np.all(np.isfinite(values)):
-        raise ValueError(f"macro parameter(s) {list(names)} have non-finite values")
-    return values
 
 
 @dataclass(slots=True)

@@ -12,6 +12,10 @@
 * :mod:`~multiscale.hmm.solver` -- :class:`HMMProblem`: one micro computation and one linear
   solve for a linear coefficient, macro Newton with the consistent HMM tangent along load steps
   for a nonlinear one, micro solves distributed with :class:`~multiscale.coupling.MicroPool`;
+* :mod:`~multiscale.hmm.coupled` -- :class:`CoupledHMMProblem`: linear multi-field laws
+  (piezoelectric, thermoelastic, elastic: :class:`MultiFieldCoefficient`), every field on the
+  macro mesh, :math:`\\mathbb M(x_q)` and :math:`p(x_q)` from one sampling problem per point,
+  and its fine-scale reference :class:`CoupledDNSProblem`;
 * :mod:`~multiscale.hmm.dns` -- :class:`DNSProblem`, the fine-scale reference, and
   :func:`compare`, the error measurement;
 * :mod:`~multiscale.hmm.reference` -- :math:`A^{hom}` of two-phase cells from the cell solver.
@@ -20,14 +24,17 @@
 from .coefficients import (
     Coefficient,
     MonotoneFlux,
+    MultiFieldCoefficient,
     RandomStationary,
     checkerboard,
     laminate,
+    layered_laws,
     separable,
     smooth_layers,
     smooth_layers_tensor,
     smooth_periodic,
 )
+from .coupled import CoupledDNSProblem, CoupledHMMProblem, ResolvedLawModel, SampledLinearModel
 from .dns import DNSProblem, compare
 from .macro import MacroProblem, ScalarLoad, ScalarProblem
 from .micro import COUPLINGS, MicroModel, MicroSettings, SamplingProblem, SamplingResponse
@@ -37,13 +44,18 @@ from .solver import HMMProblem
 __all__ = [
     "COUPLINGS",
     "Coefficient",
+    "CoupledDNSProblem",
+    "CoupledHMMProblem",
     "DNSProblem",
     "HMMProblem",
     "MacroProblem",
     "MicroModel",
     "MicroSettings",
     "MonotoneFlux",
+    "MultiFieldCoefficient",
     "RandomStationary",
+    "ResolvedLawModel",
+    "SampledLinearModel",
     "SamplingProblem",
     "SamplingResponse",
     "ScalarLoad",
@@ -53,6 +65,7 @@ __all__ = [
     "compare",
     "laminate",
     "laminate_phase",
+    "layered_laws",
     "separable",
     "smooth_layers",
     "smooth_layers_tensor",

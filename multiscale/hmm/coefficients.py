@@ -13,11 +13,18 @@ same :math:`a`.
 * :class:`RandomStationary` -- a stationary log-normal random field in :math:`y` (random-phase
   spectral sum with a Gaussian covariance, drawn from a seed), optionally scaled by :math:`c(x)`;
 * :class:`MonotoneFlux` -- the monotone nonlinear law
-  :math:`q(x, y, g) = a(x, y)\,(1 + \beta|g|^2)\,g` built on a linear coefficient.
+  :math:`q(x, y, g) = a(x, y)\,(1 + \beta|g|^2)\,g` built on a linear coefficient;
+* :class:`MultiFieldCoefficient` -- linear multi-field laws
+  (:class:`~multiscale.physics.coupled.MultiFieldLaw`: piezoelectricity, thermoelasticity, a
+  user's law) weighted by functions of :math:`(x, y)`, with the factory :func:`layered_laws`.
 
-Every coefficient has ``flux(x, y, g)`` (a UFL vector) and ``linear``; linear ones also
-``tensor(x, y)``.  Positivity of a general UFL expression cannot be checked symbolically: the micro
-solver checks the values it integrates and raises a clear error on a non-positive or NaN value.
+Every coefficient has ``flux(x, y, g)`` (a UFL vector) and ``linear``; linear scalar ones also
+``tensor(x, y)``.  A multi-field coefficient acts on the packed generalized gradient of all its
+fields (:func:`~multiscale.physics.coupled.packed_gradient`) and returns the packed fluxes.
+
+Positivity of a general UFL expression cannot be checked symbolically: the micro solver checks
+the values it integrates and raises a clear error on a non-positive (scalar coefficients) or NaN
+value.
 """
 
 from __future__ import annotations
@@ -30,12 +37,22 @@ from typing import Any
 import numpy as np
 import ufl
 
+from multiscale.physics.coupled import (
+    Field,
+    as_multifield,
+    fields_of,
+    pack_fluxes,
+    unpack_gradient,
+)
+
 __all__ = [
     "Coefficient",
     "MonotoneFlux",
+    "MultiFieldCoefficient",
     "RandomStationary",
     "checkerboard",
     "laminate",
+    "layered_laws",
     "separable",
     "smooth_layers",
     "smooth_layers_tensor",
@@ -205,6 +222,64 @@ class RandomStationary:
         return ufl.dot(self.tensor(x, y), g)
 
 
+@dataclass(slots=True, frozen=True)
+class MultiFieldCoefficient:
+    r"""Linear multi-field phase laws weighted by functions of :math:`(x, y)`:
+
+    .. math::
+        q_f(x, y, g, \theta) = \sum_i w_i(x, y)\, q^{(i)}_f(g, \theta),
+
+    where :math:`q^{(i)}` are the fluxes of the :class:`~multiscale.physics.coupled.MultiFieldLaw`
+    ``laws[i]`` (all with the same fields and parameters; a conductivity or small-strain
+    elastic law is the multi-field law of its one field) and ``weights(x, y)`` returns the UFL
+    scalars :math:`w_i` (indicators of the phases, times a slow scaling, say).  The law stays
+    linear in :math:`(g, \theta)`; its operator need not be definite (a piezoelectric enthalpy
+    is not).
+
+    ``flux(x, y, g, params)`` takes the packed generalized gradient ``g`` of all fields (Voigt
+    strains with engineering shears, gradients by components) and the parameter values
+    ``params`` (a UFL vector or sequence in the order of :attr:`parameters`; ``None``: zero) and
+    returns the packed fluxes.
+    """
+
+    laws: tuple[Any, ...]
+    weights: Callable[[Expr, Expr], Any]
+    dim: int
+    name: str = "multifield"
+    x_dependent: bool = True
+    linear: bool = field(default=True, init=False)
+    fields: tuple[Field, ...] = field(init=False)
+    parameters: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "dim", _check_dim(self.dim))
+        laws = tuple(as_multifield(law) for law in self.laws)
+        if not callable(self.weights):
+            raise TypeError("weights must be callable as weights(x, y)")
+        fields, parameters = fields_of(dict(enumerate(laws)))
+        object.__setattr__(self, "laws", laws)
+        object.__setattr__(self, "fields", fields)
+        object.__setattr__(self, "parameters", parameters)
+
+    @property
+    def size(self) -> int:
+        """Number of packed generalized gradient components."""
+        return sum(f.gradient_size(self.dim) for f in self.fields)
+
+    def flux(self, x: Expr, y: Expr, g: Expr, params: Any = None) -> Expr:
+        d = self.dim
+        w = list(self.weights(x, y))
+        if len(w) != len(self.laws):
+            raise ValueError(f"weights returned {len(w)} values for {len(self.laws)} laws")
+        grads = unpack_gradient(g, self.fields, d)
+        values = [0.0] * len(self.parameters) if params is None else list(params)
+        theta = dict(zip(self.parameters, values, strict=True))
+        total = 0
+        for wi, law in zip(w, self.laws, strict=True):
+            total = total + wi * pack_fluxes(law.fluxes(grads, theta), self.fields, d)
+        return total
+
+
 # -- factories ----------------------------------------------------------------------------------
 def _positive(name: str, value: float) -> float:
     v = float(value)
@@ -290,3 +365,25 @@ def separable(slow: SlowFunction, fast: Coefficient) -> Coefficient:
         return slow(x) * fast.tensor(x, y)
 
     return Coefficient(function, fast.dim, name=f"c(x)*{fast.name}", x_dependent=True)
+
+
+def layered_laws(
+    law1: Any, law2: Any, dim: int, normal: int = 0, slow: SlowFunction | None = None
+) -> MultiFieldCoefficient:
+    r"""Layers of the multi-field law ``law1`` (:math:`\{y_n\} < 1/2`) and ``law2`` across axis
+    ``normal``, as :func:`laminate`, scaled by ``slow(x)`` (a positive UFL scalar) if given.
+    Their :math:`\mathbb M^*`, :math:`p^*` are those of the laminate of equal fractions
+    (exact: the layered-medium formula), times :math:`c(x)`."""
+    if not 0 <= int(normal) < int(dim):
+        raise ValueError(f"normal axis {normal!r} out of range for dimension {dim}")
+    if slow is not None and not callable(slow):
+        raise TypeError("slow must be callable as slow(x)")
+
+    def weights(x: Expr, y: Expr) -> list[Expr]:
+        first = ufl.conditional(ufl.gt(ufl.sin(2.0 * math.pi * y[normal]), 0.0), 1.0, 0.0)
+        c = 1.0 if slow is None else slow(x)
+        return [c * first, c * (1.0 - first)]
+
+    return MultiFieldCoefficient(
+        (law1, law2), weights, dim, name="layered_laws", x_dependent=slow is not None
+    )

@@ -81,6 +81,7 @@ from multiscale.nonlinear import (
     agree,
     newton_options,
 )
+from multiscale.physics.coupled import Field, packed_gradient
 
 __all__ = [
     "COUPLINGS",
@@ -209,14 +210,18 @@ def default_micro_options(settings: MicroSettings, serial: bool) -> dict[str, An
 
 @dataclass(slots=True)
 class SamplingResponse:
-    """One sampling-domain solve: the averaged ``flux`` :math:`Q` (d), the ``tangent``
-    :math:`\\partial Q/\\partial G` (d x d), the owned part of the converged ``fluctuation``
-    (the warm start of the next solve at the point) and the Newton ``iterations``."""
+    """One sampling-domain solve: the averaged ``flux`` :math:`Q` (m: d for a scalar problem,
+    the packed generalized gradient size of a multi-field one), the ``tangent``
+    :math:`\\partial Q/\\partial G` (m x m), the owned part of the converged ``fluctuation``
+    (the warm start of the next solve at the point), the Newton ``iterations`` and the
+    ``parameter_fluxes`` :math:`\\partial Q/\\partial\\theta` (m x p, a linear law's
+    macro parameters)."""
 
     flux: np.ndarray
     tangent: np.ndarray
     fluctuation: np.ndarray
     iterations: int
+    parameter_fluxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
 
 
 class SamplingProblem(PETScOwner):
@@ -252,22 +257,41 @@ class SamplingProblem(PETScOwner):
         self.settings = settings
         self.linear = bool(coefficient.linear)
         self.dim = int(coefficient.dim)
+        self._init_fields()
         self._init_space()
         self._init_constants()
         self._init_forms()
         self._init_solver(petsc_options_prefix)
 
     # -- construction, in steps -------------------------------------------------------------------
+    def _init_fields(self) -> None:
+        """The fields and parameters of the coefficient: one scalar field for a scalar
+        coefficient, those a :class:`~multiscale.hmm.coefficients.MultiFieldCoefficient`
+        declares otherwise; :attr:`size` packed gradient components."""
+        fields = getattr(self.coefficient, "fields", None)
+        #: whether the coefficient is a multi-field law (packed gradients, no definiteness)
+        self.multifield = fields is not None
+        self.fields: tuple[Field, ...] = (
+            tuple(fields) if self.multifield else (Field("u", "scalar", "grad"),)
+        )
+        self.parameters: tuple[str, ...] = tuple(getattr(self.coefficient, "parameters", ()))
+        if self.parameters and not self.linear:
+            raise ValueError("macro parameters need a linear coefficient")
+        self.size = sum(f.gradient_size(self.dim) for f in self.fields)
+
     def _init_space(self) -> None:
-        """Unit-cell mesh, constrained space, the averaging cells and their weights."""
+        """Unit-cell mesh, constrained space of all fields, the averaging cells and their
+        weights."""
         s, d = self.settings, self.dim
         if s.coupling == "periodic" and not math.isclose(
             s.periods, round(s.periods), rel_tol=0, abs_tol=1e-9
         ):
             log.info("periodic coupling with delta/eps = %.4g not an integer", s.periods)
         self.mesh = mesh = unit_mesh(self.comm, d, s.n)
-        self.V = dolfinx.fem.functionspace(mesh, ("Lagrange", int(s.degree)))
-        self.ndofs = self.V.dofmap.index_map.size_global
+        ncomp = sum(f.value_size(d) for f in self.fields)
+        shape = () if ncomp == 1 else (ncomp,)
+        self.V = dolfinx.fem.functionspace(mesh, ("Lagrange", int(s.degree), shape))
+        self.ndofs = self.V.dofmap.index_map.size_global * ncomp
         box = np.array([np.zeros(d), np.ones(d)])
         self.mpc, bcs = build_constraint(
             self.V, box, "periodic" if s.coupling == "periodic" else "kubc"
@@ -275,8 +299,12 @@ class SamplingProblem(PETScOwner):
         W = self.mpc.function_space
         # The conditions of build_constraint live on V; dolfinx_mpc assembles on the constrained
         # space W and silently skips conditions of another space, so restate them on W (same
-        # local dof numbering).
-        self.bcs = [dolfinx.fem.dirichletbc(0.0, bc.dof_indices()[0], W) for bc in bcs]
+        # local dof numbering; the conditions act on whole blocks, whose unrolled indices
+        # dof_indices gives).
+        zero = np.zeros(ncomp) if ncomp > 1 else 0.0
+        self.bcs = [
+            dolfinx.fem.dirichletbc(zero, np.unique(bc.dof_indices()[0] // ncomp), W) for bc in bcs
+        ]
         self.w = dolfinx.fem.Function(W, name="fluctuation")
         self.chi = dolfinx.fem.Function(W, name="corrector")
         self.rule = QuadratureRule(mesh, int(s.quadrature_degree))
@@ -294,31 +322,43 @@ class SamplingProblem(PETScOwner):
         self.corner = dolfinx.fem.Constant(mesh, np.zeros(d))
         self.delta = dolfinx.fem.Constant(mesh, s.delta)
         self.eps = dolfinx.fem.Constant(mesh, s.eps)
-        self.G = dolfinx.fem.Constant(mesh, np.zeros(d))
-        self.T = dolfinx.fem.Constant(mesh, np.zeros(d))
+        m, p = self.size, len(self.parameters)
+        self.G = dolfinx.fem.Constant(mesh, np.zeros(m))  # the macro (packed) gradient
+        self.T = dolfinx.fem.Constant(mesh, np.zeros(m))  # a unit load of the tangent ...
+        self.S = dolfinx.fem.Constant(mesh, np.zeros(max(p, 1)))  # ... or of a parameter
 
     def _init_forms(self) -> None:
         """Residual, Jacobian, corrector right-hand side and point expressions, compiled
         once."""
-        d = self.dim
+        m, d = self.size, self.dim
         xi = ufl.SpatialCoordinate(self.mesh)
         z = self.corner + self.delta * xi
         y = z / self.eps
         x_slow = self.xq if self.settings.freeze_x else z
-        g = ufl.variable(self.G + ufl.grad(self.w))
-        q = self.coefficient.flux(x_slow, y, g)
-        if ufl.shape(q) != (d,):
-            raise ValueError(f"the flux must be a vector of length {d}, got shape {ufl.shape(q)}")
-        D = ufl.diff(q, g)
         W = self.mpc.function_space
         v, du = ufl.TestFunction(W), ufl.TrialFunction(W)
+
+        def grad(u: Any) -> Any:  # the packed generalized gradient (the gradient of a scalar)
+            return packed_gradient(u, self.fields, d) if self.multifield else ufl.grad(u)
+
+        g = ufl.variable(self.G + grad(self.w))
+        q = self.coefficient.flux(x_slow, y, g)
+        if ufl.shape(q) != (m,):
+            raise ValueError(f"the flux must be a vector of length {m}, got shape {ufl.shape(q)}")
+        D = ufl.diff(q, g)
+        load = ufl.dot(D, self.T)
+        if self.parameters:  # the fluxes of the parameters S at zero gradient (linear laws)
+            S = ufl.as_vector([self.S[k] for k in range(len(self.parameters))])
+            q_S = self.coefficient.flux(x_slow, y, ufl.as_vector([0.0] * m), S)
+            load += q_S
+            self._S_flux = self.rule.expression(q_S)
         dx = self.rule.dx
-        self._F = dolfinx.fem.form(ufl.inner(q, ufl.grad(v)) * dx)
-        self._J = dolfinx.fem.form(ufl.inner(ufl.dot(D, ufl.grad(du)), ufl.grad(v)) * dx)
-        self._L_T = dolfinx.fem.form(-ufl.inner(ufl.dot(D, self.T), ufl.grad(v)) * dx)
+        self._F = dolfinx.fem.form(ufl.inner(q, grad(v)) * dx)
+        self._J = dolfinx.fem.form(ufl.inner(ufl.dot(D, grad(du)), grad(v)) * dx)
+        self._L_T = dolfinx.fem.form(-ufl.inner(load, grad(v)) * dx)
         self._q_expr = self.rule.expression(q)
         self._D_expr = self.rule.expression(D)
-        self._grad_chi = self.rule.expression(ufl.grad(self.chi))
+        self._grad_chi = self.rule.expression(grad(self.chi))
 
     def _init_solver(self, prefix: str | None) -> None:
         self.assembly = ConstrainedAssembly(self._F, self._J, self.w, self.mpc, self.bcs)
@@ -344,15 +384,18 @@ class SamplingProblem(PETScOwner):
 
     # -- Newton hooks -----------------------------------------------------------------------------
     def _check_coefficient(self, x: PETSc.Vec) -> None:
-        """Evaluate :math:`D` at the iterate (kept for the tangent) and raise on a NaN or a
-        symmetric part that is not positive definite (Sylvester's criterion: positive leading
-        principal minors)."""
+        """Evaluate :math:`D` at the iterate (kept for the tangent) and raise on a NaN or, for
+        a scalar coefficient, a symmetric part that is not positive definite (Sylvester's
+        criterion: positive leading principal minors; a multi-field law need not be
+        definite)."""
         self._D_points = D = self.rule.evaluate(self._D_expr)
         if not D.size:
             return
-        D = D.reshape(-1, self.dim, self.dim)
+        D = D.reshape(-1, self.size, self.size)
         if not np.all(np.isfinite(D)):
             raise MicroSolveError("the coefficient is NaN or infinite on the sampling domain")
+        if self.multifield:
+            return
         S = 0.5 * (D + np.transpose(D, (0, 2, 1)))
         minors = [S[:, 0, 0]]
         if self.dim > 1:
@@ -386,7 +429,9 @@ class SamplingProblem(PETScOwner):
     def _set_point(self, xq: np.ndarray, G: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         d, s = self.dim, self.settings
         xq = np.asarray(xq, dtype=float)[:d]
-        G = np.zeros(d) if G is None else np.asarray(G, dtype=float)[:d]
+        G = np.zeros(self.size) if G is None else np.asarray(G, dtype=float).ravel()[: self.size]
+        if len(G) != self.size:
+            raise MicroSolveError(f"the macro gradient needs {self.size} components, got {len(G)}")
         if not (np.all(np.isfinite(xq)) and np.all(np.isfinite(G))):
             raise MicroSolveError(f"non-finite micro input: x_q = {xq.tolist()}, G = {G.tolist()}")
         corner = xq - 0.5 * s.delta
@@ -445,42 +490,65 @@ class SamplingProblem(PETScOwner):
                 f"{outcome.cause}; sampling domain at x_q = {np.round(xq, 8).tolist()}, "
                 f"G = {np.round(G, 8).tolist()}"
             )
-        flux, tangent = self._averages()
+        flux, tangent, parameter_fluxes = self._averages()
         if self.linear:
             flux = tangent @ G
-        if not (np.all(np.isfinite(tangent)) and np.all(np.isfinite(flux))):
+        if not all(np.all(np.isfinite(a)) for a in (flux, tangent, parameter_fluxes)):
             raise MicroSolveError(f"non-finite micro result at x_q = {xq.tolist()}")
-        return SamplingResponse(flux, tangent, self.newton.x.getArray().copy(), outcome.iterations)
+        x = self.newton.x.getArray().copy()
+        return SamplingResponse(flux, tangent, x, outcome.iterations, parameter_fluxes)
 
-    def _averages(self) -> tuple[np.ndarray, np.ndarray]:
-        """:math:`Q` and the tangent at the converged state: the :math:`d` correctors with the
-        factorization of the last Jacobian, then weighted sums over the inner cells."""
-        d, w = self.dim, self._weights
+    def _averages(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:math:`Q`, the tangent and the parameter fluxes at the converged state: the
+        :math:`m` correctors (unit loads :math:`T = e_j`) and :math:`p` parameter solves
+        (:math:`S = e_k`) with the factorization of the last Jacobian, then weighted sums over
+        the inner cells."""
+        m, p, w = self.size, len(self.parameters), self._weights
         assert self._D_points is not None, "the coefficient was not evaluated at the solution"
-        wD = w[:, :, None, None] * self._D_points[self._inner]
-        local = np.zeros((d, d + 1))
+        wD = w[:, :, None, None] * self._D_points[self._inner].reshape(*w.shape, m, m)
+        local = np.zeros((m, m + p + 1))
         if not self.linear:  # a linear coefficient's flux is the tangent times G
             q = self.rule.evaluate(self._q_expr, self._inner_cells)
-            local[:, d] = w.ravel() @ q.reshape(-1, d)
-        grads = np.empty((*w.shape, d, d))  # grad chi_j at the points, j last
-        ksp = self.newton.snes.getKSP()
-        for j, e in enumerate(np.eye(d)):
-            self.T.value[...] = e
-            self.assembly.assemble_vector(self._L_T, self._rhs)
-            ksp.solve(self._rhs, self.chi.x.petsc_vec)
-            if ksp.getConvergedReason() < 0:
-                raise MicroSolveError(
-                    f"micro corrector solve {j} ({self.prefix}) failed: KSP reason "
-                    f"{ksp.getConvergedReason()}"
-                )
-            self.chi.x.scatter_forward()
-            self.mpc.backsubstitution(self.chi)
-            grads[..., j] = self.rule.evaluate(self._grad_chi, self._inner_cells)
-        grads += np.eye(d)
-        # sum over the points of w D (I + grad chi): one matrix product
-        local[:, :d] = np.moveaxis(wD, 2, 0).reshape(d, -1) @ grads.reshape(-1, d)
+            local[:, m + p] = w.ravel() @ q.reshape(-1, m)
+        grads = np.empty((*w.shape, m, m + p))  # T + g(chi) at the points, the load last
+        for j in range(m + p):
+            self._unit_load(j)
+            grads[..., j] = self._corrector_gradient(j)
+        grads[..., :m] += np.eye(m)
+        # sum over the points of w D (T + g(chi)): one matrix product; plus a parameter's flux
+        local[:, : m + p] = np.moveaxis(wD, 2, 0).reshape(m, -1) @ grads.reshape(-1, m + p)
+        for k in range(p):
+            self._unit_load(m + k)
+            q_S = self.rule.evaluate(self._S_flux, self._inner_cells)
+            local[:, m + k] += w.ravel() @ q_S.reshape(-1, m)
         total = _comm_sum(self.comm, local) / self.inner_volume
-        return total[:, d], total[:, :d]
+        return total[:, m + p], total[:, :m], total[:, m : m + p]
+
+    def _unit_load(self, j: int) -> None:
+        """Load ``j``: the unit gradient :math:`T = e_j` (:math:`j < m`), else the unit
+        parameter :math:`S = e_{j - m}`."""
+        m = self.size
+        self.T.value[...] = np.eye(m)[j] if j < m else 0.0
+        self.S.value[...] = 0.0
+        if j >= m:
+            self.S.value[j - m] = 1.0
+
+    def _corrector_gradient(self, j: int) -> np.ndarray:
+        """Solve the corrector of the current unit load with the factorized Jacobian; its
+        packed gradient at the inner points."""
+        ksp = self.newton.snes.getKSP()
+        self.assembly.assemble_vector(self._L_T, self._rhs)
+        ksp.solve(self._rhs, self.chi.x.petsc_vec)
+        if ksp.getConvergedReason() < 0:
+            raise MicroSolveError(
+                f"micro corrector solve {j} ({self.prefix}) failed: KSP reason "
+                f"{ksp.getConvergedReason()}"
+            )
+        self.chi.x.scatter_forward()
+        self.mpc.backsubstitution(self.chi)
+        return self.rule.evaluate(self._grad_chi, self._inner_cells).reshape(
+            *self._weights.shape, self.size
+        )
 
     def effective_tensor(self, xq: np.ndarray) -> np.ndarray:
         """:math:`A^{HMM}(x_q)` of a linear coefficient (the tangent at :math:`G = 0`)."""
@@ -538,6 +606,7 @@ class MicroModel(PETScOwner):
             )
         )
         self.dim, self.linear = self.problem.dim, self.problem.linear
+        self.size, self.parameters = self.problem.size, self.problem.parameters
         self.n_local = int(n_points)
         mc = pool.micro_comm
         self.n_group = int(sum(mc.allgather(self.n_local))) if mc.size > 1 else self.n_local
@@ -551,17 +620,43 @@ class MicroModel(PETScOwner):
     def evaluate(
         self, points: np.ndarray, gradients: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray, list[MicroFailure]]:
-        """Fluxes ``(n, d)`` and tangents ``(n, d, d)`` at this rank's ``points`` ``(n, d)``
-        for the macro ``gradients`` ``(n, d)`` (``None``: zero, for the effective tensors of a
-        linear coefficient), and the failures of the group (their rows are NaN).
+        """Fluxes ``(n, m)`` and tangents ``(n, m, m)`` at this rank's ``points`` ``(n, d)``
+        for the macro ``gradients`` ``(n, m)`` (``None``: zero, for the effective tensors of a
+        linear coefficient), and the failures of the group (their rows are NaN); ``m`` is the
+        dimension for a scalar problem, the packed gradient size of a multi-field one.
 
         Each nonlinear solve starts from the point's trial fluctuation and replaces it.  Not
         collective on the macro communicator (only on the micro one): the caller agrees on the
         failures."""
-        d = self.dim
+        m = self.size
+        out, failures = self._run(points, gradients, parameters=False)
+        return out[:, :m], out[:, m:].reshape(-1, m, m), failures
+
+    def tensors(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[MicroFailure]]:
+        """A linear coefficient's tangents :math:`\\mathbb M(x_q)` ``(n, m, m)`` and parameter
+        fluxes :math:`p(x_q)` ``(n, m, p)`` at this rank's ``points``, so that
+        :math:`Q = \\mathbb M G + p\\theta`, and the failures of the group (as
+        :meth:`evaluate`)."""
+        if not self.linear:
+            raise ValueError("effective tensors are defined for linear coefficients only")
+        m, p = self.size, len(self.parameters)
+        out, failures = self._run(points, None, parameters=True)
+        n = len(out)
+        return (
+            out[:, m : m + m * m].reshape(n, m, m),
+            out[:, m + m * m :].reshape(n, m, p),
+            failures,
+        )
+
+    def _run(
+        self, points: np.ndarray, gradients: np.ndarray | None, parameters: bool
+    ) -> tuple[np.ndarray, list[MicroFailure]]:
+        """The rows ``[Q, tangent, (parameter fluxes)]`` of every point, solved in the pool."""
+        d, m = self.dim, self.size
         n = len(points)
+        width = m + m * m + (m * len(self.parameters) if parameters else 0)
         points = np.asarray(points, dtype=float).reshape(n, d)
-        inputs = points if gradients is None else np.hstack([points, np.reshape(gradients, (n, d))])
+        inputs = points if gradients is None else np.hstack([points, np.reshape(gradients, (n, m))])
         trial = self.trial
 
         def solve(key: int, row: np.ndarray) -> np.ndarray:
@@ -571,14 +666,17 @@ class MicroModel(PETScOwner):
                 trial[key] = response.fluctuation
             self.solves += 1
             self.newton_iterations += response.iterations
-            return np.concatenate([response.flux, response.tangent.ravel()])
+            parts = [response.flux, response.tangent.ravel()]
+            if parameters:
+                parts.append(response.parameter_fluxes.ravel())
+            return np.concatenate(parts)
 
         t0 = time.perf_counter()
         out, failures = self.pool.run(solve, inputs)
         self.seconds += time.perf_counter() - t0
         if out.shape[1] == 0:  # no point solved in the group (all empty, or the first failed)
-            out = np.full((n, d + d * d), np.nan)
-        return out[:, :d], out[:, d:].reshape(n, d, d), failures
+            out = np.full((n, width), np.nan)
+        return out, failures
 
     def commit(self) -> None:
         """The trial fluctuations become the committed ones (a converged macro step)."""

@@ -46,8 +46,10 @@ __all__ = [
     "ThermoElastic",
     "as_multifield",
     "fields_of",
+    "pack_fluxes",
     "packed_gradient",
     "split_fields",
+    "unpack_gradient",
 ]
 
 Shape = Literal["scalar", "vector"]
@@ -192,20 +194,50 @@ def packed_gradient(w: Any, fields: tuple[Field, ...], dim: int) -> Any:
     r"""The generalized gradient of all ``fields`` of ``w`` (see :func:`split_fields`) as one
     UFL vector, in the order of :class:`~multiscale.cell.coupled.CoupledResult`: a strain in
     Voigt order with engineering shears, a gradient by components (row-major for a vector).
-    Its dot product with the fluxes packed alike (stresses without factors) is
-    :math:`\sum_f q_f : g_f`."""
+    Its dot product with the fluxes packed alike (:func:`pack_fluxes`: stresses without
+    factors) is :math:`\sum_f q_f : g_f`."""
     parts = split_fields(w, fields, dim)
+    return _pack({f.name: f.gradient_of(parts[f.name]) for f in fields}, fields, dim, 2)
+
+
+def pack_fluxes(q: dict[str, Any], fields: tuple[Field, ...], dim: int) -> Any:
+    """The fluxes ``q[name]`` of all ``fields`` as one UFL vector in the order of
+    :func:`packed_gradient`: a stress in Voigt order without factors, a flux by components."""
+    return _pack(q, fields, dim, 1)
+
+
+def unpack_gradient(g: Any, fields: tuple[Field, ...], dim: int) -> dict[str, Any]:
+    """The inverse of :func:`packed_gradient`'s packing: the generalized gradient of each field
+    (a strain tensor, a vector or a matrix) from the packed UFL vector ``g``."""
+    out, k = {}, 0
+    for f in fields:
+        if f.gradient == "sym_grad":
+            E: list[list[Any]] = [[None] * dim for _ in range(dim)]
+            for a, (i, j) in enumerate(voigt_index(dim)):
+                E[i][j] = E[j][i] = g[k + a] if i == j else 0.5 * g[k + a]
+            out[f.name] = ufl.as_matrix(E)
+        elif f.shape == "scalar":
+            out[f.name] = ufl.as_vector([g[k + i] for i in range(dim)])
+        else:
+            out[f.name] = ufl.as_matrix(
+                [[g[k + i * dim + j] for j in range(dim)] for i in range(dim)]
+            )
+        k += f.gradient_size(dim)
+    return out
+
+
+def _pack(tensors: dict[str, Any], fields: tuple[Field, ...], dim: int, shear: float) -> Any:
+    """The tensors of the fields in one UFL vector: symmetric ones in Voigt order, the shears
+    times ``shear`` (2: engineering strains, 1: stresses), others by components."""
     out: list[Any] = []
     for f in fields:
-        g = f.gradient_of(parts[f.name])
+        t = tensors[f.name]
         if f.gradient == "sym_grad":
-            out += _voigt_to_ufl(g, dim)
+            out += [t[i, j] if i == j else shear * t[i, j] for i, j in voigt_index(dim)]
+        elif len(t.ufl_shape) == 1:
+            out += [t[i] for i in range(dim)]
         else:
-            out += (
-                [g[i] for i in range(dim)]
-                if len(g.ufl_shape) == 1
-                else [g[i, j] for i in range(dim) for j in range(dim)]
-            )
+            out += [t[i, j] for i in range(dim) for j in range(dim)]
     return ufl.as_vector(out)
 
 
