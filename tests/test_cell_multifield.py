@@ -1,7 +1,8 @@
 """A multi-field law defined only here (coupled diffusion of two scalars, Soret/Dufour-like
 cross terms) runs through the one cell solver (:class:`~multiscale.cell.CellProblem`), the
-physics registry and an ensemble without any change to the package; checked against the
-laminate's closed form, the matrix-valued harmonic and arithmetic means."""
+physics registry, an ensemble and both couplers (FE²: :class:`CoupledFE2Problem`, HMM:
+:class:`CoupledHMMProblem`) without any change to the package; checked against the laminate's
+closed form, the matrix-valued harmonic and arithmetic means."""
 
 from __future__ import annotations
 
@@ -15,8 +16,12 @@ from mpi4py import MPI
 
 from multiscale.cell import CellProblem
 from multiscale.cell.coupled import CoupledResult
+from multiscale.coupling import FieldBC
 from multiscale.ensemble import EnsembleConfig, Microstructure, PhaseLaw, run_ensemble
+from multiscale.fe2.coupled import CoupledFE2Problem
+from multiscale.hmm import CoupledHMMProblem, MicroSettings, layered_laws
 from multiscale.mesh.generators import laminate
+from multiscale.mesh.macro import rectangle
 from multiscale.physics import Physics, registry
 from multiscale.physics.coupled import Field
 from multiscale.physics.plasticity import J2Plasticity
@@ -56,12 +61,12 @@ PHASES = (CoupledDiffusion(1.0, 0.5, 2.0), CoupledDiffusion(10.0, -1.0, 0.5))
 FRACTIONS = np.array([0.3, 0.7])
 
 
-def _laminate_exact() -> np.ndarray:
+def _laminate_exact(fractions: np.ndarray = FRACTIONS) -> np.ndarray:
     """The generalized tensor in the component order (T,x T,y c,x c,y): across the layers
     (x) the harmonic mean of the 2 x 2 field matrices, along them (y) the arithmetic mean."""
     M = [p.matrix() for p in PHASES]
-    across = np.linalg.inv(sum(f * np.linalg.inv(m) for f, m in zip(FRACTIONS, M, strict=True)))
-    along = sum(f * m for f, m in zip(FRACTIONS, M, strict=True))
+    across = np.linalg.inv(sum(f * np.linalg.inv(m) for f, m in zip(fractions, M, strict=True)))
+    along = sum(f * m for f, m in zip(fractions, M, strict=True))
     exact = np.zeros((4, 4))
     for a in range(2):
         for b in range(2):
@@ -135,6 +140,34 @@ def test_two_field_law_through_an_ensemble(coupled_diffusion):
     )
     result = run_ensemble(COMM, EnsembleConfig(micro, mixed, (1.5,), 2, seed=4))
     assert result.worst_order() >= -1e-10
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("method", ["fe2", "hmm"])
+def test_two_field_law_through_the_couplers(method):
+    """A macro square with T = 0, 1 and c = 0, 1/2 on its left and right sides (no flux
+    across the others): the macro gradients are uniform, (1, 0) and (1/2, 0), and the
+    reactions on the right side are the fluxes of the laminate's across-layer block, for an RVE
+    laminate (FE², fractions 0.3/0.7) and for layered sampling domains (HMM, equal layers),
+    to 1e-10."""
+    bcs = [FieldBC("T", "left", 0.0), FieldBC("T", "right", 1.0)]
+    bcs += [FieldBC("c", "left", 0.0), FieldBC("c", "right", 0.5)]
+    macro = rectangle(COMM, (1.0, 1.0), (3, 3))
+    if method == "fe2":
+        fractions = FRACTIONS
+        laws = {"phase0": PHASES[0], "phase1": PHASES[1]}
+        rve = lambda c: laminate(c, 2, fractions, h=0.1)  # noqa: E731
+        problem = CoupledFE2Problem(macro, rve, laws, bcs=bcs)
+    else:
+        fractions = np.array([0.5, 0.5])
+        micro = MicroSettings(delta=0.01, eps=0.01, n=8, snap=True)
+        problem = CoupledHMMProblem(macro, layered_laws(*PHASES, 2), micro, bcs=bcs)
+    exact = _laminate_exact(fractions) @ np.array([1.0, 0.0, 0.5, 0.0])
+    with problem:
+        reactions = problem.solve([1.0]).steps[-1].reactions
+    assert reactions["right:T"][0] == pytest.approx(exact[0], rel=1e-10)
+    assert reactions["right:c"][1] == pytest.approx(exact[2], rel=1e-10)
+    assert reactions["left:T"][0] == pytest.approx(-exact[0], rel=1e-10)
 
 
 @dataclass(frozen=True)
