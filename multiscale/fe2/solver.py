@@ -377,13 +377,18 @@ class FE2Problem(ConcurrentCoupling, SolidProblem):
     def _statistics(self) -> None:
         """Micro counts, times and imbalance, and the time split (collective)."""
         stats = self.pool.statistics()
-        self.pool.log_statistics("FE² RVE solves", stats)
+        self.pool.log_statistics("FE² RVE solves in the pool", stats)
         self.result.micro = stats.to_dict()
         # every RVE solve, the one of linear phases (outside the pool) included
         solves = self.micro.rve_solves if self.pool.micro_comm.rank == 0 else 0
         self.result.micro["solves_total"] = self.comm.allreduce(solves, op=MPI.SUM)
         base = getattr(self, "_counters", {})  # the run before a restart
         self.result.micro["solves_total"] += base.get("solves_total", 0)
+        log.info(
+            "FE² RVE solves in all: %d (one-time solves of linear phases and earlier runs "
+            "included)",
+            self.result.micro["solves_total"],
+        )
         if isinstance(self.micro, SurrogateMicroModel):
             self.result.micro["surrogate"] = self.micro.statistics()
         t = dict(self.newton.timings)
