@@ -204,6 +204,10 @@ def test_bad_input_is_one_line_errors(comm):
         )
     with pytest.raises(ValueError, match="all phases of a coupled cell must share fields"):
         layered_laws(POLYMER, HEATED[0], 2)
+    with pytest.raises(ValueError, match="component of u on 'left' must be an index"):
+        FieldBC("u", "left", 0.0, component=-1)
+    with pytest.raises(ValueError, match="phi on 'top' is not a number: 'high'"):
+        FieldBC("phi", "top", "high")
     two_of_three = MultiFieldCoefficient((POLYMER, PZT), lambda x, y: [1.0], 2)
     with pytest.raises(ValueError, match="weights returned 1 values for 2 laws"):
         CoupledHMMProblem(macro, two_of_three, settings(), bcs=phi)

@@ -70,6 +70,22 @@ class FieldBC:
     value: float | tuple[float, ...] = 0.0
     component: int | None = None
 
+    def __post_init__(self) -> None:
+        for key in ("field", "boundary"):
+            if not isinstance(getattr(self, key), str):
+                raise TypeError(f"FieldBC {key} must be a name, got {getattr(self, key)!r}")
+        c = self.component
+        if c is not None and (isinstance(c, bool) or not isinstance(c, int | np.integer) or c < 0):
+            raise ValueError(f"component of {self.field} on {self.boundary!r} must be an index")
+        try:
+            value = np.asarray(self.value, dtype=float)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"{self.field} on {self.boundary!r} is not a number: {self.value!r}"
+            ) from None
+        if value.ndim > 1 or not np.all(np.isfinite(value)):
+            raise ValueError(f"{self.field} on {self.boundary!r} is not finite: {self.value!r}")
+
 
 def macro_parameters(
     rule: QuadratureRule, names: Sequence[str], specs: Mapping[str, ParameterSpec]
