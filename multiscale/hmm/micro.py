@@ -50,6 +50,15 @@ needs no Newton iteration: at :math:`G = 0`, :math:`w = 0` the coefficient is ch
 stiffness assembled into the solver's matrix and factorized by the same KSP; the tangent *is*
 the effective tensor :math:`A^{HMM}(x_q)` and :math:`Q = A^{HMM} G`.
 
+Multi-field laws.  For a :class:`~multiscale.hmm.coefficients.MultiFieldCoefficient` the unknown
+holds every field of the law in one Lagrange space, :math:`\nabla` above is the packed
+generalized gradient (:func:`~multiscale.physics.coupled.packed_gradient`: Voigt strains,
+gradients by components) and :math:`G`, :math:`T` are packed alike; the law is linear, so one
+factorization serves the :math:`m` correctors of the unit gradients and one corrector per macro
+parameter :math:`\theta_k` (right-hand side :math:`-\int_Y q(x, y, 0, e_k)\cdot\bar g(v)`),
+whose averaged flux is the column :math:`p_k(x_q)` of :math:`Q = \mathbb M G + p\,\theta`.
+Such laws need not be definite (a piezoelectric enthalpy is not): only NaNs are refused.
+
 Micro-solver role.  :class:`MicroModel` (the name of FE²'s counterpart) holds the
 :class:`~multiscale.coupling.MicroPool`, one :class:`SamplingProblem` on its micro communicator
 and, for a nonlinear coefficient, the fluctuation of every point of the group: the trial one
