@@ -50,7 +50,7 @@ from multiscale.mesh.macro import MacroMesh
 from multiscale.physics.coupled import Field, packed_gradient
 
 from .quadrature import QuadratureRule
-from .solid import ComponentsBC, SolidProblem, Traction
+from .solid import ComponentsBC, SolidProblem, Traction, default_macro_options
 
 __all__ = ["FieldBC", "MultiFieldMacroProblem", "macro_parameters"]
 
@@ -130,7 +130,8 @@ class MultiFieldMacroProblem(SolidProblem):
         Macro values of the laws' parameters at load factor 1, scaled with it: a number or a
         function of the coordinates ``x`` (shape ``(d, n)``) per name; absent ones are zero.
     petsc_options_prefix, petsc_options, defaults, max_cuts:
-        Of :class:`~multiscale.coupling.solid.SolidProblem`.
+        Of :class:`~multiscale.coupling.solid.SolidProblem` (``defaults``: the Newton options,
+        :func:`~multiscale.coupling.solid.default_macro_options` if ``None``).
 
     Collective on ``macro.mesh.comm``; frees its PETSc objects in :meth:`destroy`.
     """
@@ -153,6 +154,7 @@ class MultiFieldMacroProblem(SolidProblem):
         defaults: Mapping[str, Any] | None = None,
         max_cuts: int = 6,
     ) -> None:
+        defaults = default_macro_options() if defaults is None else defaults
         self.micro = micro
         if hasattr(micro, "destroy"):
             self._own(micro)

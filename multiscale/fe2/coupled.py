@@ -24,7 +24,6 @@ from multiscale.mesh.macro import MacroMesh
 from multiscale.physics.coupled import as_multifield, fields_of
 
 from .micro import CellSource, as_cell_mesh
-from .solver import default_macro_options
 
 __all__ = ["CoupledFE2Problem", "FieldBC", "LinearCellModel"]  # FieldBC: of the shared base
 
@@ -102,5 +101,4 @@ class CoupledFE2Problem(MultiFieldMacroProblem):
         **kwargs: Any,
     ) -> None:
         micro = LinearCellModel(cell, materials, macro.mesh.comm, cell_options)
-        kwargs.setdefault("defaults", default_macro_options())
         super().__init__(macro, micro, **kwargs)

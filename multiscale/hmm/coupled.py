@@ -32,7 +32,7 @@ from mpi4py import MPI
 
 from multiscale.coupling import MicroPool, QuadratureRule
 from multiscale.coupling.multifield import FieldBC, MultiFieldMacroProblem, ParameterSpec
-from multiscale.coupling.solid import Traction, default_macro_options
+from multiscale.coupling.solid import Traction
 from multiscale.mesh.macro import MacroMesh
 from multiscale.nonlinear import CollectiveError, PETScOwner, agree
 
@@ -238,7 +238,6 @@ class CoupledHMMProblem(MultiFieldMacroProblem):
             parameters=parameters,
             petsc_options_prefix=petsc_options_prefix,
             petsc_options=petsc_options,
-            defaults=default_macro_options(),
             max_cuts=max_cuts,
         )
 
@@ -289,5 +288,4 @@ class CoupledDNSProblem(MultiFieldMacroProblem):
             parameters=parameters,
             petsc_options_prefix=petsc_options_prefix,
             petsc_options=petsc_options,
-            defaults=default_macro_options(),
         )
